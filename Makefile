@@ -1,0 +1,46 @@
+# codesign: every target creates the virtual environment first when it is missing.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+BUILD  ?= build
+MODEL  ?= diracdeltanet
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-all bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+# ---- demo: DiracDeltaNet W4A4 on scikit-learn's digits -------------------------------------
+DEMO := $(BUILD)/demo-$(MODEL)
+
+$(DEMO)/model.pt: $(STAMP)
+	$(BIN)/codesign train --model $(MODEL) --dataset digits --preset digits -o $@
+
+$(DEMO)/model.ir: $(DEMO)/model.pt
+	$(BIN)/codesign export $< -o $@ --qonnx $(DEMO)/model.qonnx.onnx
+
+demo: $(DEMO)/model.ir
+	$(BIN)/codesign summary --ir $<
+	$(BIN)/codesign golden --ir $< --dataset digits
+	$(BIN)/codesign compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
+
+# ---- tests and benchmarks --------------------------------------------------------------------
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m '' $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/golden_vs_torch.py
+
+clean:
+	rm -rf $(BUILD)

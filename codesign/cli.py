@@ -1,0 +1,181 @@
+"""The `codesign` command: one sub-command per stage of the flow.
+
+Every user-facing failure is a CodesignError (or an OS error such as a missing file) and is
+printed as one line with a non-zero exit; `--debug` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import CodesignError
+
+EXIT_USER_ERROR = 2
+
+
+def _model_config_from_args(args: argparse.Namespace) -> dict:
+    return {"model": args.model, "num_classes": args.classes, "width": args.width, "resolution": args.resolution,
+            "quant": {"weight_bits": args.weight_bits, "act_bits": args.act_bits,
+                      "first_weight_bits": args.first_bits, "fc_weight_bits": args.fc_bits}}
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    if args.ir:
+        from .graph import load
+        from .graph.stats import format_graph_summary
+
+        print(format_graph_summary(load(args.ir)))
+        return
+    from .models import build_model
+    from .models.summary import count_params, format_summary, summarize
+
+    if args.checkpoint:
+        from .train.checkpoint import load_checkpoint
+
+        model, _ = load_checkpoint(args.checkpoint)
+    else:
+        model = build_model(_model_config_from_args(args), quantize=False)
+    res = model.config["resolution"]
+    title = (f"{model.config['model']}: {res}×{res} input, {model.config['num_classes']} classes, "
+             f"width {model.config['width']}")
+    print(format_summary(summarize(model, res), count_params(model), title))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train.trainer import run_from_args
+
+    run_from_args(args)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .graph import save
+    from .quant import export_model
+    from .train.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(args.checkpoint)
+    if not model.config.get("quant", {}).get("quantize", True):
+        raise CodesignError(f"{args.checkpoint}: is a float checkpoint; export needs the QAT checkpoint")
+    graph = export_model(model, name=args.name)
+    path = save(graph, args.output)
+    print(f"wrote {path} ({len(graph.layers)} layers)")
+    if args.qonnx:
+        from .quant.qonnx_export import export_qonnx
+
+        print(f"wrote {export_qonnx(model, args.qonnx, model.config['resolution'])} (QONNX)")
+
+
+def _load_images(args: argparse.Namespace, resolution: int):
+    from .data import load_dataset
+
+    if args.dataset:
+        data = load_dataset(args.dataset, resolution, args.split)
+        return data.images, data.labels, data.class_names
+    from .data.classification import load_image_files
+
+    images = load_image_files(args.images, resolution)
+    return images, None, None
+
+
+def cmd_golden(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .golden import GoldenModel
+    from .graph import load
+
+    graph = load(args.ir)
+    golden = GoldenModel(graph)
+    images, labels, classes = _load_images(args, golden.input_shape[0])
+    top1 = golden.predict(images)
+    if args.images:
+        for name, p in zip(args.images, top1):
+            label = (graph.meta.get("class_names") or [None] * (p + 1))[p]
+            print(f"{name}: class {p}" + (f" ({label})" if label else ""))
+    if labels is not None:
+        print(f"golden model top-1 on {len(labels)} images: {100 * float(np.mean(top1 == labels)):.2f} %")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .graph import load
+    from .quant.compare import compare
+    from .train.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(args.checkpoint)
+    graph = load(args.ir)
+    data = load_dataset(args.dataset, graph.tensors[graph.input].shape[0], args.split)
+    report = compare(model, graph, data.images, data.labels)
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.__dict__, indent=1, sort_keys=True))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("summary", help="layers, parameters and MACs of a model, checkpoint or IR")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--ir", help="an exported IR file")
+    src.add_argument("--checkpoint", help="a training checkpoint")
+    s.add_argument("--model", default="diracdeltanet")
+    s.add_argument("--classes", type=int, default=1000)
+    s.add_argument("--width", type=float, default=1.0)
+    s.add_argument("--resolution", type=int, default=224)
+    s.add_argument("--weight-bits", type=int, default=4)
+    s.add_argument("--act-bits", type=int, default=4)
+    s.add_argument("--first-bits", type=int, default=8, help="weight bits of the first conv")
+    s.add_argument("--fc-bits", type=int, default=8, help="weight bits of the classifier")
+    s.set_defaults(func=cmd_summary)
+
+    from .train.trainer import add_train_arguments
+
+    t = sub.add_parser("train", help="float pre-training then QAT; writes a checkpoint")
+    add_train_arguments(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="QAT checkpoint → integer IR (and optionally QONNX)")
+    e.add_argument("checkpoint")
+    e.add_argument("-o", "--output", required=True, help="IR file to write (.ir)")
+    e.add_argument("--qonnx", help="also write the Brevitas model as QONNX to this path")
+    e.add_argument("--name", help="graph name (default: the model name)")
+    e.set_defaults(func=cmd_export)
+
+    def add_data_args(q: argparse.ArgumentParser, images: bool) -> None:
+        grp = q.add_mutually_exclusive_group(required=True)
+        grp.add_argument("--dataset", help="'digits' or an ImageFolder-style directory")
+        if images:
+            grp.add_argument("--images", nargs="+", help="image files to classify")
+        q.add_argument("--split", default="test", choices=["train", "test"])
+
+    gd = sub.add_parser("golden", help="run the bit-exact integer golden model: predictions, top-1")
+    gd.add_argument("--ir", required=True)
+    add_data_args(gd, images=True)
+    gd.set_defaults(func=cmd_golden)
+
+    c = sub.add_parser("compare", help="agreement of golden and fake-quant models, per layer and top-1")
+    c.add_argument("--checkpoint", required=True)
+    c.add_argument("--ir", required=True)
+    add_data_args(c, images=False)
+    c.add_argument("--json", help="also write the report as JSON")
+    c.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CodesignError, OSError) as e:
+        if args.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"codesign: error: {msg}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Torch + Brevitas model definitions; `build_model` is the one way to construct them."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from .diracdeltanet import DiracBlock, DiracDeltaNet, DiracDownBlock
+from .layers import ModelConfigError, QuantSpec
+
+MODELS = {"diracdeltanet": DiracDeltaNet}
+
+
+def build_model(config: dict[str, Any], quantize: bool | None = None) -> nn.Module:
+    """Build a model from its `config` dict (as stored in checkpoints).
+
+    `quantize` overrides config["quant"]["quantize"] (float pre-training builds the float twin).
+    """
+    cfg = dict(config)
+    name = cfg.pop("model", None)
+    if name not in MODELS:
+        raise ModelConfigError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
+    quant = dict(cfg.pop("quant", {}))
+    if quantize is not None:
+        quant["quantize"] = quantize
+    try:
+        spec = QuantSpec(**quant)
+    except TypeError as e:
+        raise ModelConfigError(f"bad quantization settings: {e}") from None
+    if "stage_blocks" in cfg:
+        cfg["stage_blocks"] = tuple(cfg["stage_blocks"])
+    try:
+        return MODELS[name](spec=spec, **cfg)
+    except TypeError as e:
+        raise ModelConfigError(f"bad {name} settings: {e}") from None
+
+
+__all__ = ["DiracBlock", "DiracDeltaNet", "DiracDownBlock", "MODELS", "ModelConfigError", "QuantSpec", "build_model"]
