@@ -1,0 +1,131 @@
+"""The one hardware configuration: engine parameters + board, saved and loaded as YAML.
+
+It drives the HLS templates, the Tcl, the packing of weights and feature maps, the scheduler and
+the estimator, so they cannot disagree (TVM-VTA's idea).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import CodesignError
+
+BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+BUS_WIDTHS = (64, 128)
+
+
+class HardwareConfigError(CodesignError):
+    """A hardware configuration that is inconsistent or unknown."""
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    part: str
+    family: str  # "zynqmp" (Zynq UltraScale+) or "zynq7" (Zynq-7000): picks the block-design template
+    clock_mhz: float
+    lut: int
+    ff: int
+    bram36: int
+    uram: int
+    dsp: int
+    ddr_gbps: float  # sustained DDR bandwidth the engine can expect, GB/s
+    hp_ports: tuple[str, ...]  # PS slave ports the engine's AXI masters connect to
+    pynq_board: str = ""
+
+    @classmethod
+    def load(cls, name: str) -> "Board":
+        path = BOARDS_DIR / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.yaml")))
+            raise HardwareConfigError(f"unknown board '{name}' (known: {known})")
+        data = yaml.safe_load(path.read_text())
+        try:
+            data["hp_ports"] = tuple(data["hp_ports"])
+            return cls(**data)
+        except (TypeError, KeyError) as e:
+            raise HardwareConfigError(f"{path}: malformed board file ({e})") from None
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    board: str = "ultra96v2"
+    pi: int = 32
+    po: int = 32
+    act_bits: int = 4
+    weight_bits: int = 8
+    acc_bits: int = 32
+    bus_bits: int = 128
+    max_channels: int = 1024
+    max_width: int = 224
+    max_line: int = 224 * 64
+    max_weights: int = 512 * 1024
+    clock_mhz: float = 250.0
+
+    def __post_init__(self) -> None:
+        for name in ("pi", "po", "max_channels", "max_width", "max_line", "max_weights"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v <= 0:
+                raise HardwareConfigError(f"{name}={v!r} must be a positive integer")
+        if self.bus_bits not in BUS_WIDTHS:
+            raise HardwareConfigError(f"bus_bits={self.bus_bits} must be one of {BUS_WIDTHS}")
+        for name in ("act_bits", "weight_bits"):
+            # Packed values must tile a bus word exactly, so no value straddles two words.
+            if getattr(self, name) not in (2, 4, 8):
+                raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be 2, 4 or 8")
+        if not 16 <= self.acc_bits <= 32:
+            raise HardwareConfigError(f"acc_bits={self.acc_bits} must be 16..32")
+        if self.clock_mhz <= 0:
+            raise HardwareConfigError(f"clock_mhz={self.clock_mhz} must be positive")
+
+    # ---- derived quantities used by templates, packing and scheduler ----
+    @property
+    def lanes(self) -> int:
+        return self.bus_bits // self.act_bits
+
+    @property
+    def lanes_in8(self) -> int:
+        return self.bus_bits // 8
+
+    @property
+    def lanes_w(self) -> int:
+        return self.bus_bits // self.weight_bits
+
+    def board_info(self) -> Board:
+        return Board.load(self.board)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> "HardwareConfig":
+        return replace(self, **changes)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=True))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "HardwareConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise HardwareConfigError(f"unknown hardware config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HardwareConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise HardwareConfigError(f"{path}: no such hardware config")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise HardwareConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise HardwareConfigError(f"{path}: expected a mapping of hardware parameters")
+        return cls.from_dict(data)

@@ -1,0 +1,44 @@
+"""The engine's layer descriptor: the one definition of its fields, flags and word layout.
+
+The C++ header (`descriptor.h`), the driver's packing and docs/engine.md all follow this list, so
+adding or reordering a field here is the only edit needed.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import CodesignError
+
+# Field order is the word order in the descriptor table (one 32-bit word each).
+FIELDS: tuple[str, ...] = (
+    "flags", "in_addr", "in_h", "in_w", "in_cbuf", "in_rot", "cin",
+    "out_addr", "out_cbuf", "out_rot", "cout", "w_addr", "q_addr", "shift", "act_max", "reserved",
+)
+FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4}
+WORDS = len(FIELDS)
+
+
+def flag_bits(*names: str) -> int:
+    return sum(1 << FLAGS[n] for n in names)
+
+
+def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] = FIELDS) -> np.ndarray:
+    """Descriptor table as uint32 words; every field must be given (reserved defaults to 0)."""
+    table = np.zeros((len(descriptors), len(fields)), dtype=np.uint32)
+    for i, d in enumerate(descriptors):
+        unknown = set(d) - set(fields)
+        if unknown:
+            raise CodesignError(f"descriptor {i}: unknown fields {sorted(unknown)}")
+        for j, name in enumerate(fields):
+            v = int(d.get(name, 0)) if name == "reserved" else int(d[name])
+            if not 0 <= v < 1 << 32:
+                raise CodesignError(f"descriptor {i}: field {name}={v} does not fit 32 bits")
+            table[i, j] = v
+    return table.reshape(-1)
+
+
+def decode(words: np.ndarray, fields: tuple[str, ...] = FIELDS) -> list[dict[str, int]]:
+    rows = np.asarray(words, dtype=np.uint32).reshape(-1, len(fields))
+    return [{name: int(v) for name, v in zip(fields, row)} for row in rows]

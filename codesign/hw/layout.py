@@ -1,0 +1,107 @@
+"""Bit-level layout of feature maps, weights and requant constants in the engine's memories.
+
+Follows docs/engine.md: values are packed lowest bits first into little-endian bus words, so a
+word's bytes are simply the packed values in slot order. Feature maps are HWC with each pixel
+padded to whole words; weights are [Cout][Cin] with each row padded to whole words.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def words_per_pixel(cbuf: int, store_bits: int, bus_bits: int) -> int:
+    lanes = bus_bits // store_bits
+    return -(-cbuf // lanes)
+
+
+def fmap_words(h: int, w: int, cbuf: int, store_bits: int, bus_bits: int) -> int:
+    return h * w * words_per_pixel(cbuf, store_bits, bus_bits)
+
+
+def _pack_slots(values: np.ndarray, bits: int) -> np.ndarray:
+    """(..., slots) unsigned values < 2^bits → (..., slots*bits/8) bytes, lowest slot in lowest bits."""
+    per_byte = 8 // bits
+    v = values.astype(np.uint8).reshape(*values.shape[:-1], -1, per_byte)
+    shifts = (np.arange(per_byte, dtype=np.uint8) * bits).astype(np.uint8)
+    return np.bitwise_or.reduce(v << shifts, axis=-1).astype(np.uint8)
+
+
+def _unpack_slots(data: np.ndarray, bits: int, slots: int) -> np.ndarray:
+    per_byte = 8 // bits
+    shifts = (np.arange(per_byte, dtype=np.uint8) * bits).astype(np.uint8)
+    v = (data[..., None] >> shifts) & ((1 << bits) - 1)
+    return v.reshape(*data.shape[:-1], -1)[..., :slots].astype(np.uint8)
+
+
+def _pad_last(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[-1] == size:
+        return a
+    out = np.zeros(a.shape[:-1] + (size,), dtype=a.dtype)
+    out[..., : a.shape[-1]] = a
+    return out
+
+
+def pack_fmap(values: np.ndarray, store_bits: int, bus_bits: int) -> np.ndarray:
+    """(H, W, Cbuf) unsigned integers → bytes of H·W·wpp bus words."""
+    h, w, c = values.shape
+    if values.size and int(values.max()) >= 1 << store_bits:
+        raise ValueError(f"feature map value {int(values.max())} does not fit {store_bits} bits")
+    slots = words_per_pixel(c, store_bits, bus_bits) * (bus_bits // store_bits)
+    return _pack_slots(_pad_last(values.reshape(h * w, c), slots), store_bits).reshape(-1)
+
+
+def unpack_fmap(data: np.ndarray, h: int, w: int, cbuf: int, store_bits: int, bus_bits: int) -> np.ndarray:
+    """Inverse of pack_fmap: bytes → (H, W, Cbuf) uint8."""
+    nbytes = words_per_pixel(cbuf, store_bits, bus_bits) * bus_bits // 8
+    return _unpack_slots(np.asarray(data, dtype=np.uint8).reshape(h * w, nbytes), store_bits, cbuf).reshape(h, w, cbuf)
+
+
+def view_channels(cbuf: int, rot: int, n: int) -> np.ndarray:
+    """Physical channel of each logical channel j of a view: (rot + j) mod cbuf."""
+    return (rot + np.arange(n)) % cbuf
+
+
+def weight_row_words(cin: int, weight_bits: int, bus_bits: int) -> int:
+    return -(-cin // (bus_bits // weight_bits))
+
+
+def pack_weights(weight: np.ndarray, weight_bits: int, bus_bits: int) -> np.ndarray:
+    """(Cout, Cin) signed integers → bytes, rows padded to whole words, two's complement."""
+    cout, cin = weight.shape
+    lim = 1 << (weight_bits - 1)
+    if weight.size and (int(weight.min()) < -lim or int(weight.max()) >= lim):
+        raise ValueError(f"weights do not fit {weight_bits} signed bits")
+    slots = weight_row_words(cin, weight_bits, bus_bits) * (bus_bits // weight_bits)
+    unsigned = (weight.astype(np.int64) & ((1 << weight_bits) - 1)).astype(np.uint8)
+    return _pack_slots(_pad_last(unsigned, slots), weight_bits).reshape(-1)
+
+
+REQUANT_WORDS = 2  # words per output channel
+
+
+def pack_requant(mult: np.ndarray, bias: np.ndarray, bus_bits: int) -> np.ndarray:
+    """Per channel two words: word0 = M (int32) | B[31:0]; word1 = B[63:32] (docs/engine.md)."""
+    n = len(mult)
+    words = np.zeros((n, REQUANT_WORDS, bus_bits // 8), dtype=np.uint8)
+    b = bias.astype(np.int64)
+    words[:, 0, 0:4] = mult.astype("<i4").view(np.uint8).reshape(n, 4)
+    words[:, 0, 4:8] = (b & 0xFFFFFFFF).astype("<u4").view(np.uint8).reshape(n, 4)
+    words[:, 1, 0:4] = (b >> 32).astype("<i4").view(np.uint8).reshape(n, 4)
+    return words.reshape(-1)
+
+
+def unpack_weights(data: np.ndarray, cout: int, cin: int, weight_bits: int, bus_bits: int) -> np.ndarray:
+    """Inverse of pack_weights: bytes → (Cout, Cin) int64."""
+    row_bytes = weight_row_words(cin, weight_bits, bus_bits) * bus_bits // 8
+    u = _unpack_slots(np.asarray(data, dtype=np.uint8)[: cout * row_bytes].reshape(cout, row_bytes), weight_bits, cin)
+    u = u.astype(np.int64)
+    return np.where(u >= 1 << (weight_bits - 1), u - (1 << weight_bits), u)
+
+
+def unpack_requant(data: np.ndarray, n: int, bus_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of pack_requant: bytes → (M, B) int64."""
+    w = np.asarray(data, dtype=np.uint8)[: n * REQUANT_WORDS * bus_bits // 8].reshape(n, REQUANT_WORDS, bus_bits // 8)
+    mult = w[:, 0, 0:4].copy().view("<i4").reshape(n).astype(np.int64)
+    lo = w[:, 0, 4:8].copy().view("<u4").reshape(n).astype(np.int64)
+    hi = w[:, 1, 0:4].copy().view("<i4").reshape(n).astype(np.int64)
+    return mult, (hi << 32) | lo

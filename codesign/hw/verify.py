@@ -1,0 +1,106 @@
+"""Bit-exact comparison of an engine implementation against the golden model, per call and end to end.
+
+An executor is any function (descriptor table, wmem, fmem) → fmem: the functional simulator, the
+C-simulation library, or the driver's device. On a mismatch the report names the first call,
+layer, channel and pixel that differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..golden import run as golden_run
+from ..graph import Graph
+from . import descriptor
+from .memory import initial_fmem, read_tensor
+from .scheduler import Schedule
+
+Executor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class Mismatch:
+    call: str
+    layers: list[str]
+    tensor: str
+    channel: int
+    pixel: tuple[int, int]
+    expected: int
+    got: int
+    differing: int  # number of differing values in this tensor
+
+    def __str__(self) -> str:
+        return (f"MISMATCH in call '{self.call}' (layers {', '.join(self.layers)}): tensor '{self.tensor}' "
+                f"channel {self.channel} pixel (h={self.pixel[0]}, w={self.pixel[1]}): expected {self.expected}, "
+                f"got {self.got} ({self.differing} values differ)")
+
+
+@dataclass
+class VerifyReport:
+    calls_checked: int = 0
+    values_checked: int = 0
+    mismatch: Mismatch | None = None
+    logits_equal: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch is None and self.logits_equal is not False
+
+
+def first_mismatch(expected: np.ndarray, got: np.ndarray) -> tuple[int, int, int, int, int, int] | None:
+    """(h, w, c, expected, got, count) of the first differing value in HWC order, or None."""
+    diff = expected.astype(np.int64) != got.astype(np.int64)
+    if not diff.any():
+        return None
+    h, w, c = (int(i) for i in np.argwhere(diff)[0])
+    return h, w, c, int(expected[h, w, c]), int(got[h, w, c]), int(diff.sum())
+
+
+def verify(schedule: Schedule, graph: Graph, image: np.ndarray, executor: Executor, per_call: bool = True,
+           progress: Callable[[Iterable], Iterable] = lambda it: it) -> VerifyReport:
+    """Run one frame through `executor`, call by call (per_call) or as one table, against golden."""
+    logits, trace = golden_run(graph, image[None], trace=True)
+    report = VerifyReport()
+    fmem = initial_fmem(schedule, image)
+    table = schedule.descriptor_table
+    width = len(descriptor.FIELDS)
+
+    def check(call_index: int) -> bool:
+        call = schedule.calls[call_index]
+        tensor = call.output
+        source = tensor if tensor in trace else call.input  # a copy call holds its input's values
+        got = read_tensor(schedule, fmem, tensor)
+        report.calls_checked += 1
+        report.values_checked += got.size
+        found = first_mismatch(trace[source][0], got)
+        if found:
+            h, w, c, e, g, n = found
+            report.mismatch = Mismatch(call.name, call.layers, tensor, c, (h, w), e, g, n)
+            return False
+        return True
+
+    if per_call:
+        for i in progress(range(len(schedule.calls))):
+            fmem = executor(table[i * width:(i + 1) * width], schedule.wmem, fmem)
+            if not check(i):
+                return report
+    else:
+        fmem = executor(table, schedule.wmem, fmem)
+        # Buffers are reused in place, so only each tensor's final occupant can be read back: check
+        # the engine output (what the host consumes) and every call output still intact.
+        last = schedule.calls.index(next(c for c in schedule.calls if c.output == schedule.engine_output))
+        if not check(last):
+            return report
+    report.logits_equal = bool(np.array_equal(run_host(schedule, graph, read_tensor(schedule, fmem, schedule.engine_output)),
+                                              logits[0]))
+    return report
+
+
+def run_host(schedule: Schedule, graph: Graph, engine_output: np.ndarray) -> np.ndarray:
+    """The host layers (pool, FC, …) on the engine's output, exactly as the golden model runs them."""
+    from ..golden import GoldenModel
+
+    return GoldenModel(graph).run_from(schedule.engine_output, engine_output[None])[0]

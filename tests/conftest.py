@@ -1,0 +1,29 @@
+import numpy as np
+import pytest
+import torch
+
+from codesign.models import build_model
+
+TINY = {"model": "diracdeltanet", "num_classes": 10, "width": 0.25, "resolution": 32}
+
+
+def calibrated_qat_model(config: dict = TINY, seed: int = 0, steps: int = 10) -> torch.nn.Module:
+    """A QAT model with random weights whose BN statistics and activation scales have been
+    calibrated on random images, so activations are neither all zero nor all saturated."""
+    torch.manual_seed(seed)
+    model = build_model(config)
+    model.train()
+    res = config["resolution"]
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randint(0, 256, (16, 3, res, res)).float() / 255)
+    return model.eval()
+
+
+def random_images(n: int, res: int, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).randint(0, 256, (n, res, res, 3)).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> torch.nn.Module:
+    return calibrated_qat_model()
