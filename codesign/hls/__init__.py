@@ -1,0 +1,1 @@
+"""HLS back end: the engine project (C++ sources, testbench, Tcl) and the vendor tool flow."""
