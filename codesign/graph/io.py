@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,8 @@ def load(path: str | Path) -> Graph:
             graph = _from_json(path, doc, zf, names)
     except IRError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as e:
+    # A damaged deflate stream raises zlib.error, a damaged compression-method field NotImplementedError.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, NotImplementedError) as e:
         raise IRError(f"{path}: corrupt IR file ({e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IRError(f"{path}: corrupt graph.json ({e})") from None
