@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 BUILD  ?= build
 MODEL  ?= diracdeltanet
+BOARD  ?= ultra96v2
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo compile csim bitstream test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
@@ -27,10 +28,24 @@ $(DEMO)/model.pt: $(STAMP)
 $(DEMO)/model.ir: $(DEMO)/model.pt
 	$(BIN)/codesign export $< -o $@ --qonnx $(DEMO)/model.qonnx.onnx
 
+# ---- hardware: the trained default model → HLS project → C-sim / vendor tools -------------
+PROJECT := $(BUILD)/$(MODEL)-$(BOARD)
+
+compile: $(DEMO)/model.ir
+	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
+
+csim: compile
+	$(BIN)/codesign csim --project $(PROJECT)
+
+bitstream: compile
+	$(BIN)/codesign bitstream --project $(PROJECT)
+
 demo: $(DEMO)/model.ir
 	$(BIN)/codesign summary --ir $<
 	$(BIN)/codesign golden --ir $< --dataset digits
 	$(BIN)/codesign compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
+	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
+	$(BIN)/codesign csim --project $(PROJECT)
 
 # ---- tests and benchmarks --------------------------------------------------------------------
 test: $(STAMP)
@@ -41,6 +56,7 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/golden_vs_torch.py
+	$(BIN)/python bench/csim.py
 
 clean:
 	rm -rf $(BUILD)

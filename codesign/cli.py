@@ -111,6 +111,42 @@ def cmd_compare(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(report.__dict__, indent=1, sort_keys=True))
 
 
+def _hw_for(args: argparse.Namespace, graph):
+    from .hw.config import Board, HardwareConfig
+    from .hw.scheduler import sized_for
+
+    if args.hw:
+        hw = HardwareConfig.load(args.hw)
+        return hw if args.board is None else hw.with_(board=args.board)
+    board = Board.load(args.board or "ultra96v2")
+    return sized_for(graph, HardwareConfig(board=board.name, clock_mhz=min(250.0, board.clock_mhz)))
+
+
+def cmd_compile(args: argparse.Namespace) -> None:
+    from .graph import load
+    from .hls.project import write_project
+
+    graph = load(args.model)
+    project = write_project(graph, _hw_for(args, graph), args.output, args.name)
+    s = project.schedule
+    print(f"wrote {project.path}: {len(s.calls)} engine calls, {len(s.buffers)} buffers, "
+          f"{s.wmem.size} weight bytes, host layers: {', '.join(s.host_layers) or 'none'}")
+
+
+def cmd_csim(args: argparse.Namespace) -> None:
+    from .hls.simulate import simulate_project
+
+    report = simulate_project(Path(args.project), per_call=not args.end_to_end_only, testbench=not args.no_testbench)
+    print(report)
+
+
+def cmd_bitstream(args: argparse.Namespace) -> None:
+    from .hls.vendor import run_vendor_flow
+
+    logs = run_vendor_flow(Path(args.project))
+    print(f"vendor flow finished; logs: {', '.join(str(p) for p in logs.values())}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -161,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(c, images=False)
     c.add_argument("--json", help="also write the report as JSON")
     c.set_defaults(func=cmd_compare)
+
+    cp = sub.add_parser("compile", help="integer IR → complete HLS/Vivado project (sources, weights, schedule, Tcl)")
+    cp.add_argument("--model", required=True, help="IR file (from `codesign export`)")
+    cp.add_argument("--board", help="board name (boards/*.yaml); default ultra96v2")
+    cp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
+    cp.add_argument("--name", help="project name (default: the graph name)")
+    cp.add_argument("-o", "--output", required=True, help="project directory to write")
+    cp.set_defaults(func=cmd_compile)
+
+    cs = sub.add_parser("csim", help="C-simulate a compiled project bit for bit against the golden model")
+    cs.add_argument("--project", required=True)
+    cs.add_argument("--end-to-end-only", action="store_true", help="skip the per-call check")
+    cs.add_argument("--no-testbench", action="store_true", help="skip the stand-alone C++ testbench")
+    cs.set_defaults(func=cmd_csim)
+
+    bs = sub.add_parser("bitstream", help="run Vitis HLS and Vivado on a compiled project (.bit + .hwh)")
+    bs.add_argument("--project", required=True)
+    bs.set_defaults(func=cmd_bitstream)
     return p
 
 

@@ -68,6 +68,11 @@ class Call:
     shift: bool = False
     descriptor: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def is_copy(self) -> bool:
+        """A pass-through call inserted by placement; its output is not an IR tensor."""
+        return not self.layers
+
 
 @dataclass
 class Schedule:
@@ -357,7 +362,7 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
         d = {"flags": descriptor.flag_bits(*flags), "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
              "in_cbuf": bin_.cbuf, "in_rot": vin.rot, "cin": vin.n, "out_addr": bout.addr,
              "out_cbuf": bout.cbuf, "out_rot": vout.rot, "cout": vout.n, "w_addr": 0, "q_addr": 0,
-             "shift": 0, "act_max": (1 << graph.tensors[c.output].bits) - 1}
+             "shift": 0, "act_max": (1 << graph.tensors[c.input if c.is_copy else c.output].bits) - 1}
         if c.conv:
             conv = graph.layer(c.conv)
             d["w_addr"] = put(layout.pack_weights(conv.params["weight"], hw.weight_bits, hw.bus_bits))

@@ -1,0 +1,135 @@
+"""Write the complete HLS/Vivado project for one model and one hardware config.
+
+Layout of the output directory (all deterministic: same inputs, same bytes):
+
+    README.md        how to build it
+    hw.yaml          the hardware config
+    model.ir         the integer IR it was compiled from
+    schedule.json    buffers, views, engine calls with their descriptors, host layers
+    data/            desc.bin (descriptor table), wmem.bin (weights + requant in the engine's layout)
+    src/             the engine: generated config.h, descriptor.h, codesign_engine.cpp + the template headers
+    csim/            csim_api.cpp, the ctypes entry of the C-simulation
+    tb/              testbench.cpp and vectors/ for one frame (input, expected memory, regions)
+    vitis_hls.tcl    C-sim / synthesis / IP export;  vivado.tcl: block design → .bit + .hwh
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from ..golden import run as golden_run
+from ..graph import Graph, save
+from ..hw import descriptor
+from ..hw.config import HardwareConfig
+from ..hw.memory import initial_fmem, read_tensor, write_tensor
+from ..hw.scheduler import Schedule, schedule
+from .names import safe_identifier
+from .tcl import render_tcl
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
+TOP = "codesign_engine"
+
+
+@dataclass
+class Project:
+    path: Path
+    name: str
+    schedule: Schedule
+    graph: Graph
+    image: np.ndarray  # the frame the testbench vectors were made from
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+def test_image(graph: Graph) -> np.ndarray:
+    """A deterministic frame for the testbench vectors, seeded by the model's identity."""
+    seed = int.from_bytes(hashlib.sha256(graph.name.encode() + str(len(graph.layers)).encode()).digest()[:4], "little")
+    return np.random.RandomState(seed).randint(0, 256, graph.tensors[graph.input].shape).astype(np.uint8)
+
+
+def hw_context(hw: HardwareConfig) -> dict:
+    return {**hw.to_dict(), "lanes": hw.lanes, "lanes_in8": hw.lanes_in8, "lanes_w": hw.lanes_w}
+
+
+def expected_fmem(sched: Schedule, graph: Graph, image: np.ndarray
+                  ) -> tuple[np.ndarray, list[str], list[np.ndarray]]:
+    """The memory a correct engine leaves after the whole table, the tensors still intact in it,
+    and each call's expected output values.
+
+    Built by replaying every call's golden output into its view, in call order; buffers reused in
+    place keep only their last occupants, which are the tensors listed.
+    """
+    _, trace = golden_run(graph, image[None], trace=True)
+    fmem = initial_fmem(sched, image)
+    per_call = []
+    for call in sched.calls:
+        source = call.output if call.output in trace else call.input  # a copy holds its input's values
+        per_call.append(trace[source][0])
+        write_tensor(sched, fmem, call.output, per_call[-1])
+    intact = [c.output for c, v in zip(sched.calls, per_call) if np.array_equal(read_tensor(sched, fmem, c.output), v)]
+    return fmem, intact, per_call
+
+
+def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) -> None:
+    vec.mkdir(parents=True, exist_ok=True)
+    sched.descriptor_table.astype("<u4").tofile(vec / "desc.bin")
+    sched.wmem.tofile(vec / "wmem.bin")
+    initial_fmem(sched, image).tofile(vec / "fmem_in.bin")
+    expected, intact, per_call = expected_fmem(sched, graph, image)
+    expected.tofile(vec / "expected.bin")
+    np.concatenate([v.reshape(-1) for v in per_call]).astype(np.uint8).tofile(vec / "expected_calls.bin")
+
+    def region(label: str, tensor: str) -> str:
+        # name, word address, H, W, Cbuf, rot, n, store bits (the testbench's region format)
+        v = sched.views[tensor]
+        b = sched.buffers[v.buffer]
+        return f"{safe_identifier(label)} {b.addr} {b.h} {b.w} {b.cbuf} {v.rot} {v.n} {b.store_bits}"
+
+    (vec / "regions.txt").write_text("".join(region(t, t) + "\n" for t in intact))
+    (vec / "calls.txt").write_text("".join(region(c.name, c.output) + "\n" for c in sched.calls))
+
+
+def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None) -> Project:
+    """Schedule `graph` on `hw` and write every file of the project to `out_dir`."""
+    out = Path(out_dir)
+    sched = schedule(graph, hw)
+    pname = safe_identifier(name or graph.name)
+    if out.exists():
+        for sub in ("src", "csim", "tb", "data"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in ("src", "csim", "tb", "data"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    env = _env()
+    ctx = {"hw": hw_context(hw), "project": pname, "top": TOP,
+           "fields": [(f.upper(), i) for i, f in enumerate(descriptor.FIELDS)],
+           "flags": sorted((n, b) for n, b in descriptor.FLAGS.items()),
+           "desc_words": descriptor.WORDS}
+    for template, target in (("engine/config.h.j2", "src/config.h"), ("engine/descriptor.h.j2", "src/descriptor.h"),
+                             ("engine/top.cpp.j2", "src/codesign_engine.cpp"),
+                             ("engine/csim_api.cpp.j2", "csim/csim_api.cpp"),
+                             ("engine/testbench.cpp.j2", "tb/testbench.cpp")):
+        (out / target).write_text(env.get_template(template).render(**ctx))
+    for header in sorted((TEMPLATES / "engine").glob("*.h")):
+        shutil.copyfile(header, out / "src" / header.name)
+    image = test_image(graph)
+    _write_vectors(out / "tb" / "vectors", sched, graph, image)
+    sched.descriptor_table.astype("<u4").tofile(out / "data" / "desc.bin")
+    sched.wmem.tofile(out / "data" / "wmem.bin")
+    (out / "schedule.json").write_text(sched.dumps() + "\n")
+    hw.save(out / "hw.yaml")
+    save(graph, out / "model.ir")
+    sources = ["src/codesign_engine.cpp"] + [f"src/{p.name}" for p in sorted((out / "src").glob("*.h"))]
+    for fname, text in sorted(render_tcl(hw, pname, sources, ["tb/testbench.cpp"], ["src"], out).items()):
+        (out / fname).write_text(text)
+    (out / "README.md").write_text(env.get_template("project_README.md.j2").render(
+        **ctx, calls=len(sched.calls), buffers=len(sched.buffers), fmem_words=sched.fmem_words,
+        wmem_bytes=int(sched.wmem.size), host=sched.host_layers, board=hw.board))
+    return Project(out, pname, sched, graph, image)

@@ -1,0 +1,366 @@
+// The engine: one layer processor that runs a table of descriptors (docs/engine.md).
+//
+// Per descriptor ("call"):
+//
+//   load weights + requant constants (CONV only)
+//   DATAFLOW: read view (PREPOOL) -> MAC array + requant | copy -> POOL -> SHIFT -> write view
+//
+// with hls::stream between the stages. Stages that a call does not use pass their stream on.
+//
+// Config (a struct generated from config.h.j2) provides, as static constexpr int:
+//   PI, PO, A_BITS, W_BITS, ACC_BITS, BUS_BITS, MAX_C, MAX_H, MAX_W, MAX_LINE, MAX_WEIGHTS,
+//   MAX_WTILES, MAX_DESC.
+// descriptor.h (generated from codesign/hw/descriptor.py) provides DESC_WORDS, DESC_<FIELD>
+// word offsets and FLAG_<NAME> bit masks.
+#ifndef CODESIGN_ENGINE_ENGINE_H
+#define CODESIGN_ENGINE_ENGINE_H
+
+#include "conv1x1.h"
+#include "descriptor.h"
+#include "maxpool.h"
+#include "packing.h"
+#include "requant.h"
+#include "shift.h"
+#include "types.h"
+
+#ifndef __SYNTHESIS__
+#include <cstdint>
+#include <cstdio>
+#endif
+
+namespace codesign {
+
+CODESIGN_CSIM_BEGIN
+
+// Bits of an input value on the reader -> MAC stream: the image is 8-bit, activations A-bit.
+constexpr int IN_BITS = 8;
+
+#ifndef __SYNTHESIS__
+// C-simulation only: descriptors the engine rejected (and skipped) since the last reset.
+inline int& csim_rejected() {
+  static int n = 0;
+  return n;
+}
+#endif
+
+template <class C>
+struct engine_t {
+  static constexpr int PI = C::PI, PO = C::PO, A = C::A_BITS, WB = C::W_BITS;
+  static constexpr int BUS = C::BUS_BITS, MAXC = C::MAX_C;
+  static constexpr int MAX_CI_T = ceil_div(MAXC, PI), MAX_CO_T = ceil_div(MAXC, PO);
+  static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
+  static constexpr int MAXT = C::MAX_WTILES;
+  // stream depths between the stages: two pixels in flight
+  static constexpr int IN_DEPTH = 2 * MAX_CI_T, OUT_DEPTH = 2 * MAX_CO_T;
+
+  static_assert(A >= 1 && A <= 8, "act_bits must be in 1..8");
+  static_assert(WB >= 2 && WB <= 16, "weight_bits must be in 2..16");
+  static_assert(BUS % 64 == 0, "bus_bits must be a multiple of 64");
+  static_assert(PI >= 1 && PO >= 1, "MAC array must be non-empty");
+
+  typedef ap_uint<BUS> word_t;
+  typedef vec_t<PI, IN_BITS> in_vec;
+  typedef vec_t<PO, A> out_vec;
+
+  static call_t decode(const ap_uint<32> dw[DESC_WORDS]) {
+    HLS_PRAGMA(INLINE)
+    call_t c;
+    const unsigned flags = dw[DESC_FLAGS].to_uint();
+    c.prepool = flags & FLAG_PREPOOL;
+    c.conv = flags & FLAG_CONV;
+    c.pool = flags & FLAG_POOL;
+    c.shift = flags & FLAG_SHIFT;
+    c.in8 = flags & FLAG_IN8;
+    c.in_addr = dw[DESC_IN_ADDR].to_uint();
+    c.in_h = dw[DESC_IN_H].to_uint();
+    c.in_w = dw[DESC_IN_W].to_uint();
+    c.in_cbuf = dw[DESC_IN_CBUF].to_uint();
+    c.in_rot = dw[DESC_IN_ROT].to_uint();
+    c.cin = dw[DESC_CIN].to_uint();
+    c.out_addr = dw[DESC_OUT_ADDR].to_uint();
+    c.out_cbuf = dw[DESC_OUT_CBUF].to_uint();
+    c.out_rot = dw[DESC_OUT_ROT].to_uint();
+    c.cout = dw[DESC_COUT].to_uint();
+    c.w_addr = dw[DESC_W_ADDR].to_uint();
+    c.q_addr = dw[DESC_Q_ADDR].to_uint();
+    c.shift_s = dw[DESC_SHIFT].to_uint();
+    c.act_max = dw[DESC_ACT_MAX].to_uint();
+    c.h1 = c.prepool ? c.in_h / 2 : c.in_h;
+    c.w1 = c.prepool ? c.in_w / 2 : c.in_w;
+    c.h2 = c.pool ? c.h1 / 2 : c.h1;
+    c.w2 = c.pool ? c.w1 / 2 : c.w1;
+    return c;
+  }
+
+  // 0 when the call fits the hardware, else a code (the engine skips the call). Every value is
+  // read from a uint32 descriptor word, so "negative" means >= 2^31.
+  static int check(const call_t& c) {
+    HLS_PRAGMA(INLINE)
+    if (c.in_h < 1 || c.in_h > C::MAX_H || c.in_w < 1 || c.in_w > C::MAX_W) return 1;
+    if (c.in_cbuf < 1 || c.in_rot < 0 || c.in_rot >= c.in_cbuf) return 2;
+    if (c.cin < 1 || c.cin > c.in_cbuf || c.cin > MAXC) return 3;
+    if (c.out_cbuf < 1 || c.out_rot < 0 || c.out_rot >= c.out_cbuf) return 4;
+    if (c.cout < 1 || c.cout > c.out_cbuf || c.cout > MAXC) return 5;
+    if (c.in_addr < 0 || c.out_addr < 0 || c.w_addr < 0 || c.q_addr < 0) return 6;
+    if (c.conv) {
+      if (ceil_div(c.cin, PI) * ceil_div(c.cout, PO) > MAXT) return 7;
+      if (c.shift_s < 1 || c.shift_s > 46) return 8;
+      if (c.act_max < 0 || c.act_max > (1 << A) - 1) return 9;
+    } else {
+      if (c.cin != c.cout) return 10;
+      if (c.in8 && A < 8) return 11;  // a copy does not requantize: 8-bit values need A = 8
+    }
+    if (c.pool && (c.w1 / 2) * c.cout > C::MAX_LINE) return 12;
+    if (c.shift && c.w2 * c.cout > C::MAX_LINE) return 13;
+    return 0;
+  }
+
+  // Stage 1: read view, PREPOOL; ceil(cin/PI) vectors per pixel of the h1 x w1 grid.
+  static void reader(const word_t* fmem, const call_t c, hls::stream<in_vec>& out) {
+    HLS_PRAGMA(INLINE off)
+    constexpr int NPIX = MAX_CI_T * PI;
+    const view_t view = {c.in_cbuf, c.in_rot, c.cin};
+    const int lanes = c.in8 ? BUS / 8 : BUS / A;
+    const int wpp = ceil_div(c.in_cbuf, lanes);
+    const int nci = ceil_div(c.cin, PI);
+    const int taps = c.prepool ? 4 : 1;
+    ap_uint<IN_BITS> pix[NPIX], tap[NPIX];
+    HLS_PRAGMA(ARRAY_PARTITION variable = pix cyclic factor = PI)
+    HLS_PRAGMA(ARRAY_PARTITION variable = tap cyclic factor = PI)
+  rows:
+    for (int y = 0; y < C::MAX_H; ++y) {
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
+      if (y >= c.h1) break;
+    cols:
+      for (int x = 0; x < C::MAX_W; ++x) {
+        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
+        if (x >= c.w1) break;
+      window:
+        for (int t = 0; t < 4; ++t) {
+          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = 4)
+          if (t >= taps) break;
+          const int iy = c.prepool ? 2 * y + t / 2 : y;
+          const int ix = c.prepool ? 2 * x + t % 2 : x;
+          const int addr = c.in_addr + (iy * c.in_w + ix) * wpp;
+          if (c.in8)
+            read_pixel<BUS, 8, NPIX, IN_BITS>(fmem, addr, view, tap);
+          else
+            read_pixel<BUS, A, NPIX, IN_BITS>(fmem, addr, view, tap);
+        merge:  // PREPOOL: running max over the taps, PI channels per cycle
+          for (int k = 0; k < MAX_CI_T; ++k) {
+            HLS_PRAGMA(PIPELINE II = 1)
+            HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
+            if (k >= nci) break;
+            for (int i = 0; i < PI; ++i) {
+              HLS_PRAGMA(UNROLL)
+              const int j = k * PI + i;
+              if (j < c.cin && (t == 0 || tap[j] > pix[j])) pix[j] = tap[j];
+            }
+          }
+        }
+      emit:
+        for (int k = 0; k < MAX_CI_T; ++k) {
+          HLS_PRAGMA(PIPELINE II = 1)
+          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
+          if (k >= nci) break;
+          in_vec v;
+          for (int i = 0; i < PI; ++i) {
+            HLS_PRAGMA(UNROLL)
+            v.v[i] = k * PI + i < c.cin ? pix[k * PI + i] : ap_uint<IN_BITS>(0);
+          }
+          out.write(v);
+        }
+      }
+    }
+  }
+
+  // Stage 2 without CONV: the pass-through copy (cin == cout), PI-wide to PO-wide vectors.
+  static void copy(hls::stream<in_vec>& in, hls::stream<out_vec>& out, int npix, int ch) {
+    HLS_PRAGMA(INLINE off)
+    const int nci = ceil_div(ch, PI), nco = ceil_div(ch, PO);
+    ap_uint<IN_BITS> x[MAX_CI_T * PI];
+    HLS_PRAGMA(ARRAY_PARTITION variable = x cyclic factor = PI)
+  pixels:
+    for (int px = 0; px < MAX_PIX; ++px) {
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_PIX)
+      if (px >= npix) break;
+    load:
+      for (int k = 0; k < MAX_CI_T; ++k) {
+        HLS_PRAGMA(PIPELINE II = 1)
+        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
+        if (k >= nci) break;
+        const in_vec v = in.read();
+        for (int i = 0; i < PI; ++i) {
+          HLS_PRAGMA(UNROLL)
+          x[k * PI + i] = v.v[i];
+        }
+      }
+    store:
+      for (int k = 0; k < MAX_CO_T; ++k) {
+        HLS_PRAGMA(PIPELINE II = 1)
+        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CO_T)
+        if (k >= nco) break;
+        out_vec v;
+        for (int i = 0; i < PO; ++i) {
+          HLS_PRAGMA(UNROLL)
+          const int ch_i = k * PO + i;
+          v.v[i] = ch_i < ch ? ap_uint<A>(x[ch_i]) : ap_uint<A>(0);
+        }
+        out.write(v);
+      }
+    }
+  }
+
+  // Stage 2: the MAC array (CONV) or the copy; one dataflow process either way.
+  static void mac(hls::stream<in_vec>& in, hls::stream<out_vec>& out, const call_t c,
+                  const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
+                  const rq_wide_t bias[MAXC]) {
+    HLS_PRAGMA(INLINE off)
+    const int npix = c.h1 * c.w1;
+    if (c.conv)
+      conv1x1_stage<PI, PO, WB, C::ACC_BITS, IN_BITS, A, MAXC, MAXT, MAX_PIX>(
+          in, out, npix, c.cin, c.cout, wbuf, mult, bias, c.shift_s, c.act_max);
+    else
+      copy(in, out, npix, c.cin);
+  }
+
+  // Last stage: write view of the h2 x w2 output grid.
+  static void writer(hls::stream<out_vec>& in, word_t* fmem, const call_t c) {
+    HLS_PRAGMA(INLINE off)
+    constexpr int NPIX = MAX_CO_T * PO;
+    const view_t view = {c.out_cbuf, c.out_rot, c.cout};
+    const int wpp = ceil_div(c.out_cbuf, BUS / A);
+    const int nco = ceil_div(c.cout, PO);
+    ap_uint<A> pix[NPIX];
+    HLS_PRAGMA(ARRAY_PARTITION variable = pix cyclic factor = PO)
+  rows:
+    for (int y = 0; y < C::MAX_H; ++y) {
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
+      if (y >= c.h2) break;
+    cols:
+      for (int x = 0; x < C::MAX_W; ++x) {
+        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
+        if (x >= c.w2) break;
+      gather:
+        for (int k = 0; k < MAX_CO_T; ++k) {
+          HLS_PRAGMA(PIPELINE II = 1)
+          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CO_T)
+          if (k >= nco) break;
+          const out_vec v = in.read();
+          for (int i = 0; i < PO; ++i) {
+            HLS_PRAGMA(UNROLL)
+            pix[k * PO + i] = v.v[i];
+          }
+        }
+        write_pixel<BUS, A, NPIX>(fmem, c.out_addr + (y * c.w2 + x) * wpp, view, pix);
+      }
+    }
+  }
+
+#ifndef __SYNTHESIS__
+  // C-simulation only: the first descriptor (index) whose memory ranges fall outside wmem /
+  // fmem of the given sizes in words, or -1. Run before the engine so that a bad table fails
+  // cleanly instead of corrupting the host's memory. Rejected calls (check() != 0) are
+  // skipped by the engine and not checked here.
+  static long out_of_range(const uint32_t* desc, uint32_t n_desc, uint64_t wmem_words,
+                           uint64_t fmem_words) {
+    for (uint32_t d = 0; d < n_desc; ++d) {
+      ap_uint<32> dw[DESC_WORDS];
+      for (int i = 0; i < DESC_WORDS; ++i) dw[i] = desc[uint64_t(d) * DESC_WORDS + i];
+      const call_t c = decode(dw);
+      if (check(c)) continue;
+      const uint64_t in_wpp = ceil_div(c.in_cbuf, c.in8 ? BUS / 8 : BUS / A);
+      const uint64_t out_wpp = ceil_div(c.out_cbuf, BUS / A);
+      bool bad = uint64_t(c.in_addr) + uint64_t(c.in_h) * c.in_w * in_wpp > fmem_words ||
+                 uint64_t(c.out_addr) + uint64_t(c.h2) * c.w2 * out_wpp > fmem_words;
+      if (c.conv)
+        bad = bad ||
+              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / WB) > wmem_words ||
+              uint64_t(c.q_addr) + 2 * uint64_t(c.cout) > wmem_words;
+      if (bad) return long(d);
+    }
+    return -1;
+  }
+#endif
+
+  // One call's pipeline.
+  static void run_call(const call_t c, const word_t* fmem_rd, word_t* fmem_wr,
+                       const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
+                       const rq_wide_t bias[MAXC]) {
+    HLS_PRAGMA(INLINE off)
+    HLS_PRAGMA(DATAFLOW)
+    hls::stream<in_vec> s_in("s_in");
+    hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift");
+    HLS_PRAGMA(STREAM variable = s_in depth = IN_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_mac depth = OUT_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_pool depth = OUT_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
+    reader(fmem_rd, c, s_in);
+    mac(s_in, s_mac, c, wbuf, mult, bias);
+    maxpool2x2_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool, c.h1,
+                                                                    c.w1, c.cout);
+    shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
+                                                                     c.h2, c.w2, c.cout);
+    writer(s_shift, fmem_wr, c);
+  }
+
+  static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,
+                  const word_t* fmem_rd, word_t* fmem_wr) {
+    HLS_PRAGMA(INLINE)
+    static ap_int<WB> wbuf[MAXT][PO][PI];
+    HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 2)
+    HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 3)
+    static rq_mult_t mult[MAXC];
+    static rq_wide_t bias[MAXC];
+    HLS_PRAGMA(ARRAY_PARTITION variable = mult cyclic factor = PO)
+    HLS_PRAGMA(ARRAY_PARTITION variable = bias cyclic factor = PO)
+    const int n = n_desc.to_uint() > unsigned(C::MAX_DESC) ? C::MAX_DESC : int(n_desc.to_uint());
+  calls:
+    for (int d = 0; d < C::MAX_DESC; ++d) {
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_DESC)
+      if (d >= n) break;
+      ap_uint<32> dw[DESC_WORDS];
+      HLS_PRAGMA(ARRAY_PARTITION variable = dw complete)
+    fetch:
+      for (int i = 0; i < DESC_WORDS; ++i) {
+        HLS_PRAGMA(PIPELINE II = 1)
+        dw[i] = desc[d * DESC_WORDS + i];
+      }
+      const call_t c = decode(dw);
+      const int err = check(c);
+      if (err) {
+#ifndef __SYNTHESIS__
+        std::fprintf(stderr, "codesign_engine: descriptor %d rejected (check %d)\n", d, err);
+        ++csim_rejected();
+#endif
+        continue;
+      }
+      if (c.conv) {
+        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, wbuf);
+        load_requant<BUS, MAXC>(wmem, c.q_addr, c.cout, mult, bias);
+      }
+      run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias);
+    }
+#ifndef __SYNTHESIS__
+    if (n_desc.to_uint() > unsigned(C::MAX_DESC)) {
+      std::fprintf(stderr, "codesign_engine: %u descriptors, MAX_DESC is %d\n", n_desc.to_uint(),
+                   C::MAX_DESC);
+      ++csim_rejected();
+    }
+#endif
+  }
+};
+
+// The engine as one function template: engine_run<Config>(desc, n_desc, wmem, fmem_rd, fmem_wr).
+template <class C>
+void engine_run(const ap_uint<32>* desc, ap_uint<32> n_desc, const ap_uint<C::BUS_BITS>* wmem,
+                const ap_uint<C::BUS_BITS>* fmem_rd, ap_uint<C::BUS_BITS>* fmem_wr) {
+  HLS_PRAGMA(INLINE)
+  engine_t<C>::run(desc, n_desc, wmem, fmem_rd, fmem_wr);
+}
+
+CODESIGN_CSIM_END
+
+}  // namespace codesign
+
+#endif  // CODESIGN_ENGINE_ENGINE_H

@@ -1,0 +1,194 @@
+// Packing of feature-map pixels into bus words, and views (docs/engine.md, "Feature-map layout").
+//
+// A buffer holds H x W pixels of C_buf channels, HWC. A pixel occupies wpp = ceil(C_buf / lanes)
+// consecutive words, lanes = BUS / SB (SB = store bits: A for activations, 8 for the image).
+// Channel c is in word c / lanes, bits [(c mod lanes) * SB, +SB). Unused lanes are zero.
+//
+// A view (cbuf, rot, n) reads or writes n logical channels: logical j <-> physical
+// (rot + j) mod cbuf. Requires 0 <= rot < cbuf and 0 <= n <= cbuf (checked by the engine).
+#ifndef CODESIGN_ENGINE_PACKING_H
+#define CODESIGN_ENGINE_PACKING_H
+
+#include "types.h"
+
+namespace codesign {
+
+CODESIGN_CSIM_BEGIN
+
+// Lane access to one bus word. The word is handled as BUS/64 native 64-bit parts: every lane
+// index is a constant after unrolling (pure wiring in hardware), and in C-simulation the parts
+// avoid the slow generic path of ap_uint<128>::range (measured ~9x faster).
+template <int BUS, int SB>
+struct lanes_t {
+  static_assert(BUS % 64 == 0, "bus width must be a multiple of 64 bits");
+  static_assert(SB >= 1 && SB <= 32, "store bits must be in 1..32");
+  static constexpr int LANES = BUS / SB;
+  static constexpr int PARTS = BUS / 64;
+
+  static void unpack(const ap_uint<BUS>& word, ap_uint<SB> out[LANES]) {
+    HLS_PRAGMA(INLINE)
+    ap_uint<64> part[PARTS];
+    HLS_PRAGMA(ARRAY_PARTITION variable = part complete)
+  split:
+    for (int p = 0; p < PARTS; ++p) {
+      HLS_PRAGMA(UNROLL)
+      part[p] = word.range(64 * p + 63, 64 * p);
+    }
+  lanes:
+    for (int l = 0; l < LANES; ++l) {
+      HLS_PRAGMA(UNROLL)
+      const int lo = l * SB;
+      const int pi = lo / 64;
+      const int off = lo % 64;
+      if (off + SB <= 64) {
+        out[l] = part[pi].range(off + SB - 1, off);
+      } else {  // the lane straddles two parts (SB does not divide 64)
+        const int nlo = 64 - off;
+        ap_uint<SB> v = part[pi].range(63, off);
+        ap_uint<SB> hi = part[pi + 1].range(SB - nlo - 1, 0);
+        out[l] = v | (hi << nlo);
+      }
+    }
+  }
+
+  static ap_uint<BUS> pack(const ap_uint<SB> in[LANES]) {
+    HLS_PRAGMA(INLINE)
+    ap_uint<64> part[PARTS];
+    HLS_PRAGMA(ARRAY_PARTITION variable = part complete)
+  clear:
+    for (int p = 0; p < PARTS; ++p) {
+      HLS_PRAGMA(UNROLL)
+      part[p] = 0;
+    }
+  lanes:
+    for (int l = 0; l < LANES; ++l) {
+      HLS_PRAGMA(UNROLL)
+      const int lo = l * SB;
+      const int pi = lo / 64;
+      const int off = lo % 64;
+      if (off + SB <= 64) {
+        part[pi].range(off + SB - 1, off) = in[l];
+      } else {
+        const int nlo = 64 - off;
+        part[pi].range(63, off) = in[l].range(nlo - 1, 0);
+        part[pi + 1].range(SB - nlo - 1, 0) = in[l].range(SB - 1, nlo);
+      }
+    }
+    ap_uint<BUS> word = 0;
+  join:
+    for (int p = 0; p < PARTS; ++p) {
+      HLS_PRAGMA(UNROLL)
+      word.range(64 * p + 63, 64 * p) = part[p];
+    }
+    return word;
+  }
+};
+
+// A view of a buffer's channels; the physical channels it covers are one or two intervals:
+// [rot, e1) and, when it wraps, [0, e2).
+struct view_t {
+  int cbuf, rot, n;
+  int e1() const { return rot + n < cbuf ? rot + n : cbuf; }
+  int e2() const { return rot + n > cbuf ? rot + n - cbuf : 0; }
+  // physical channel p (0 <= p < cbuf) -> logical index, or -1 when outside the view
+  int logical(int p) const {
+    int j = p - rot;
+    if (j < 0) j += cbuf;
+    return j < n ? j : -1;
+  }
+  // does the view cover every physical channel of [lo, hi)?
+  bool covers(int lo, int hi) const { return n >= cbuf || (lo >= rot && hi <= e1()) || hi <= e2(); }
+  // The words (of `lanes` channels) the view touches, as a sequence t = 0 .. count-1:
+  // word k1 + t for t < n1 ([rot, e1)), then word t - n1 ([0, e2), when the view wraps).
+  // A word holding both ends of a wrapping view appears twice. count <= ceil(n/lanes) + 2.
+  struct words_t {
+    int k1, n1, count;
+    int word(int t) const { return t < n1 ? k1 + t : t - n1; }
+  };
+  words_t words(int lanes) const {
+    words_t w;
+    w.k1 = rot / lanes;
+    w.n1 = n > 0 ? (e1() - 1) / lanes - w.k1 + 1 : 0;
+    w.count = w.n1 + (e2() > 0 ? (e2() - 1) / lanes + 1 : 0);
+    return w;
+  }
+};
+
+// Read the n logical channels of the view of the pixel whose first word is mem[addr] into
+// out[0..n) (zero-extended to OB bits): one bus word per cycle, only the words the view
+// touches, each word's lanes scattered to their logical positions (a rotation by rot in
+// hardware). n <= MAXC; cbuf is not bounded.
+template <int BUS, int SB, int MAXC, int OB>
+void read_pixel(const ap_uint<BUS>* mem, int addr, const view_t& view, ap_uint<OB> out[MAXC]) {
+  HLS_PRAGMA(INLINE off)
+  static_assert(SB <= OB, "output values must hold the stored bits");
+  typedef lanes_t<BUS, SB> L;
+  constexpr int MAX_TOUCH = ceil_div(MAXC, L::LANES) + 2;
+  const view_t::words_t touched = view.words(L::LANES);
+words:
+  for (int t = 0; t < MAX_TOUCH; ++t) {
+    HLS_PRAGMA(PIPELINE II = 1)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_TOUCH)
+    if (t >= touched.count) break;
+    const int k = touched.word(t);
+    const int lo = k * L::LANES;
+    ap_uint<SB> lane[L::LANES];
+    HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
+    L::unpack(mem[addr + k], lane);
+    for (int l = 0; l < L::LANES; ++l) {
+      HLS_PRAGMA(UNROLL)
+      const int p = lo + l;
+      if (p < view.cbuf) {
+        const int j = view.logical(p);
+        if (j >= 0) out[j] = lane[l];
+      }
+    }
+  }
+}
+
+// Write in[0..n) to the n logical channels of the view of the pixel at mem[addr]. Only the
+// words the view touches are accessed: those it covers completely are written without being
+// read (their unused lanes become 0); partly covered ones are read-modify-written, so the
+// buffer's other channels are preserved. Each access writes every view channel of its word,
+// so a word visited twice (a wrapping view that starts and ends in it) gets the same value.
+template <int BUS, int SB, int MAXC>
+void write_pixel(ap_uint<BUS>* mem, int addr, const view_t& view, const ap_uint<SB> in[MAXC]) {
+  HLS_PRAGMA(INLINE off)
+  typedef lanes_t<BUS, SB> L;
+  constexpr int MAX_TOUCH = ceil_div(MAXC, L::LANES) + 2;
+  const view_t::words_t touched = view.words(L::LANES);
+words:
+  for (int t = 0; t < MAX_TOUCH; ++t) {
+    HLS_PRAGMA(PIPELINE II = 1)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_TOUCH)
+    if (t >= touched.count) break;
+    const int k = touched.word(t);
+    const int lo = k * L::LANES;
+    const int hi = lo + L::LANES < view.cbuf ? lo + L::LANES : view.cbuf;
+    ap_uint<SB> lane[L::LANES];
+    HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
+    if (view.covers(lo, hi)) {
+      for (int l = 0; l < L::LANES; ++l) {
+        HLS_PRAGMA(UNROLL)
+        lane[l] = 0;
+      }
+    } else {
+      L::unpack(mem[addr + k], lane);
+    }
+    for (int l = 0; l < L::LANES; ++l) {
+      HLS_PRAGMA(UNROLL)
+      const int p = lo + l;
+      if (p < view.cbuf) {
+        const int j = view.logical(p);
+        if (j >= 0) lane[l] = in[j];
+      }
+    }
+    mem[addr + k] = L::pack(lane);
+  }
+}
+
+CODESIGN_CSIM_END
+
+}  // namespace codesign
+
+#endif  // CODESIGN_ENGINE_PACKING_H

@@ -1,0 +1,78 @@
+// Common types and helpers of the codesign engine (docs/engine.md).
+//
+// Header-only, synthesizable: static sizes, no heap, no recursion, no std containers.
+#ifndef CODESIGN_ENGINE_TYPES_H
+#define CODESIGN_ENGINE_TYPES_H
+
+// The C-simulation model of the Xilinx arbitrary-precision types trips GCC's -Wuninitialized
+// when it is inlined into user code (its default constructors leave the value unset on
+// purpose). The warnings are attributed to the vendor header, so silencing them here keeps
+// -Wall -Werror meaningful for our own code.
+#ifndef __SYNTHESIS__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <ap_int.h>
+#include <hls_stream.h>
+#ifndef __SYNTHESIS__
+#pragma GCC diagnostic pop
+#endif
+
+// HLS_PRAGMA(X) is `#pragma HLS X` for synthesis and nothing for C-simulation: GCC < 13 cannot
+// silence -Wunknown-pragmas in C++ with `#pragma GCC diagnostic` (GCC bug 53431), and the
+// C-simulation builds with -Wall -Werror. _Pragma in a macro is the form UG1399 documents.
+#ifdef __SYNTHESIS__
+#define CODESIGN_PRAGMA_STR(x) _Pragma(#x)
+#define HLS_PRAGMA(x) CODESIGN_PRAGMA_STR(HLS x)
+#else
+#define HLS_PRAGMA(x)
+#endif
+
+// The engine's headers wrap their code in CODESIGN_CSIM_BEGIN / _END. For C-simulation they
+// set (for synthesis they are empty):
+//  - loop labels name the loops in HLS reports; g++ -Wall would flag those no goto uses;
+//  - hidden visibility: the static buffers of the engine's templates (weights, line buffers)
+//    would otherwise be STB_GNU_UNIQUE symbols, bound once per process. Their names do not
+//    carry every config value, so two C-sim libraries built for different configs and loaded
+//    into one process (ctypes) would share one buffer sized for the first: memory corruption.
+#ifndef __SYNTHESIS__
+#define CODESIGN_CSIM_BEGIN                                      \
+  _Pragma("GCC diagnostic push")                                 \
+  _Pragma("GCC diagnostic ignored \"-Wunused-label\"")          \
+  _Pragma("GCC visibility push(hidden)")
+#define CODESIGN_CSIM_END         \
+  _Pragma("GCC visibility pop")   \
+  _Pragma("GCC diagnostic pop")
+#else
+#define CODESIGN_CSIM_BEGIN
+#define CODESIGN_CSIM_END
+#endif
+
+namespace codesign {
+
+constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+constexpr int cmax(int a, int b) { return a > b ? a : b; }
+constexpr int cmin(int a, int b) { return a < b ? a : b; }
+
+// N channel values of B bits: the element of every stream between the pipeline stages
+// (PI values between the reader and the MAC array, PO values after it).
+template <int N, int B>
+struct vec_t {
+  ap_uint<B> v[N];
+};
+
+// The descriptor fields of one call, decoded (docs/engine.md, "Descriptor").
+struct call_t {
+  bool prepool, conv, pool, shift, in8;
+  int in_addr, in_h, in_w, in_cbuf, in_rot, cin;
+  int out_addr, out_cbuf, out_rot, cout;
+  int w_addr, q_addr, shift_s, act_max;
+  // derived
+  int h1, w1;  // after PREPOOL (the MAC array's pixel grid)
+  int h2, w2;  // after POOL (the output buffer's pixel grid)
+};
+
+}  // namespace codesign
+
+#endif  // CODESIGN_ENGINE_TYPES_H

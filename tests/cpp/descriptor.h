@@ -1,0 +1,42 @@
+// Descriptor word offsets and flag bits of the codesign engine (docs/engine.md, "Descriptor").
+// GENERATED from codesign/hw/descriptor.py by hls_templates/engine/descriptor.h.j2: do not edit.
+//
+// Template variables:
+//   fields:     list of (name, word index), e.g. [("FLAGS", 0), ("IN_ADDR", 1), ...]
+//   flags:      list of (name, bit) or a mapping name -> bit, e.g. {"PREPOOL": 0, "CONV": 1}
+//   desc_words: words per descriptor (optional, default 16; `words` is accepted too)
+// Names are upper-cased: DESC_<FIELD>, FLAG_<NAME>. The engine uses the fields and flags of
+// docs/engine.md (FLAGS, IN_ADDR, ..., ACT_MAX; PREPOOL, CONV, POOL, SHIFT, IN8).
+#ifndef CODESIGN_DESCRIPTOR_H
+#define CODESIGN_DESCRIPTOR_H
+
+namespace codesign {
+
+constexpr int DESC_WORDS = 16;
+
+constexpr int DESC_FLAGS = 0;
+constexpr int DESC_IN_ADDR = 1;
+constexpr int DESC_IN_H = 2;
+constexpr int DESC_IN_W = 3;
+constexpr int DESC_IN_CBUF = 4;
+constexpr int DESC_IN_ROT = 5;
+constexpr int DESC_CIN = 6;
+constexpr int DESC_OUT_ADDR = 7;
+constexpr int DESC_OUT_CBUF = 8;
+constexpr int DESC_OUT_ROT = 9;
+constexpr int DESC_COUT = 10;
+constexpr int DESC_W_ADDR = 11;
+constexpr int DESC_Q_ADDR = 12;
+constexpr int DESC_SHIFT = 13;
+constexpr int DESC_ACT_MAX = 14;
+constexpr int DESC_RESERVED = 15;
+
+constexpr unsigned FLAG_PREPOOL = 1u << 0;
+constexpr unsigned FLAG_CONV = 1u << 1;
+constexpr unsigned FLAG_POOL = 1u << 2;
+constexpr unsigned FLAG_SHIFT = 1u << 3;
+constexpr unsigned FLAG_IN8 = 1u << 4;
+
+}  // namespace codesign
+
+#endif  // CODESIGN_DESCRIPTOR_H
