@@ -1,0 +1,18 @@
+"""Performance and resource model of the engine, and design-space exploration (docs/estimator.md).
+
+    estimate(graph, hw, batch=1, control="descriptor"|"per_layer", shuffle_on_cpu=False) -> FrameEstimate
+    resources(hw) -> ResourceEstimate
+    explore(graph, board="ultra96v2", ...) -> ExploreResult (.best: HardwareConfig)
+    write_report(graph, hw, out_dir) -> {"json", "table", "roofline", "resources"} paths
+"""
+from .cycles import CONTROL_STYLES, CallEstimate, FrameEstimate, estimate
+from .explore import Candidate, ExploreError, ExploreResult, explore, pareto_front
+from .params import SYNETGY_RESOURCES, SYNETGY_TIMING, ModelParams, ResourceParams, synetgy_config
+from .report import plot_pareto, plot_resources, plot_roofline, roofline_data, write_report
+from .resources import ResourceEstimate, resources
+from .workload import Workload, workload
+
+__all__ = ["CONTROL_STYLES", "CallEstimate", "Candidate", "ExploreError", "ExploreResult", "FrameEstimate",
+           "ModelParams", "ResourceEstimate", "ResourceParams", "SYNETGY_RESOURCES", "SYNETGY_TIMING", "Workload",
+           "estimate", "explore", "pareto_front", "plot_pareto", "plot_resources", "plot_roofline", "resources",
+           "roofline_data", "synetgy_config", "workload", "write_report"]

@@ -1,0 +1,332 @@
+"""Cycle and latency model of the engine, its control and the ARM host (docs/estimator.md).
+
+Per engine call (one frame):
+
+    compute   = max over the dataflow stages (reader, MAC array, pool, shift, writer) of their
+                cycles; the MAC array takes H1·W1·ceil(cin/PI)·ceil(cout/PO) cycles at II = 1, so
+                a Cout that is not a multiple of PO costs a whole tile
+    memory    = feature-map bytes (reads, writes, read-modify-write of partly covered words) / DDR
+    dataflow  = max(compute, memory) + fill (pipeline depth, DDR latency, pool/shift line rows)
+    call      = descriptor fetch + weight/requant load (before the dataflow region) + dataflow
+
+A frame or batch adds the control style and the host work:
+
+    per_layer  : the host starts every call and polls its done bit (PYNQ register reads), and does
+                 everything else (shuffle copies, stem, FC) in between: nothing overlaps
+    descriptor : one start and one done-poll per batch; the engine runs the batch's calls back to
+                 back from the descriptor table while the host post-processes the previous batch
+                 and prepares the next, so host and engine overlap in steady state
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..graph import Graph
+from ..hw.config import Board, HardwareConfig
+from .params import ModelParams
+from .workload import CallWork, Workload, workload
+
+CONTROL_STYLES = ("descriptor", "per_layer")
+DESC_BYTES = 16 * 4
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def view_words(cbuf: int, rot: int, n: int, lanes: int) -> tuple[int, int]:
+    """(words a view touches per pixel, how many of those it covers only partly)."""
+    if n <= 0:
+        return 0, 0
+    touched = partial = 0
+    end1 = min(rot + n, cbuf)
+    end2 = rot + n - cbuf if rot + n > cbuf else 0
+    for k in range(_cdiv(cbuf, lanes)):
+        lo, hi = k * lanes, min(k * lanes + lanes, cbuf)
+        cov = max(0, min(hi, end1) - max(lo, rot)) + max(0, min(hi, end2) - lo)
+        if cov:
+            touched += 1
+            partial += cov < hi - lo
+    return touched, partial
+
+
+@dataclass
+class CallEstimate:
+    """One engine call of one frame; times in seconds."""
+
+    name: str
+    flags: str
+    layers: list[str]
+    macs: int
+    passes: int
+    cycles: dict[str, int]  # per dataflow stage
+    compute_cycles: int
+    fill_cycles: int
+    read_bytes: int
+    write_bytes: int
+    rmw_bytes: int
+    weight_bytes: int
+    compute_s: float
+    memory_s: float
+    weight_s: float
+    overhead_s: float  # descriptor fetch + fill
+    engine_s: float  # the call on the engine, one frame, weights loaded
+    control_s: float = 0.0  # host control time not hidden by the engine, per frame
+    time_s: float = 0.0  # per frame, as it contributes to the frame time
+    bound: str = "compute"
+    ops: int = 0
+    dram_bytes: int = 0
+    on_host: bool = False
+
+    @property
+    def intensity(self) -> float:
+        return self.ops / self.dram_bytes if self.dram_bytes else float("inf")
+
+    @property
+    def gops(self) -> float:
+        return self.ops / self.engine_s / 1e9 if self.engine_s else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(intensity=self.intensity, gops=self.gops)
+        return d
+
+
+@dataclass
+class FrameEstimate:
+    """A batch of `batch` frames through engine + host; FPS is the steady-state rate."""
+
+    hw: HardwareConfig
+    board: Board
+    params: ModelParams
+    batch: int
+    control: str
+    shuffle_on_cpu: bool
+    calls: list[CallEstimate]
+    engine_s: float  # engine busy time per batch
+    control_s: float  # host control (register accesses) per batch
+    host_s: dict[str, float]  # host work per batch, by item
+    latency_s: float  # one batch, start to last result
+    period_s: float  # steady-state time per batch
+    macs: int  # per frame
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.batch / self.period_s
+
+    @property
+    def frame_ms(self) -> float:
+        return 1e3 * self.period_s / self.batch
+
+    @property
+    def latency_ms(self) -> float:
+        return 1e3 * self.latency_s
+
+    @property
+    def peak_gops(self) -> float:
+        return 2 * self.hw.pi * self.hw.po * self.hw.clock_mhz * 1e6 / 1e9
+
+    @property
+    def gops(self) -> float:
+        """Delivered network throughput: 2·MACs per frame × FPS."""
+        return 2 * self.macs * self.fps / 1e9
+
+    @property
+    def host_total_s(self) -> float:
+        return sum(self.host_s.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hw": self.hw.to_dict(), "board": self.board.name, "params": self.params.to_dict(),
+                "batch": self.batch, "control": self.control, "shuffle_on_cpu": self.shuffle_on_cpu,
+                "fps": self.fps, "frame_ms": self.frame_ms, "latency_ms": self.latency_ms,
+                "engine_ms_per_batch": 1e3 * self.engine_s, "control_ms_per_batch": 1e3 * self.control_s,
+                "host_ms_per_batch": {k: 1e3 * v for k, v in self.host_s.items()},
+                "period_ms": 1e3 * self.period_s, "macs_per_frame": self.macs, "gops": self.gops,
+                "peak_gops": self.peak_gops, "calls": [c.to_dict() for c in self.calls], "meta": self.meta}
+
+    def summary(self) -> str:
+        host = ", ".join(f"{k} {1e3 * v:.2f}" for k, v in self.host_s.items() if v)
+        return (f"{self.hw.pi}x{self.hw.po} @ {self.hw.clock_mhz:g} MHz, {self.control} control, batch {self.batch}"
+                f"{', shuffle on CPU' if self.shuffle_on_cpu else ''}: {self.fps:.1f} FPS "
+                f"({self.frame_ms:.2f} ms/frame, batch latency {self.latency_ms:.2f} ms); per batch: engine "
+                f"{1e3 * self.engine_s:.2f} ms, control {1e3 * self.control_s:.2f} ms, host [{host}] ms")
+
+    def table(self) -> str:
+        rows = [f"{'call':<22} {'flags':<22} {'MMACs':>7} {'cycles':>8} {'comp us':>8} {'mem us':>7} "
+                f"{'wgt us':>7} {'ctrl us':>8} {'time us':>8} {'GOP/s':>7}  bound"]
+        for c in self.calls:
+            rows.append(f"{c.name:<22} {c.flags:<22} {c.macs / 1e6:>7.2f} {c.compute_cycles:>8} "
+                        f"{1e6 * c.compute_s:>8.1f} {1e6 * c.memory_s:>7.1f} {1e6 * c.weight_s:>7.1f} "
+                        f"{1e6 * c.control_s:>8.1f} {1e6 * c.time_s:>8.1f} {c.gops:>7.1f}  {c.bound}")
+        return "\n".join(rows)
+
+
+# ---- one call -------------------------------------------------------------------------------------
+
+def _passes(c: CallWork, hw: HardwareConfig, p: ModelParams) -> int:
+    """Bit-serial passes when operands are wider than the MAC array (e.g. an 8-bit stem)."""
+    if not c.conv:
+        return 1
+    return _cdiv(c.weight_bits, hw.weight_bits) * _cdiv(c.in_value_bits, p.mac_in_bits)
+
+
+def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: float) -> CallEstimate:
+    f = hw.clock_mhz * 1e6
+    bus_bytes = hw.bus_bits // 8
+    nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
+    taps = 4 if c.prepool else 1
+    pix1, pix2 = c.h1 * c.w1, c.h2 * c.w2
+    in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits)
+    out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits)
+    passes = _passes(c, hw, p)
+    ideal = p.microarch == "ideal"
+    if p.microarch not in ("ideal", "template"):
+        raise ValueError(f"microarch={p.microarch!r} must be 'ideal' or 'template'")
+
+    cyc: dict[str, int] = {}
+    if ideal:
+        cyc["read"] = pix1 * max(taps * in_words, nci)
+        cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
+        cyc["write"] = pix2 * max(nco, out_words)
+    else:  # the loops of hls_templates/engine as written (one channel per cycle in the reader)
+        cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3)
+        cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci + nco)
+        cyc["write"] = pix2 * (nco + out_words + 4)
+    cyc["pool"] = pix1 * nco  # pass-through when POOL is off: one vector per cycle either way
+    cyc["shift"] = (pix2 + (c.w2 if c.shift else 0)) * nco
+    compute_cycles = max(cyc.values())
+
+    lat_cycles = int(math.ceil(p.ddr_latency_ns * 1e-9 * f))
+    fill = p.pipeline_depth_cycles + lat_cycles
+    if c.pool:
+        fill += c.w1 * nco  # the first 2×2 window completes one conv row later
+    if c.shift:
+        fill += c.w2 * nco  # output row r leaves while input row r + 1 arrives
+
+    read_bytes = (c.in_h * c.in_w if c.prepool else pix1) * in_words * bus_bytes
+    write_bytes = pix2 * out_words * bus_bytes
+    rmw_bytes = pix2 * out_partial * bus_bytes
+    bw = ddr_gbps * 1e9
+    compute_s = compute_cycles / f
+    memory_s = (read_bytes + write_bytes + rmw_bytes) / bw
+
+    weight_bytes = 0
+    weight_s = 0.0
+    if c.conv:
+        lanes_w = hw.bus_bits // hw.weight_bits
+        slices = _cdiv(c.weight_bits, hw.weight_bits)  # wide weights stored as hw-width slices
+        w_words = c.cout * _cdiv(c.cin, lanes_w) * slices + 2 * c.cout  # weights + requant constants
+        weight_bytes = w_words * bus_bytes
+        weight_s = lat_cycles / f + max(w_words / f, weight_bytes / bw)  # one word per cycle, or DDR
+    desc_s = (lat_cycles + 16) / f
+    overhead_s = desc_s + fill / f
+    dataflow_s = max(compute_s, memory_s) + fill / f
+    engine_s = desc_s + (max(weight_s, dataflow_s) if p.overlap_weight_load else weight_s + dataflow_s)
+    bound = "compute" if compute_s >= memory_s + weight_s else "memory"
+    return CallEstimate(
+        name=c.name, flags=c.flags, layers=list(c.layers), macs=c.macs, passes=passes, cycles=cyc,
+        compute_cycles=compute_cycles, fill_cycles=fill, read_bytes=read_bytes, write_bytes=write_bytes,
+        rmw_bytes=rmw_bytes, weight_bytes=weight_bytes, compute_s=compute_s, memory_s=memory_s,
+        weight_s=weight_s, overhead_s=overhead_s, engine_s=engine_s, time_s=engine_s, bound=bound,
+        ops=2 * c.macs, dram_bytes=read_bytes + write_bytes + rmw_bytes + weight_bytes + DESC_BYTES)
+
+
+# ---- host work ----------------------------------------------------------------------------------
+
+def _host_stem_s(c: CallWork, p: ModelParams) -> float:
+    """The first call (conv on the 8-bit image, pool, shift) in NumPy on the ARM, one frame."""
+    t = c.macs / (p.arm_gmacs * 1e9)
+    if c.shift:  # five strided slice copies of the (pooled) map
+        t += c.h2 * c.w2 * c.cout / (p.arm_copy_gbps * 1e9)
+    return t
+
+
+def _copy_s(nbytes: float, p: ModelParams) -> float:
+    return nbytes / (p.arm_copy_gbps * 1e9)
+
+
+# ---- a batch --------------------------------------------------------------------------------------
+
+def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, control: str = "descriptor",
+             shuffle_on_cpu: bool = False, params: ModelParams | None = None,
+             board: Board | None = None) -> FrameEstimate:
+    """Latency and steady-state FPS of `batch` frames of `graph` on the engine `hw`.
+
+    `graph` may be a precomputed `Workload` (what `explore` passes to its workers).
+    """
+    if control not in CONTROL_STYLES:
+        raise ValueError(f"control={control!r} must be one of {CONTROL_STYLES}")
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch={batch!r} must be a positive integer")
+    p = params or ModelParams()
+    board = board or hw.board_info()
+    wl = graph if isinstance(graph, Workload) else workload(graph, hw.act_bits)
+    ddr = p.ddr_gbps or board.ddr_gbps
+    n = batch
+    t_r, t_w = p.reg_read_ms * 1e-3, p.reg_write_ms * 1e-3
+    ovh = p.arm_op_overhead_ms * 1e-3
+
+    calls = [call_estimate(c, hw, p, ddr) for c in wl.calls]
+    host: dict[str, float] = {}
+    stem = None
+    if p.stem_on_cpu and wl.calls and wl.calls[0].reads_graph_input:
+        stem = calls.pop(0)
+        stem.on_host = True
+        host["stem"] = n * _host_stem_s(wl.calls[0], p) + ovh * 6
+        host["input"] = _copy_s(n * (stem.write_bytes + stem.rmw_bytes), p) + ovh  # stem output → engine buffer
+    else:
+        h, w, ch = wl.image_shape
+        host["input"] = _copy_s(n * h * w * ch, p) + ovh
+    host["output"] = _copy_s(n * wl.engine_output_bytes, p) + ovh
+    for hwk in wl.host:
+        host[hwk.name] = n * hwk.macs / (p.arm_gmacs * 1e9) + ovh
+    if shuffle_on_cpu:
+        host["shuffle"] = sum(_copy_s(n * hh * ww * cc * bits / 8, p) + ovh for _, hh, ww, cc, bits in wl.concats)
+
+    # Engine time of each call for the whole batch: frame-major (each descriptor loads its
+    # weights) or layer-major (weights loaded once per batch).
+    def call_batch_s(ce: CallEstimate) -> float:
+        if p.reuse_weights_in_batch:
+            per_frame = ce.engine_s - ce.weight_s
+            return ce.weight_s + n * per_frame
+        return n * ce.engine_s
+
+    engine_batch = sum(call_batch_s(ce) for ce in calls)
+    if control == "per_layer":
+        control_s = 0.0
+        for ce in calls:
+            e = call_batch_s(ce)
+            reads = max(1, math.ceil(e / t_r))  # the poll read returns "done" once the call has ended
+            wall = p.per_layer_arg_writes * t_w + reads * t_r
+            ce.control_s = (wall - e) / n
+            ce.time_s = wall / n
+            ce.bound = "control" if wall - e > e else ce.bound
+            control_s += wall - e
+        latency = engine_batch + control_s + sum(host.values())
+        period = latency  # the host thread drives every call: nothing overlaps
+    else:
+        # One start per engine segment: the whole table, or — with the shuffle on the ARM — the
+        # calls between two concatenations (the host must copy before the next block reads).
+        segments = 1 + (len(wl.concats) if shuffle_on_cpu else 0)
+        control_s = segments * (p.table_start_writes * t_w + t_r)
+        per_call_ctrl = control_s / max(1, len(calls)) / n
+        for ce in calls:
+            ce.control_s = per_call_ctrl
+            ce.time_s = call_batch_s(ce) / n + per_call_ctrl
+        host_work = sum(host.values())
+        latency = engine_batch + control_s + host_work
+        if shuffle_on_cpu:  # the engine waits for every copy: no overlap
+            period = latency
+        else:  # steady state: the host's work on batches k−1 and k+1 hides under the engine's batch k
+            period = control_s + max(engine_batch, host_work)
+    if stem is not None:
+        stem.time_s = host["stem"] / n
+        stem.engine_s = 0.0
+        stem.bound = "host"
+        calls.insert(0, stem)
+    return FrameEstimate(hw=hw, board=board, params=p, batch=n, control=control, shuffle_on_cpu=shuffle_on_cpu,
+                         calls=calls, engine_s=engine_batch, control_s=control_s, host_s=host, latency_s=latency,
+                         period_s=period, macs=wl.macs, meta={"workload": wl.name})

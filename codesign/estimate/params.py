@@ -1,0 +1,182 @@
+"""Physical parameters of the performance and resource model, with their sources.
+
+Every number the model uses that is not in the `HardwareConfig` or the board file lives here, with
+where it comes from (see docs/estimator.md for the discussion). Two presets:
+
+- `ModelParams()` / `ResourceParams()`: our engine (hls_templates/engine, docs/engine.md) driven
+  by the descriptor table;
+- `SYNETGY_TIMING` / `SYNETGY_RESOURCES` with `synetgy_config()`: a Synetgy-like design point (FPGA'19)
+  used to validate the model against published numbers. It is *our* model with Synetgy's
+  engine parameters and host flow, not a copy of Synetgy's (unpublished) hardware.
+
+No parameter here is fitted to a published frame rate: they are measurements reported by the
+papers (register read, DDR bandwidth, ARM stem time) or textbook FPGA costs (LUTs per adder
+bit, BRAM geometry). The few that are assumptions are marked as such.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..hw.config import HardwareConfig
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Timing parameters (engine microarchitecture, DDR, PYNQ control, ARM host)."""
+
+    # ---- engine microarchitecture -------------------------------------------------------------
+    # Bits of an activation entering the MAC array. Our template streams 8-bit values into the
+    # array (IN_BITS = 8 in engine.h) so the 8-bit image can be read by the same path; Synetgy's
+    # array took 4-bit activations.
+    mac_in_bits: int = 8
+    # "ideal": every dataflow stage moves one PI/PO-wide vector or one bus word per cycle (the
+    # design target of docs/engine.md, what the MAC-array formula assumes). "template": the loops
+    # of the current hls_templates/engine as written (reader moves one channel per cycle, the
+    # conv stage drains its adder tree per output tile) — to see what the HLS code would give.
+    microarch: str = "ideal"
+    # Adder-tree + requant depth drained per output tile in the "template" microarchitecture
+    # (in_tiles is pipelined but out_tiles is not): log2(PI) adder levels + multiply/requant.
+    tile_drain_cycles: int = 8
+    # Initiation interval of the MAC array: cycles per PI×PO tile. 1 is the design target (one
+    # weight tile per cycle from a fully parallel weight memory); 2 when the weight memory has
+    # half the ports it needs — a common HLS outcome. Synetgy preset: see SYNETGY_TIMING.
+    mac_ii: int = 1
+    # Pipeline depth of one call's dataflow region (read latency is separate): stream FIFOs,
+    # adder tree, requant, pool/shift registers, write-response handshake. Estimate.
+    pipeline_depth_cycles: int = 40
+    # Weights of a call are loaded before its dataflow region starts (engine.h: load_weights,
+    # load_requant, then run_call); True models a double-buffered weight memory instead.
+    overlap_weight_load: bool = False
+    # Layer-major batching: the engine keeps a layer's weights for all frames of a batch (one
+    # weight load per layer per batch). Our descriptor table is frame-major (each descriptor
+    # loads its weights). Synetgy processed a batch layer by layer.
+    reuse_weights_in_batch: bool = False
+    # Requantization: "multiplier" (our M/B/S requant, DSPs) or "threshold" (Synetgy's
+    # 2^A - 1 comparisons per output).
+    requant: str = "multiplier"
+
+    # ---- DDR ------------------------------------------------------------------------------------
+    # None: the board file's ddr_gbps (Ultra96: 6 GB/s, measured by Synetgy from the PL).
+    ddr_gbps: float | None = None
+    # First-word latency of a PL read from DDR through an HP port. Zynq UltraScale+ PL→DDR read
+    # round trips are reported at ~150–250 ns; 200 ns assumed. Paid once per non-overlapped burst
+    # sequence (descriptor fetch, weight load, start of the feature-map stream).
+    ddr_latency_ns: float = 200.0
+
+    # ---- PYNQ control (host ↔ engine over AXI-Lite) ---------------------------------------------
+    # One control-register read from PYNQ on Ultra96: ~0.40 ms (measured by Synetgy, DESIGN.md §6).
+    # A read blocks the (single) Python thread for the round trip and the MMIO call path.
+    reg_read_ms: float = 0.40
+    # One register write: writes are posted (the CPU does not wait for the AXI response), so only
+    # the Python MMIO call path is paid. Assumed 10 µs (PYNQ MMIO.write on a Cortex-A53).
+    reg_write_ms: float = 0.010
+    # Per-layer control: argument writes per layer call — the 15 descriptor fields as AXI-Lite
+    # registers + ap_start. Reads: the done-poll, at least one per call (see docs/estimator.md).
+    per_layer_arg_writes: int = 16
+    # Descriptor-table control: one start per batch = 3 base addresses + descriptor count + ap_start.
+    table_start_writes: int = 5
+
+    # ---- ARM host (Cortex-A53, NumPy) --------------------------------------------------------
+    # Effective NumPy throughput of a convolution/FC on the A53, everything included (matmul,
+    # requant, pooling). Source: CoDeNet (same board, same group) measured its ARM stem, config b
+    # (3×3 s2 conv 3→24 + max-pool at 256²: 128²·27·24 = 10.6 M MACs) at 7.9 ms → 1.34 GMAC/s.
+    arm_gmacs: float = 1.34
+    # ARM copy rate between PYNQ contiguous buffers (pynq.allocate; non-cacheable by default, so
+    # reads miss every time), bytes per second moved (read once + written once). Assumed 0.28 GB/s:
+    # uncached Cortex-A53 reads stream at a few hundred MB/s. (With Synetgy's per-block shuffle
+    # sizes this gives their published 1.53 → 4.41 ms block-time effect at batch 16; see docs.)
+    arm_copy_gbps: float = 0.28
+    # Python + NumPy call overhead per host operation (array views, ufunc dispatch) on the A53.
+    arm_op_overhead_ms: float = 0.05
+    # The first engine call (the 8-bit image stem) runs on the ARM instead (Synetgy preset: its
+    # 4-bit MAC array cannot take 8-bit pixels; see docs/estimator.md).
+    stem_on_cpu: bool = False
+
+    def with_(self, **changes: Any) -> "ModelParams":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ResourceParams:
+    """Resource-cost parameters (UltraScale+ CLB / BRAM / DSP48E2)."""
+
+    # Operand widths at or below which a multiplier is built from LUTs (both operands ≤ 4 bits);
+    # wider ones use DSP48E2 slices.
+    lut_mac_max_bits: int = 4
+    # LUT multiplier: ~1 LUT6 per partial-product bit (a×b) — Xilinx's LUT-based multiplier
+    # (PG108) costs about a·b LUTs for small operands; adder-tree share per MAC: one LUT per sum
+    # bit (UG574: one LUT + carry-chain bit per adder bit); a tree of PI inputs has PI − 1 adders
+    # whose width grows from a + b to a + b + log2(PI) bits.
+    lut_per_pp_bit: float = 1.0
+    # Flip-flops per LUT-MAC: product register + pipelined adder tree + weight operand register.
+    ff_per_mac_extra: float = 4.0
+    # DSP MACs: two multiplies with a shared activation packed per DSP48E2 when both operands are
+    # ≤ 8 bits (Xilinx WP486, INT8 packing), else one; accumulation on the DSP cascade. LUT/FF per
+    # DSP-MAC for operand routing and the packing correction.
+    dsp_mac_pack_bits: int = 8
+    lut_per_dsp_mac: float = 6.0
+    ff_per_dsp_mac: float = 12.0
+    # Requant "multiplier": acc (ACC_BITS) × M (24 bits) + B needs two DSP48E2 per output lane
+    # (27×18 multipliers, post-adder for B) plus ~60 LUT of rounding/shift/clamp.
+    dsp_per_requant_lane: int = 2
+    lut_per_requant_lane: float = 60.0
+    # (Requant "threshold": 2^A − 1 comparators of ACC bits per output lane, 1 LUT per bit each,
+    # thresholds in LUTRAM.)
+    # Address arithmetic in DSPs (reader/writer/line-buffer/weight-load index products): HLS binds
+    # 32-bit integer multiplies to DSP48E2 (3 DSPs per 32×32 product); our template has ~8 such
+    # products.
+    dsp_addr_base: int = 24
+    # Address DSPs per output lane (index computations replicated per lane by unrolling). Ours: 0.
+    dsp_addr_per_lane: float = 0.0
+    # Fixed infrastructure: AXI-Lite control, three AXI masters (HLS m_axi adapters with their
+    # burst FIFOs), SmartConnect/interconnect to the HP ports, processor reset, descriptor decode.
+    # Order of magnitude of HLS m_axi + SmartConnect IP reports (~3–5 k LUT per master with
+    # interconnect).
+    lut_base: int = 9000
+    ff_base: int = 12000
+    bram_base: float = 6.0  # m_axi read/write data FIFOs (≈ 1–2 BRAM36 per master direction)
+    # Datapath outside the MAC array per PO output lane (pool, shift line-buffer muxes, write
+    # packing, requant registers): LUT and FF per lane per activation bit.
+    lut_per_lane_bit: float = 40.0
+    ff_per_lane_bit: float = 40.0
+    # Per PI input lane (reader unpack/merge, prepool max, stream registers) per stored bit.
+    lut_per_in_lane_bit: float = 12.0
+    ff_per_in_lane_bit: float = 12.0
+    # Memories smaller than this many bits are built from LUTRAM/registers, not BRAM (HLS default
+    # heuristics map small arrays to distributed RAM).
+    lutram_max_bits: int = 2048
+    # Weight buffer copies (2 = double buffering to overlap the next call's weight load).
+    weight_buffers: int = 1
+
+    def with_(self, **changes: Any) -> "ResourceParams":
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- Synetgy-like design point -------------------------------------------------------------------
+
+# Synetgy's engine: 4-bit activations into a 32×32 LUT MAC array, per-channel threshold requant
+# (15 thresholds for 4-bit outputs), PYNQ per-layer control, the channel shuffle as an ARM memcpy,
+# the 8-bit stem on the ARM, batches processed layer by layer (weights loaded once per batch).
+# Its reported compute time, ~0.15 ms per block at batch 1 (DESIGN.md §3), is twice what an II = 1
+# array needs for DiracDeltaNet's blocks (0.07 ms on average, this model): modelled as II = 2.
+SYNETGY_TIMING = ModelParams(mac_in_bits=4, mac_ii=2, requant="threshold", reuse_weights_in_batch=True,
+                             stem_on_cpu=True)
+# Synetgy reports 360 DSPs "for address arithmetic only". How many address products its HLS code
+# replicated per lane is not published: three 32-bit index products per output lane (feature-map,
+# pool and shift buffer addressing) at 3.5 DSP48E2 each is a structural guess that reproduces the
+# count, so the DSP comparison is a calibration, not a validation (docs/estimator.md).
+SYNETGY_RESOURCES = ResourceParams(dsp_addr_per_lane=10.5)
+
+
+def synetgy_config(max_line: int = 7168, max_weights: int = 512 * 1024) -> HardwareConfig:
+    """32×32 4-bit MACs at 250 MHz on the Ultra96, sized for DiracDeltaNet 224²."""
+    return HardwareConfig(board="ultra96v2", pi=32, po=32, act_bits=4, weight_bits=4, acc_bits=17, bus_bits=128,
+                          max_channels=1024, max_width=224, max_line=max_line, max_weights=max_weights,
+                          clock_mhz=250.0)

@@ -1,0 +1,58 @@
+"""Published design points (DESIGN.md §7) the model is validated against.
+
+These numbers are *never* read by the model (cycles.py, resources.py); only the validation
+(tests/test_estimate.py, bench/estimate_validate.py) and reports compare the model's output with
+them. CoDeNet rows wait for a CoDeNet model in `codesign.models` (the validation test for them is
+skipped until then).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DesignPoint:
+    """One published measurement of an accelerator."""
+
+    name: str
+    model: str  # the network (a `codesign.models` name)
+    board: str
+    clock_mhz: float
+    fps: dict[int, float]  # batch size → frames per second
+    resources: dict[str, float] = field(default_factory=dict)  # lut, ff, bram36, dsp
+    config: dict = field(default_factory=dict)  # what identifies the design point
+    source: str = ""
+
+
+SYNETGY = DesignPoint(
+    name="synetgy", model="diracdeltanet", board="ultra96v2", clock_mhz=250.0,
+    fps={1: 41.4, 2: 53.6, 4: 62.6, 8: 65.6, 16: 66.3},
+    resources={"lut": 51776, "ff": 42257, "bram36": 159, "dsp": 360},
+    config={"resolution": 224, "pi": 32, "po": 32, "weight_bits": 4, "act_bits": 4, "control": "per_layer",
+            "shuffle_on_cpu": True},
+    source="Yang et al., Synetgy, FPGA'19 (DESIGN.md §7); shuffle by ARM memcpy: block 1.53 → 4.41 ms")
+
+# CoDeNet (Pascal VOC 2007, W4A8, Ultra96 at 250 MHz): 16×16 1×1 MAC array + 16-channel × 9-tap
+# depthwise/deformable unit, 15-row line buffer; 34,144 LUT, 41,827 FF, 216 BRAM36, 360 DSP.
+CODENET_RESOURCES = {"lut": 34144, "ff": 41827, "bram36": 216, "dsp": 360}
+CODENET = tuple(
+    DesignPoint(name=f"codenet-{cfg}", model="codenet", board="ultra96v2", clock_mhz=250.0, fps={1: fps},
+                resources=CODENET_RESOURCES,
+                config={"config": cfg, "resolution": res, "stem": stem, "width": width, "ap50": ap50,
+                        "pi": 16, "po": 16, "weight_bits": 4, "act_bits": 8, "stem_on_cpu": True},
+                source="Huang et al., CoDeNet, FPGA'21 (DESIGN.md §7)")
+    for cfg, res, stem, width, fps, ap50 in (
+        ("a", 256, "3x3 s4", 1.0, 32.2, 51.1),
+        ("b", 256, "3x3 s2 + maxpool", 1.0, 26.9, 55.1),
+        ("c", 512, "3x3 s4", 1.0, 9.3, 61.7),
+        ("d", 512, "3x3 s4", 2.0, 5.2, 67.1),
+        ("e", 512, "3x3 s2 + maxpool", 2.0, 4.6, 69.7),
+    ))
+# CoDeNet's ARM stem time, config b (DESIGN.md §3) — the source of ModelParams.arm_gmacs.
+CODENET_STEM_MS_CONFIG_B = 7.9
+# Synetgy's channel shuffle on the ARM: block time 1.53 ms → 4.41 ms (DESIGN.md §3).
+SYNETGY_SHUFFLE_BLOCK_MS = (1.53, 4.41)
+
+
+def relative_error(model: float, published: float) -> float:
+    return model / published - 1.0
