@@ -147,6 +147,26 @@ def cmd_bitstream(args: argparse.Namespace) -> None:
     print(f"vendor flow finished; logs: {', '.join(str(p) for p in logs.values())}")
 
 
+def cmd_explore(args: argparse.Namespace) -> None:
+    from .estimate import explore
+    from .graph import load
+
+    result = explore(load(args.model), board=args.board, batch_n=args.batch, workers=args.jobs,
+                     out_dir=Path(args.output))
+    print(result.table())
+    print(f"chosen hardware config: {Path(args.output) / 'hw_best.yaml'} (use with `codesign compile --hw`)")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .estimate import write_report
+    from .graph import load
+
+    graph = load(args.model)
+    paths = write_report(graph, _hw_for(args, graph), Path(args.output), batch=args.batch)
+    print(paths["table"].read_text())
+    print(f"plots: {paths['roofline']}, {paths['resources']}; data: {paths['json']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
@@ -215,6 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     bs = sub.add_parser("bitstream", help="run Vitis HLS and Vivado on a compiled project (.bit + .hwh)")
     bs.add_argument("--project", required=True)
     bs.set_defaults(func=cmd_bitstream)
+
+    ex = sub.add_parser("explore", help="sweep engine parameters for a board: Pareto front, best config")
+    ex.add_argument("--model", required=True, help="IR file")
+    ex.add_argument("--board", default="ultra96v2")
+    ex.add_argument("--batch", type=int, default=16, help="batch size for the batch-N column")
+    ex.add_argument("--jobs", type=int, default=None, help="parallel workers (default: all cores)")
+    ex.add_argument("-o", "--output", default="build/explore", help="directory for explore.json, pareto.png, hw_best.yaml")
+    ex.set_defaults(func=cmd_explore)
+
+    rp = sub.add_parser("report", help="per-layer estimate: table, roofline and resource plots, JSON")
+    rp.add_argument("--model", required=True, help="IR file")
+    rp.add_argument("--board", help="board name (default ultra96v2)")
+    rp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
+    rp.add_argument("--batch", type=int, default=1)
+    rp.add_argument("-o", "--output", default="build/report")
+    rp.set_defaults(func=cmd_report)
     return p
 
 
