@@ -126,8 +126,15 @@ def cmd_compile(args: argparse.Namespace) -> None:
     from .graph import load
     from .hls.project import write_project
 
+    from .estimate import resources
+
     graph = load(args.model)
-    project = write_project(graph, _hw_for(args, graph), args.output, args.name)
+    hw = _hw_for(args, graph)
+    fit = resources(hw)
+    if not fit.fits():
+        raise CodesignError(f"the design does not fit {hw.board}: {'; '.join(fit.violations())} "
+                            "(try `codesign explore` for a configuration that fits)")
+    project = write_project(graph, hw, args.output, args.name)
     s = project.schedule
     print(f"wrote {project.path}: {len(s.calls)} engine calls, {len(s.buffers)} buffers, "
           f"{s.wmem.size} weight bytes, host layers: {', '.join(s.host_layers) or 'none'}")

@@ -53,7 +53,7 @@ class Board:
 @dataclass(frozen=True)
 class HardwareConfig:
     board: str = "ultra96v2"
-    pi: int = 32
+    pi: int = 16
     po: int = 32
     act_bits: int = 4
     weight_bits: int = 8
