@@ -8,7 +8,7 @@ MODEL  ?= diracdeltanet
 BOARD  ?= ultra96v2
 PYTEST_ARGS ?=
 
-.PHONY: venv demo compile csim bitstream test test-all bench clean
+.PHONY: venv demo compile csim bitstream deploy test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
@@ -39,6 +39,12 @@ csim: compile
 
 bitstream: compile
 	$(BIN)/codesign bitstream --project $(PROJECT)
+
+# A self-contained folder for the board (runtime, weights, schedule, notebook); overlay files are
+# included when `make bitstream` has produced them.
+deploy: compile
+	$(BIN)/codesign deploy --project $(PROJECT) -o $(BUILD)/deploy-$(MODEL)-$(BOARD)
+	$(BIN)/codesign benchmark --package $(BUILD)/deploy-$(MODEL)-$(BOARD) --device sim --frames 8
 
 demo: $(DEMO)/model.ir
 	$(BIN)/codesign summary --ir $<

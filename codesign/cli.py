@@ -154,6 +154,32 @@ def cmd_bitstream(args: argparse.Namespace) -> None:
     print(f"vendor flow finished; logs: {', '.join(str(p) for p in logs.values())}")
 
 
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from .deploy import build_deploy_package
+
+    path = build_deploy_package(Path(args.project), Path(args.output), max_batch=args.max_batch)
+    print(f"wrote deploy package {path} (copy it to the board; see its README.md)")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .driver.runtime import run_images
+
+    for path, pred in zip(args.images, run_images(Path(args.package), args.images, device=args.device,
+                                                  resize=args.resize, top_k=args.top_k, batch=args.batch,
+                                                  timeout_s=args.timeout)):
+        print(f"{path}: {pred}")
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    from .driver.runtime import benchmark
+
+    report = benchmark(Path(args.package), device=args.device, frames=args.frames, batch=args.batch,
+                       timeout_s=args.timeout)
+    print(report.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1, sort_keys=True))
+
+
 def cmd_explore(args: argparse.Namespace) -> None:
     from .estimate import explore
     from .graph import load
@@ -242,6 +268,32 @@ def build_parser() -> argparse.ArgumentParser:
     bs = sub.add_parser("bitstream", help="run Vitis HLS and Vivado on a compiled project (.bit + .hwh)")
     bs.add_argument("--project", required=True)
     bs.set_defaults(func=cmd_bitstream)
+
+    dp = sub.add_parser("deploy", help="compiled project → self-contained folder to copy to the board")
+    dp.add_argument("--project", required=True)
+    dp.add_argument("-o", "--output", required=True)
+    dp.add_argument("--max-batch", type=int, default=4, help="frames the runtime may run back to back")
+    dp.set_defaults(func=cmd_deploy)
+
+    def add_device_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--package", required=True, help="deploy package directory (from `codesign deploy`)")
+        q.add_argument("--device", choices=["sim", "pynq"], default="sim",
+                       help="pynq: the board; sim: the C-simulated engine behind the same driver")
+        q.add_argument("--batch", type=int, default=1)
+        q.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the engine")
+
+    rn = sub.add_parser("run", help="classify image files through the driver (board or simulated device)")
+    add_device_args(rn)
+    rn.add_argument("images", nargs="+")
+    rn.add_argument("--resize", choices=["refuse", "nearest", "bilinear"], default="refuse")
+    rn.add_argument("--top-k", type=int, default=5)
+    rn.set_defaults(func=cmd_run)
+
+    bm = sub.add_parser("benchmark", help="FPS and per-call times through the driver")
+    add_device_args(bm)
+    bm.add_argument("--frames", type=int, default=32)
+    bm.add_argument("--json", help="also write the report as JSON")
+    bm.set_defaults(func=cmd_benchmark)
 
     ex = sub.add_parser("explore", help="sweep engine parameters for a board: Pareto front, best config")
     ex.add_argument("--model", required=True, help="IR file")

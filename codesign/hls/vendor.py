@@ -106,4 +106,14 @@ def run_vendor_flow(project_dir: Path, steps: tuple[str, ...] = ("csynth", "expo
     for name, _, args, extra_env in plan:
         logs[name] = project_dir / LOG_DIR / f"{name}.log"
         _run(tools[name], args, project_dir, logs[name], {**os.environ, **extra_env}, timeout)
+    if BITSTREAM in steps:
+        # Record which engine the .bit was built from, so deploy refuses it after a re-compile.
+        from ..deploy import write_overlay_stamp
+        from .tcl import OVERLAY_DIR
+
+        bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
+        if not bits:
+            raise VendorToolFailed(f"vivado finished but wrote no .bit in {_one_line(project_dir / OVERLAY_DIR)}; "
+                                   f"see {logs['vivado']}")
+        write_overlay_stamp(project_dir, bits[0])
     return logs

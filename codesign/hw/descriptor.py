@@ -24,8 +24,9 @@ def flag_bits(*names: str) -> int:
     return sum(1 << FLAGS[n] for n in names)
 
 
-def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] = FIELDS) -> np.ndarray:
+def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] | None = None) -> np.ndarray:
     """Descriptor table as uint32 words; every field must be given (reserved defaults to 0)."""
+    fields = fields or FIELDS  # read at call time, so a changed FIELDS is followed everywhere
     table = np.zeros((len(descriptors), len(fields)), dtype=np.uint32)
     for i, d in enumerate(descriptors):
         unknown = set(d) - set(fields)
@@ -39,6 +40,7 @@ def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] = FIELD
     return table.reshape(-1)
 
 
-def decode(words: np.ndarray, fields: tuple[str, ...] = FIELDS) -> list[dict[str, int]]:
+def decode(words: np.ndarray, fields: tuple[str, ...] | None = None) -> list[dict[str, int]]:
+    fields = fields or FIELDS
     rows = np.asarray(words, dtype=np.uint32).reshape(-1, len(fields))
     return [{name: int(v) for name, v in zip(fields, row)} for row in rows]

@@ -1,0 +1,208 @@
+"""`codesign deploy`: a compiled project → a self-contained folder to copy to the board.
+
+    <out>/
+      README.md, example.ipynb, run.py     how to run it (notebook and command line)
+      package.json                         model (type, input shape, class names), max batch, overlay files
+      engine.json                          the engine: hw parameters, AXI-Lite register map, descriptor layout
+      model.ir, hw.yaml, schedule.json     the compiled model
+      data/desc.bin, data/wmem.bin         descriptor table and weights, written to the device once
+      overlay/<name>.bit, .hwh             the PYNQ overlay, when the vendor tools have been run
+      engine/src, engine/csim              the engine's C++ (the simulated device builds it)
+      codesign/                            the runtime: driver, golden, graph, hw (NumPy + PyYAML only)
+      manifest.json                        size and SHA-256 of every other file
+
+Same inputs, same bytes. The runtime (`codesign.driver.runtime.Runtime`) refuses a package whose
+files do not match the manifest or whose parts disagree.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jinja2
+
+from .driver import package as pkg
+from .driver.registers import project_register_map
+from .errors import CodesignError
+from .graph import load
+from .hls.names import safe_identifier
+from .hls.tcl import ENGINE_VLNV, M_AXI_BUNDLES, OVERLAY_DIR
+from .hw.config import HardwareConfig
+
+CODESIGN_DIR = Path(__file__).resolve().parent
+TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
+# What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
+RUNTIME_MODULES = ("__init__.py", "errors.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
+PROJECT_FILES = (pkg.MODEL, pkg.HW, pkg.SCHEDULE, pkg.DESC, pkg.WMEM)
+ENGINE_SOURCES = ("src", "csim")
+OVERLAY_STAMP = ".engine.json"  # overlay/<name>.engine.json: the engine sources a bitstream was built from
+
+
+def engine_sources_digest(project_dir: Path) -> str:
+    h = hashlib.sha256()
+    for sub in ENGINE_SOURCES:
+        for f in sorted(p for p in (project_dir / sub).rglob("*") if p.is_file()):
+            h.update(f.relative_to(project_dir).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def descriptor_layout(project_dir: Path) -> list[str]:
+    """Field names in word order, as the generated src/descriptor.h gives them to the engine."""
+    text = (project_dir / "src" / "descriptor.h").read_text()
+    fields = {int(i): n.lower() for n, i in re.findall(r"constexpr\s+int\s+DESC_(\w+)\s*=\s*(\d+)\s*;", text)
+              if n != "WORDS"}
+    if sorted(fields) != list(range(len(fields))):
+        raise CodesignError(f"{project_dir}/src/descriptor.h: descriptor word offsets are not 0..n-1")
+    return [fields[i] for i in range(len(fields))]
+
+
+def engine_manifest(project_dir: str | Path) -> dict:
+    """The engine a project's sources define: what a bitstream or C-sim built from them expects."""
+    project_dir = Path(project_dir)
+    args, registers = project_register_map(project_dir)
+    fields = descriptor_layout(project_dir)
+    return {"hw": HardwareConfig.load(project_dir / pkg.HW).to_dict(),
+            "interface": {"args": [vars(a) for a in args], "registers": registers.to_json()},
+            "descriptor": {"fields": fields, "words": len(fields)},
+            "vlnv": ENGINE_VLNV, "m_axi": list(M_AXI_BUNDLES),
+            "sources_sha256": engine_sources_digest(project_dir)}
+
+
+def write_overlay_stamp(project_dir: str | Path, bitstream: str | Path) -> Path:
+    """Record beside a freshly built .bit the engine it was built from (for the vendor flow to call),
+    so a later `codesign compile` with other parameters cannot be deployed with the stale bitstream."""
+    stamp = Path(bitstream).with_suffix(OVERLAY_STAMP)
+    pkg.dump_json(stamp, engine_manifest(project_dir))
+    return stamp
+
+
+def _overlay(project_dir: Path) -> tuple[Path, Path] | None:
+    bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
+    if not bits:
+        return None
+    if len(bits) > 1:
+        names = ", ".join(b.name for b in bits)
+        raise CodesignError(f"{project_dir}/{OVERLAY_DIR} holds several bitstreams ({names}); keep the one to deploy")
+    bit, hwh = bits[0], bits[0].with_suffix(".hwh")
+    if not hwh.is_file():
+        raise CodesignError(f"{bit} has no {hwh.name} beside it; PYNQ needs both (re-run `codesign bitstream`)")
+    return bit, hwh
+
+
+def _check_project(project_dir: Path) -> None:
+    """The project's files are consistent: the schedule and table are those of model.ir + hw.yaml."""
+    from .hls.simulate import load_project_schedule
+
+    for rel in ("src/codesign_engine.cpp", "src/descriptor.h", "csim/csim_api.cpp", pkg.SCHEDULE):
+        if not (project_dir / rel).is_file():
+            raise CodesignError(f"{project_dir}: not a codesign project (missing {rel}); run `codesign compile` first")
+    sched, _ = load_project_schedule(project_dir)
+    if (project_dir / pkg.SCHEDULE).read_text() != sched.dumps() + "\n":
+        raise CodesignError(f"{project_dir}/{pkg.SCHEDULE} does not match model.ir + hw.yaml; "
+                            "re-run `codesign compile`")
+
+
+def _prepare_out_dir(out: Path) -> None:
+    if out.exists():
+        if any(out.iterdir()) and not (out / pkg.MANIFEST).is_file():
+            raise CodesignError(f"{out} exists and is not a deploy package; choose an empty or new directory")
+        shutil.rmtree(out)  # a previous package: rebuilt from scratch so no stale file survives
+    out.mkdir(parents=True)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+
+
+def _copy_runtime(out: Path) -> None:
+    for rel in RUNTIME_MODULES:
+        src = CODESIGN_DIR / rel
+        for f in sorted(src.rglob("*.py")) if src.is_dir() else [src]:
+            _copy(f, out / "codesign" / f.relative_to(CODESIGN_DIR))
+
+
+def notebook(text: str) -> str:
+    """nbformat v4 JSON from percent-format text (`# %%` code cells, `# %% [markdown]` markdown cells)."""
+    cells = []
+    for i, chunk in enumerate(re.split(r"^# %%", text, flags=re.M)[1:]):
+        header, _, body = chunk.partition("\n")
+        markdown = "[markdown]" in header
+        lines = body.strip("\n").split("\n")
+        if markdown:
+            lines = [re.sub(r"^# ?", "", line) for line in lines]
+        source = [line + "\n" for line in lines[:-1]] + lines[-1:]
+        cell = {"cell_type": "markdown" if markdown else "code", "id": f"cell-{i}", "metadata": {}, "source": source}
+        if not markdown:
+            cell.update(execution_count=None, outputs=[])
+        cells.append(cell)
+    doc = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                                                       "name": "python3"},
+                                        "language_info": {"name": "python"}},
+           "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_names: list[str] | None = None,
+                         model_type: str | None = None, max_batch: int = 4) -> Path:
+    """Write the deploy package of a compiled project (see the module docstring); returns `out_dir`.
+
+    class_names: labels of the classifier outputs (default: the IR's meta['class_names'], if any).
+    model_type: picks the runtime's postprocess (default: the IR's model_config['model']).
+    max_batch: how many feature-map arenas a runtime may allocate (frames in flight).
+    """
+    project, out = Path(project_dir), Path(out_dir)
+    if not project.is_dir():
+        raise CodesignError(f"{project}: no such project directory; run `codesign compile` first")
+    if max_batch < 1:
+        raise CodesignError(f"max_batch={max_batch} must be at least 1")
+    _check_project(project)
+    engine = engine_manifest(project)
+    overlay = _overlay(project)
+    if overlay:
+        stamp = overlay[0].with_suffix(OVERLAY_STAMP)
+        if stamp.is_file() and json.loads(stamp.read_text()) != engine:
+            raise CodesignError(f"{overlay[0]} was built from other engine sources than {project}'s (recompiled "
+                                "since?); run `codesign bitstream` again before deploying")
+    graph = load(project / pkg.MODEL)
+    config = graph.meta.get("model_config", {})
+    names = class_names if class_names is not None else graph.meta.get("class_names")
+    n_out = graph.tensors[graph.output].shape[-1]
+    if names is not None and len(names) != n_out:
+        raise CodesignError(f"{len(names)} class names for a model with {n_out} outputs")
+    name = overlay[0].stem if overlay else safe_identifier(graph.name)
+
+    _prepare_out_dir(out)
+    for rel in PROJECT_FILES:
+        _copy(project / rel, out / rel)
+    for sub in ENGINE_SOURCES:
+        for f in sorted(p for p in (project / sub).rglob("*") if p.is_file()):
+            _copy(f, out / pkg.ENGINE_DIR / f.relative_to(project))
+    if overlay:
+        for f in overlay:
+            _copy(f, out / OVERLAY_DIR / f.name)
+    _copy_runtime(out)
+    meta = {"format": pkg.FORMAT, "version": pkg.VERSION, "name": name,
+            "model": {"name": graph.name, "type": model_type or config.get("model", "unknown"),
+                      "input_shape": list(graph.tensors[graph.input].shape),
+                      "output_shape": list(graph.tensors[graph.output].shape),
+                      "class_names": list(names) if names is not None else None},
+            "runtime": {"max_batch": max_batch},
+            "overlay": {"bit": f"{OVERLAY_DIR}/{overlay[0].name}", "hwh": f"{OVERLAY_DIR}/{overlay[1].name}",
+                        "stamped": overlay[0].with_suffix(OVERLAY_STAMP).is_file()} if overlay else None}
+    pkg.dump_json(out / pkg.META, meta)
+    pkg.dump_json(out / pkg.ENGINE, engine)
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, autoescape=False, trim_blocks=True, lstrip_blocks=True)
+    calls = len(json.loads((project / pkg.SCHEDULE).read_text())["calls"])
+    ctx = {"meta": meta, "hw": engine["hw"], "registers": engine["interface"]["registers"],
+           "device": "pynq" if overlay else "sim", "calls": calls}
+    (out / "README.md").write_text(env.get_template("README.md.j2").render(**ctx))
+    (out / "example.ipynb").write_text(notebook(env.get_template("example.py.j2").render(**ctx)))
+    _copy(TEMPLATES / "run.py", out / "run.py")
+    pkg.write_manifest(out)
+    return out

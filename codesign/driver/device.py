@@ -1,0 +1,291 @@
+"""One device interface, two backends: the PYNQ board and a simulated engine for CI.
+
+The runtime only ever allocates buffers, moves bytes, writes and reads 32-bit registers and waits
+for ap_done; it never knows which backend it talks to. `SimulatedDevice` keeps a small memory map
+(buffers at fake physical addresses above 4 GiB, so both words of every address register matter)
+and, when ap_start is written, decodes the same address/count registers the hardware would and
+runs the project's C-simulation library on the buffers they point to.
+"""
+from __future__ import annotations
+
+import ctypes
+import time
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CodesignError
+from .registers import AP_DONE, AP_IDLE, AP_READY, AP_START, CTRL, ENGINE_ARGS, RegisterMap, check_against_hwh
+
+
+class DeviceError(CodesignError):
+    """The device cannot be opened or used."""
+
+
+class DeviceUnavailable(DeviceError):
+    """The requested backend cannot run here (no pynq, no board, no bitstream)."""
+
+
+class EngineTimeout(DeviceError):
+    """The engine did not raise ap_done in time."""
+
+
+@dataclass
+class DeviceBuffer:
+    name: str
+    nbytes: int
+    address: int  # physical (device) address, what the engine's address registers take
+    handle: Any  # backend object: a numpy array (simulated) or a pynq buffer
+
+
+class Device(ABC):
+    """allocate / free / write / read buffers, write / read registers, start and wait."""
+
+    kind: str = ""
+    timing_note: str = ""
+
+    def __init__(self) -> None:
+        self._live: dict[int, DeviceBuffer] = {}
+
+    # -- buffers
+    def allocate(self, nbytes: int, name: str) -> DeviceBuffer:
+        buf = self._allocate(max(int(nbytes), 1), name)
+        self._live[id(buf)] = buf
+        return buf
+
+    def free(self, buf: DeviceBuffer) -> None:
+        if self._live.pop(id(buf), None) is not None:
+            self._free(buf)
+
+    @property
+    def live_buffers(self) -> list[DeviceBuffer]:
+        return list(self._live.values())
+
+    def close(self) -> None:
+        """Free every buffer still allocated (idempotent)."""
+        for buf in self.live_buffers:
+            self.free(buf)
+
+    # -- engine control (ap_ctrl_hs), shared by both backends
+    def start(self) -> None:
+        self.write_register(CTRL, AP_START)
+
+    def wait(self, timeout_s: float) -> None:
+        """Poll ap_done (clear-on-read: seen once per run) until it is set or `timeout_s` passes."""
+        deadline = time.perf_counter() + timeout_s
+        while not self.read_register(CTRL) & AP_DONE:
+            if time.perf_counter() > deadline:
+                raise EngineTimeout(f"the engine did not finish within {timeout_s:g} s on the {self.kind} device "
+                                    "(hung, or the timeout is too short for this model)")
+            time.sleep(0)  # yield; a frame takes milliseconds, so tight polling costs nothing
+
+    def is_idle(self) -> bool:
+        return bool(self.read_register(CTRL) & AP_IDLE)
+
+    @abstractmethod
+    def _allocate(self, nbytes: int, name: str) -> DeviceBuffer: ...
+
+    @abstractmethod
+    def _free(self, buf: DeviceBuffer) -> None: ...
+
+    @abstractmethod
+    def write(self, buf: DeviceBuffer, data: np.ndarray, offset: int = 0) -> None: ...
+
+    @abstractmethod
+    def read(self, buf: DeviceBuffer, nbytes: int, offset: int = 0) -> np.ndarray: ...
+
+    @abstractmethod
+    def write_register(self, offset: int, value: int) -> None: ...
+
+    @abstractmethod
+    def read_register(self, offset: int) -> int: ...
+
+
+def _as_bytes(data: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+
+
+# ---- simulated ---------------------------------------------------------------------------------
+
+class SimulatedDevice(Device):
+    """The engine's registers and memory on the host; ap_start runs the C-simulation library.
+
+    `hang=True` is a fault knob: ap_start is accepted but ap_done never comes.
+    """
+
+    kind = "simulated"
+    timing_note = "simulated (C-simulation on the host CPU; not board timings)"
+    BASE_ADDRESS = 0x8_0000_0000  # above 4 GiB: a driver that wrote only the low address word would fail
+    ALIGN = 4096
+
+    def __init__(self, library: str | Path, registers: RegisterMap, bus_bits: int, desc_words: int,
+                 hang: bool = False):
+        super().__init__()
+        self.registers = registers
+        self.hang = hang
+        self.desc_words = desc_words
+        self.word_bytes = bus_bits // 8
+        self._regs: dict[int, int] = {}
+        self._ctrl = AP_IDLE
+        self._next = self.BASE_ADDRESS
+        self.lib = ctypes.CDLL(str(library))
+        built_for = self.lib.codesign_engine_csim_bus_bits()
+        if built_for != bus_bits:
+            raise DeviceError(f"the C-simulation library is built for a {built_for}-bit bus, "
+                              f"the package needs {bus_bits}")
+        self._run = self.lib.codesign_engine_csim
+        self._run.restype = ctypes.c_int
+        self._run.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                              ctypes.c_uint64]
+
+    def _allocate(self, nbytes: int, name: str) -> DeviceBuffer:
+        buf = DeviceBuffer(name, nbytes, self._next, np.zeros(nbytes, dtype=np.uint8))
+        self._next += -(-nbytes // self.ALIGN) * self.ALIGN
+        return buf
+
+    def _free(self, buf: DeviceBuffer) -> None:
+        buf.handle = None
+
+    def write(self, buf: DeviceBuffer, data: np.ndarray, offset: int = 0) -> None:
+        b = _as_bytes(data)
+        buf.handle[offset:offset + b.size] = b
+
+    def read(self, buf: DeviceBuffer, nbytes: int, offset: int = 0) -> np.ndarray:
+        return buf.handle[offset:offset + nbytes].copy()
+
+    def write_register(self, offset: int, value: int) -> None:
+        if offset == CTRL:
+            if value & AP_START and not self.hang:
+                self._ctrl = AP_START
+                self._execute()
+                self._ctrl = AP_DONE | AP_IDLE | AP_READY
+            elif value & AP_START:
+                self._ctrl = AP_START  # accepted, never finishes
+            return
+        self._regs[offset] = int(value) & 0xFFFFFFFF
+
+    def read_register(self, offset: int) -> int:
+        if offset == CTRL:
+            value = self._ctrl
+            self._ctrl &= ~(AP_DONE | AP_READY)  # ap_done and ap_ready clear on read, as in HLS
+            return value
+        return self._regs.get(offset, 0)
+
+    def _resolve(self, address: int, what: str) -> tuple[np.ndarray, int]:
+        """The live buffer bytes from `address` to the end of its buffer, and their length."""
+        for buf in self._live.values():
+            if buf.address <= address < buf.address + buf.nbytes:
+                view = buf.handle[address - buf.address:]
+                return view, view.size
+        raise DeviceError(f"register '{what}' holds {address:#x}, which is not in any allocated buffer "
+                          "(the engine would access unmapped memory)")
+
+    def _execute(self) -> None:
+        """What the hardware does on ap_start: read the registers, run the table on those buffers."""
+        reg = {name: self.registers.value(name, self.read_register) for name in ENGINE_ARGS}
+        if reg["fmem_rd"] != reg["fmem_wr"]:
+            raise DeviceError("fmem_rd and fmem_wr must point at the same buffer (the C-simulation has one fmem)")
+        desc, desc_bytes = self._resolve(reg["desc"], "desc")
+        if reg["n_desc"] * self.desc_words * 4 > desc_bytes:
+            raise DeviceError(f"n_desc={reg['n_desc']} descriptors do not fit the buffer 'desc' points at")
+        wmem, wmem_bytes = self._resolve(reg["wmem"], "wmem")
+        fmem, fmem_bytes = self._resolve(reg["fmem_rd"], "fmem_rd")
+        rc = self._run(desc.ctypes.data, reg["n_desc"], wmem.ctypes.data, wmem_bytes // self.word_bytes,
+                       fmem.ctypes.data, fmem_bytes // self.word_bytes)
+        if rc != 0:
+            raise DeviceError(f"the simulated engine rejected the descriptor table "
+                              f"(codesign_engine_csim returned {rc})")
+
+
+# ---- PYNQ --------------------------------------------------------------------------------------
+
+def import_pynq() -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pynq's own deprecation noise; errors below are one line
+            import pynq
+    except ImportError:
+        raise DeviceUnavailable("device 'pynq' needs the pynq package, which is not installed: run on a PYNQ "
+                                "board image (or pip install 'codesign[board]' there), or use device 'sim'") from None
+    return pynq
+
+
+class PynqDevice(Device):
+    """The engine in a PYNQ overlay: pynq.allocate buffers, MMIO through the IP object."""
+
+    kind = "pynq"
+
+    def __init__(self, bitstream: Path | None, registers: RegisterMap, vlnv: str, bus_bits: int,
+                 m_axi: tuple[str, ...]):
+        super().__init__()
+        pynq = import_pynq()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pynq warns "No devices found" before we can say it in one line
+            devices = list(pynq.Device.devices)
+        if not devices:
+            raise DeviceUnavailable(f"pynq {getattr(pynq, '__version__', '')} is installed but found no FPGA device: "
+                                    "this is not a PYNQ board (or XRT is not set up); use device 'sim' here")
+        if bitstream is None or not bitstream.is_file() or not bitstream.with_suffix(".hwh").is_file():
+            raise DeviceUnavailable("this deploy package has no bitstream (.bit + .hwh): Vitis HLS / Vivado were "
+                                    "not run before it was built; run `codesign bitstream`, rebuild the package, "
+                                    "or use device 'sim'")
+        try:
+            self.overlay = pynq.Overlay(str(bitstream))
+        except Exception as e:  # pynq raises RuntimeError/ValueError/OSError/...: all mean the same here
+            raise DeviceUnavailable(f"pynq could not load the overlay {bitstream.name}: "
+                                    f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        self._pynq = pynq
+        name, ip = self._find_engine(vlnv)
+        check_against_hwh(registers, ip.get("registers", {}))
+        for bundle in m_axi:  # the .hwh records the port widths the bitstream was built with
+            width = ip.get("parameters", {}).get(f"C_M_AXI_{bundle.upper()}_DATA_WIDTH")
+            if width is not None and int(width) != bus_bits:
+                raise DeviceError(f"the bitstream's m_axi_{bundle} is {width} bits wide, the package needs {bus_bits}; "
+                                  "the bitstream was built for another hardware config")
+        self.ip = getattr(self.overlay, name)
+        self.timing_note = f"board (PYNQ, {bitstream.name})"
+
+    def _find_engine(self, vlnv: str) -> tuple[str, dict]:
+        family = vlnv.rsplit(":", 1)[0]  # any version of the engine IP
+        hits = [(n, ip) for n, ip in self.overlay.ip_dict.items() if str(ip.get("type", "")).startswith(family)]
+        if len(hits) != 1:
+            raise DeviceError(f"the overlay has {len(hits)} instances of {family} (expected exactly 1)")
+        return hits[0]
+
+    def _allocate(self, nbytes: int, name: str) -> DeviceBuffer:
+        try:
+            handle = self._pynq.allocate(shape=(nbytes,), dtype=np.uint8)
+        except Exception as e:
+            raise DeviceError(f"pynq.allocate of {nbytes} bytes for '{name}' failed "
+                              f"(out of CMA memory?): {e}") from None
+        address = getattr(handle, "device_address", None) or handle.physical_address  # PYNQ 3 / PYNQ 2
+        return DeviceBuffer(name, nbytes, int(address), handle)
+
+    def _free(self, buf: DeviceBuffer) -> None:
+        buf.handle.freebuffer()
+
+    def write(self, buf: DeviceBuffer, data: np.ndarray, offset: int = 0) -> None:
+        b = _as_bytes(data)
+        buf.handle[offset:offset + b.size] = b
+        buf.handle.flush()  # caches → DDR before the engine reads
+
+    def read(self, buf: DeviceBuffer, nbytes: int, offset: int = 0) -> np.ndarray:
+        buf.handle.invalidate()  # drop stale cache lines the engine wrote behind
+        return np.array(buf.handle[offset:offset + nbytes], dtype=np.uint8)
+
+    def write_register(self, offset: int, value: int) -> None:
+        self.ip.write(offset, int(value))
+
+    def read_register(self, offset: int) -> int:
+        return int(self.ip.read(offset))
+
+    def close(self) -> None:
+        # A running engine (e.g. after a timeout) must not write into freed memory: reprogramming
+        # the PL stops it. HLS ap_ctrl_hs has no other reset.
+        if self.live_buffers and not self.is_idle():
+            self.overlay.download()
+        super().close()
