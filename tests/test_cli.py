@@ -1,0 +1,103 @@
+"""The `codesign` command: bad input is one readable line on stderr and a non-zero exit."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from codesign.cli import main
+from codesign.golden import GoldenInputError, GoldenModel
+from codesign.graph import save
+from codesign.quant import export_model
+
+
+@pytest.fixture(scope="module")
+def ir_file(tiny_model, tmp_path_factory):
+    return save(export_model(tiny_model), tmp_path_factory.mktemp("ir") / "tiny.ir")
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("codesign: error: ")
+    return err[0]
+
+
+def test_corrupt_ir_is_one_line(ir_file, tmp_path, capsys):
+    bad = tmp_path / "bad.ir"
+    data = bytearray(ir_file.read_bytes())
+    bad.write_bytes(bytes(data[: len(data) // 2]))
+    assert main(["golden", "--ir", str(bad), "--dataset", "digits"]) == 2
+    assert "corrupt" in _one_error_line(capsys)
+
+
+def test_version_mismatched_ir_is_one_line(ir_file, tmp_path, capsys):
+    import zipfile
+
+    bad = tmp_path / "v9.ir"
+    with zipfile.ZipFile(ir_file) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "graph.json":
+                data = data.replace(b'"version": 1', b'"version": 9')
+            dst.writestr(item, data)
+    assert main(["summary", "--ir", str(bad)]) == 2
+    line = _one_error_line(capsys)
+    assert "version 9" in line and "re-export" in line
+
+
+def test_missing_ir_file(capsys, tmp_path):
+    assert main(["golden", "--ir", str(tmp_path / "none.ir"), "--dataset", "digits"]) == 2
+    assert "no such IR file" in _one_error_line(capsys)
+
+
+def test_unreadable_image(ir_file, tmp_path, capsys):
+    img = tmp_path / "x.png"
+    img.write_bytes(b"not a png")
+    assert main(["golden", "--ir", str(ir_file), "--images", str(img)]) == 2
+    assert "cannot read image" in _one_error_line(capsys)
+
+
+def test_golden_cli_predicts_image_files(ir_file, tmp_path, capsys):
+    from PIL import Image
+
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"{i}.png"
+        Image.fromarray(np.random.RandomState(i).randint(0, 256, (32, 32, 3)).astype(np.uint8)).save(p)
+        paths.append(str(p))
+    assert main(["golden", "--ir", str(ir_file), "--images", *paths]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and all(line.split(": class ")[1].split()[0].isdigit() for line in out)
+
+
+def test_wrong_input_shape_to_golden_model(ir_file):
+    from codesign.graph import load
+
+    golden = GoldenModel(load(ir_file))
+    with pytest.raises(GoldenInputError, match=r"shape \(1, 30, 32, 3\); the model expects \(N, 32, 32, 3\) uint8"):
+        golden.run(np.zeros((1, 30, 32, 3), np.uint8))
+
+
+def test_unknown_board_and_bad_hw(ir_file, tmp_path, capsys):
+    assert main(["compile", "--model", str(ir_file), "--board", "zx81", "-o", str(tmp_path / "p")]) == 2
+    assert "unknown board 'zx81'" in _one_error_line(capsys)
+    hw = tmp_path / "hw.yaml"
+    hw.write_text("pi: [1, 2\n")
+    assert main(["compile", "--model", str(ir_file), "--hw", str(hw), "-o", str(tmp_path / "p")]) == 2
+    assert "not valid YAML" in _one_error_line(capsys)
+
+
+def test_design_that_does_not_fit_the_board(ir_file, tmp_path, capsys):
+    from codesign.hw.config import HardwareConfig
+
+    big = HardwareConfig(pi=64, po=64).save(tmp_path / "big.yaml")
+    assert main(["compile", "--model", str(ir_file), "--hw", str(big), "-o", str(tmp_path / "p")]) == 2
+    assert "does not fit ultra96v2" in _one_error_line(capsys)
+
+
+def test_python_m_entry_point_exits_nonzero_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "codesign", "summary", "--ir", str(tmp_path / "x.ir")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
