@@ -279,7 +279,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=None, help=help_)
 
     parser.add_argument("--preset", default="digits", choices=sorted(PRESETS), help="defaults to start from")
-    opt("model", _json_or_file, "model config as JSON, or a .json file (num_classes defaults to the data set's)")
+    opt("model", _json_or_file, "model name (e.g. diracdeltanet), a model config as JSON, or a .json file "
+                                "(num_classes defaults to the data set's)")
     opt("dataset", str, "'digits' or an ImageFolder directory (root/<class>/*.png|jpg, or root/train + root/val)")
     opt("resolution", int, "input resolution (overrides the model config's)")
     opt("float_epochs", int, "epochs of float pre-training")
@@ -300,6 +301,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _json_or_file(text: str) -> dict:
+    from ..models import MODELS
+
+    if text in MODELS:  # a bare model name: the preset's settings for it, or the model's defaults
+        return {"model": text}
     try:
         value = json.loads(Path(text).read_text() if text.endswith(".json") else text)
     except OSError as e:
@@ -315,7 +320,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The preset with every option given on the command line replaced."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return dataclasses.replace(PRESETS[args.preset], **given)
+    preset = PRESETS[args.preset]
+    if given.get("model", {}).keys() == {"model"} and preset.model.get("model") == given["model"]["model"]:
+        given["model"] = preset.model  # `--model diracdeltanet` keeps the preset's width and resolution
+    return dataclasses.replace(preset, **given)
 
 
 def run_from_args(args: argparse.Namespace) -> Path:
