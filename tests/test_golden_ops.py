@@ -320,3 +320,225 @@ def test_linear(data):
     got = g.run(y, images)[y]
     assert got.dtype == np.int64
     assert np.array_equal(got.reshape(len(images), cout), expected.numpy())
+
+
+# ---- CoDeNet ops (docs/integer-contract.md) ------------------------------------------------------
+
+class one_torch_thread:
+    """Run tiny torch references on one thread: on a loaded 2-core machine torch's worker threads
+    spin and turn milliseconds into seconds."""
+
+    def __enter__(self):
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.threads)
+
+
+def ref_depthwise_acc(x: np.ndarray, weight: np.ndarray, stride: int) -> torch.Tensor:
+    """int64 NCHW accumulators of a depthwise 3×3, zero padding 1 (float64 conv: exact here)."""
+    c = x.shape[3]
+    k = torch.from_numpy(weight.astype(np.float64)).reshape(c, 1, 3, 3)
+    with one_torch_thread():
+        return F.conv2d(nchw(x), k, stride=stride, padding=1, groups=c).to(torch.int64)
+
+
+def draw_dw_weight(data: st.DataObject, rng: np.random.Generator, c: int) -> tuple[np.ndarray, int]:
+    bits = data.draw(st.integers(2, 8), label="weight bits")
+    return draw_weight(data, rng, c, 9, bits), bits
+
+
+@PROPERTY
+@given(st.data())
+def test_dwconv3x3(data):
+    """Depthwise 3×3 (padding 1, stride 1 or 2) + requant against torch's grouped conv2d."""
+    rng = draw_rng(data)
+    images = draw_images(data, rng)
+    n, h, w, c = images.shape
+    stride = data.draw(st.sampled_from([1, 2]), label="stride")
+    weight, wbits = draw_dw_weight(data, rng, c)
+    out_bits = data.draw(st.integers(2, 8), label="out bits")
+    acc = ref_depthwise_acc(images, weight, stride)
+    mult, bias, s = draw_requant(data, rng, weight, 255, out_bits, acc)
+    g = TinyGraph(images.shape[1:])
+    y = g.add("dwconv3x3", ["x"], ((h - 1) // stride + 1, (w - 1) // stride + 1, c), bits=out_bits,
+              attrs={"shift": s, "weight_bits": wbits, "stride": stride},
+              params={"weight": weight, "mult": mult, "bias": bias})
+    got = g.run(y, images)[y]
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, ref_requant(acc, mult, bias, s, out_bits))
+
+
+def add_dilation(g: TinyGraph, src: str, bits: int) -> str:
+    """d = min(src, 2^bits − 1) through a conv1x1 (weight 1, M = 2, S = 1): the requant clamp is the
+    range limit, as the exporter's offset conv."""
+    h, w, _ = g.tensors[src].shape
+    t = g.add("conv1x1", [src], (h, w, 1), bits=bits, attrs={"shift": 1, "weight_bits": 2},
+              params={"weight": np.ones((1, 1), np.int8), "mult": np.array([2], np.int32),
+                      "bias": np.zeros(1, np.int64)})
+    g.tensors[t].scale = 1.0
+    return t
+
+
+def ref_square_deform_acc(x: np.ndarray, d: np.ndarray, weight: np.ndarray) -> torch.Tensor:
+    """int64 NCHW accumulators of the square deformable depthwise 3×3 by the torch model's own op."""
+    from codesign.models.deform import square_deform
+
+    c = x.shape[3]
+    k = torch.from_numpy(weight.astype(np.float64)).reshape(c, 1, 3, 3)
+    with torch.no_grad(), one_torch_thread():
+        return square_deform(nchw(x), nchw(d), k).to(torch.int64)
+
+
+def loop_deform_acc(x: np.ndarray, d: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Plain-loop reference (NHWC int): Σ_k w[c, k] · x[h + ky·d, w + kx·d, c], zero outside."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, h, w, c), np.int64)
+    for b in range(n):
+        for yy in range(h):
+            for xx in range(w):
+                dil = int(d[b, yy, xx, 0])
+                for k in range(9):
+                    iy, ix = yy + (k // 3 - 1) * dil, xx + (k % 3 - 1) * dil
+                    if 0 <= iy < h and 0 <= ix < w:
+                        for ch in range(c):
+                            out[b, yy, xx, ch] += int(weight[ch, k]) * int(x[b, iy, ix, ch])
+    return out
+
+
+@PROPERTY
+@given(st.data())
+def test_deform3x3(data):
+    """Random per-pixel dilations 0..R (R = 2^b − 1, or a larger declared max_dilation) against the
+    torch model's `square_deform` in float64 and a plain loop."""
+    rng = draw_rng(data)
+    c = data.draw(st.integers(1, 12), label="c")
+    d_bits = data.draw(st.integers(2, 4), label="d bits")
+    images = draw_images(data, rng, c=c + 1, max_hw=12)
+    if data.draw(st.booleans(), label="dilations spread"):
+        images[..., c] = rng.integers(0, 1 << d_bits, size=images.shape[:3])
+    n, h, w, _ = images.shape
+    g = TinyGraph(images.shape[1:])
+    x = g.add("slice", ["x"], (h, w, c), attrs={"start": 0, "stop": c})
+    d = add_dilation(g, g.add("slice", ["x"], (h, w, 1), attrs={"start": c, "stop": c + 1}), d_bits)
+    r = (1 << d_bits) - 1 + data.draw(st.sampled_from([0, 0, 1, 9]), label="spare range")
+    weight, wbits = draw_dw_weight(data, rng, c)
+    out_bits = data.draw(st.integers(2, 8), label="out bits")
+    dvals = np.minimum(images[..., c:], (1 << d_bits) - 1)
+    acc = ref_square_deform_acc(images[..., :c], dvals, weight)
+    mult, bias, s = draw_requant(data, rng, weight, 255, out_bits, acc)
+    y = g.add("deform3x3", [x, d], (h, w, c), bits=out_bits,
+              attrs={"shift": s, "weight_bits": wbits, "max_dilation": r},
+              params={"weight": weight, "mult": mult, "bias": bias})
+    trace = g.run(y, images)
+    assert np.array_equal(trace[d], dvals)
+    assert np.array_equal(trace[y], ref_requant(acc, mult, bias, s, out_bits))
+    assert np.array_equal(nhwc(acc), loop_deform_acc(images[..., :c], dvals, weight))
+
+
+@PROPERTY
+@given(st.data())
+def test_deform3x3_with_unit_dilation_is_dwconv3x3(data):
+    """d ≡ 1 (an offset conv with zero weights, bias 1) computes exactly the stride-1 dwconv3x3."""
+    rng = draw_rng(data)
+    images = draw_images(data, rng)
+    n, h, w, c = images.shape
+    g = TinyGraph(images.shape[1:])
+    d = g.add("conv1x1", ["x"], (h, w, 1), bits=3, attrs={"shift": 1, "weight_bits": 4},
+              params={"weight": np.zeros((1, c), np.int8), "mult": np.array([5], np.int32),
+                      "bias": np.array([2], np.int64)})  # (0·5 + 2 + 1) >> 1 = 1
+    weight, wbits = draw_dw_weight(data, rng, c)
+    out_bits = data.draw(st.integers(2, 8), label="out bits")
+    mult, bias, s = draw_requant(data, rng, weight, 255, out_bits, ref_depthwise_acc(images, weight, 1))
+    attrs = {"shift": s, "weight_bits": wbits}
+    params = {"weight": weight, "mult": mult, "bias": bias}
+    yd = g.add("deform3x3", ["x", d], (h, w, c), bits=out_bits, attrs={**attrs, "max_dilation": 7}, params=params)
+    yw = g.add("dwconv3x3", ["x"], (h, w, c), bits=out_bits, attrs={**attrs, "stride": 1}, params=params)
+    g.tensors[yw].scale = g.tensors[yd].scale
+    trace = g.run(yd, images)
+    assert np.all(trace[d] == 1)
+    assert np.array_equal(trace[yd], trace[yw])
+
+
+@PROPERTY
+@given(st.data())
+def test_upsample2x(data):
+    images = draw_images(data, draw_rng(data))
+    n, h, w, c = images.shape
+    g = TinyGraph(images.shape[1:])
+    y = g.add("upsample2x", ["x"], (2 * h, 2 * w, c))
+    with one_torch_thread():
+        expected = nhwc(F.interpolate(nchw(images), scale_factor=2, mode="nearest"))
+    assert np.array_equal(g.run(y, images)[y], expected)
+
+
+@PROPERTY
+@given(st.data())
+def test_concat_interleave(data):
+    """g equal slices interleaved (ShuffleNetV2's concat + channel shuffle for g = 2), then rotated."""
+    images = draw_images(data, draw_rng(data))
+    _, h, w, c = images.shape
+    groups = data.draw(st.integers(1, 4), label="groups")
+    size = data.draw(st.integers(1, max(1, c // groups)), label="size")
+    g = TinyGraph(images.shape[1:])
+    names, parts = [], []
+    for _ in range(groups):
+        a = data.draw(st.integers(0, c - size), label="start")
+        names.append(g.add("slice", ["x"], (h, w, size), attrs={"start": a, "stop": a + size}))
+        parts.append(nchw(images)[:, a:a + size])
+    total = groups * size
+    r = data.draw(st.integers(0, total - 1), label="rotate")
+    attrs = {"rotate": r} if groups == 1 and data.draw(st.booleans(), label="no attr") else \
+        {"rotate": r, "interleave": groups}
+    y = g.add("concat", names, (h, w, total), attrs=attrs)
+    shuffled = torch.stack(parts, dim=2).flatten(1, 2)  # out[:, i·g + k] = parts[k][:, i]
+    assert np.array_equal(g.run(y, images)[y], nhwc(torch.roll(shuffled, -r, dims=1)))
+
+
+@PROPERTY
+@given(st.data())
+def test_conv2d(data):
+    """Dense k×k conv (weight order cin, ky, kx), stride, zero padding, + requant on the image."""
+    rng = draw_rng(data)
+    images = draw_images(data, rng, c=data.draw(st.integers(1, 5), label="cin"), min_hw=3, max_hw=13, bits=8)
+    n, h, w, cin = images.shape
+    k = data.draw(st.sampled_from([1, 2, 3, 5]), label="kernel")
+    stride = data.draw(st.integers(1, 4), label="stride")
+    pad = data.draw(st.integers(0, k - 1), label="padding")
+    if min(h, w) + 2 * pad < k:  # the window must fit once: pad as far as allowed
+        pad = k - 1
+    cout = data.draw(st.integers(1, 24), label="cout")
+    wbits = data.draw(st.integers(2, 8), label="weight bits")
+    weight = draw_weight(data, rng, cout, cin * k * k, wbits)
+    with one_torch_thread():
+        acc = F.conv2d(nchw(images), torch.from_numpy(weight.astype(np.float64)).reshape(cout, cin, k, k),
+                       stride=stride, padding=pad).to(torch.int64)
+    out_bits = data.draw(st.integers(2, 8), label="out bits")
+    mult, bias, s = draw_requant(data, rng, weight, 255, out_bits, acc)
+    g = TinyGraph(images.shape[1:])
+    y = g.add("conv2d", ["x"], (acc.shape[2], acc.shape[3], cout), bits=out_bits,
+              attrs={"kernel": k, "stride": stride, "padding": pad, "shift": s, "weight_bits": wbits},
+              params={"weight": weight, "mult": mult, "bias": bias})
+    assert np.array_equal(g.run(y, images)[y], ref_requant(acc, mult, bias, s, out_bits))
+
+
+@PROPERTY
+@given(st.data())
+def test_conv1x1_head(data):
+    """The detector heads' last layer: acc + bias in int64, no requant, signed output."""
+    rng = draw_rng(data)
+    images = draw_images(data, rng)
+    n, h, w, cin = images.shape
+    cout = data.draw(st.integers(1, 24), label="cout")
+    wbits = data.draw(st.integers(2, 8), label="weight bits")
+    weight = draw_weight(data, rng, cout, cin, wbits)
+    bias = rng.integers(-(1 << 20), 1 << 20, size=cout)
+    g = TinyGraph(images.shape[1:])
+    y = g.add("conv1x1_head", ["x"], (h, w, cout), bits=32, signed=True, attrs={"weight_bits": wbits},
+              params={"weight": weight, "bias": bias, "out_scale": rng.uniform(1e-4, 1, cout)})
+    with one_torch_thread():
+        expected = ref_accumulator(images, weight) + torch.from_numpy(bias)[None, :, None, None]
+    got = g.run(y, images)[y]
+    assert got.dtype == np.int64
+    assert np.array_equal(got, nhwc(expected))

@@ -395,7 +395,8 @@ def test_tool_failure_names_tool_code_and_log(project, tmp_path, monkeypatch):
 def test_flow_runs_hls_then_vivado_in_the_project(project, tmp_path, monkeypatch):
     order = tmp_path / "order"
     fake_tool(tmp_path / "bin", "vitis_hls", f'echo "vitis_hls $CODESIGN_HLS_STEPS $(pwd)" >> {order}')
-    fake_tool(tmp_path / "opt" / "bin", "vivado", f'echo "vivado $* $(pwd)" >> {order}')
+    # Like the real block-design script, the fake leaves the overlay's .bit behind.
+    fake_tool(tmp_path / "opt" / "bin", "vivado", f'echo "vivado $* $(pwd)" >> {order}; {shutil.which("mkdir")} -p overlay; : > overlay/x.bit')
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("XILINX_VIVADO", str(tmp_path / "opt"))
     assert find_tool("vivado") == tmp_path / "opt" / "bin" / "vivado"

@@ -121,3 +121,103 @@ def linear(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Op `linear`: int64 logits = W·x + bias on (N, 1, 1, Cin); `weight_t` as in `conv1x1`."""
     acc = x.reshape(-1, x.shape[3]).astype(weight_t.dtype) @ weight_t
     return (acc.astype(np.int64) + bias).reshape(x.shape[0], 1, 1, weight_t.shape[1])
+
+
+# ---- CoDeNet ops -----------------------------------------------------------------------------------
+
+def _taps3x3():
+    """(ky, kx) offsets of the 3×3 taps in weight order k = 3·(ky + 1) + (kx + 1) (row-major)."""
+    return [(k // 3 - 1, k % 3 - 1) for k in range(9)]
+
+
+def dwconv3x3(x: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
+              stride: int) -> np.ndarray:
+    """Op `dwconv3x3`: depthwise 3×3, zero padding 1, stride 1 or 2, + requantization (uint8).
+
+    out[h, w, c] = requant(Σ_k weight[c, k] · x[h·s + ky, w·s + kx, c]); |acc| < 2^31 (the IR's
+    bound) so int32 accumulation is exact.
+    """
+    n, h, w, c = x.shape
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    xp = np.zeros((n, h + 2, w + 2, c), np.int32)
+    xp[:, 1:h + 1, 1:w + 1] = x
+    w32 = weight.astype(np.int32)
+    acc = np.zeros((n, ho, wo, c), np.int32)
+    for k, (ky, kx) in enumerate(_taps3x3()):
+        acc += xp[:, 1 + ky:2 + ky + stride * (ho - 1):stride, 1 + kx:2 + kx + stride * (wo - 1):stride] * w32[:, k]
+    out = np.empty(acc.shape, np.uint8)
+    requantize(acc, mult_s, offset_s, out_max, out)
+    return out
+
+
+def deform_taps(d: np.ndarray, h: int, w: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each tap k, the flat source index (N, H, W) of x[h + ky·d, w + kx·d] in an (H·W + 1)-pixel
+    table whose last entry is the zero read outside the image, and whether it is inside."""
+    dd = d[..., 0].astype(np.int64)
+    yy = np.arange(h)[None, :, None]
+    xx = np.arange(w)[None, None, :]
+    taps = []
+    for ky, kx in _taps3x3():
+        iy, ix = yy + ky * dd, xx + kx * dd
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        taps.append((np.where(inside, iy * w + ix, h * w), inside))
+    return taps
+
+
+def deform3x3(x: np.ndarray, d: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray,
+              out_max: int) -> np.ndarray:
+    """Op `deform3x3`: the limited-range square deformable depthwise 3×3 + requantization.
+
+    out[h, w, c] = requant(Σ_k weight[c, k] · x[h + ky·d[h, w], w + kx·d[h, w], c]), zero outside
+    the image; d (N, H, W, 1) holds the per-pixel integer dilation.
+    """
+    n, h, w, c = x.shape
+    table = np.zeros((n, h * w + 1, c), np.int32)
+    table[:, :h * w] = x.reshape(n, h * w, c)
+    w32 = weight.astype(np.int32)
+    rows = np.arange(n)[:, None, None]
+    acc = np.zeros((n, h, w, c), np.int32)
+    for k, (flat, _) in enumerate(deform_taps(d, h, w)):
+        acc += table[rows, flat] * w32[:, k]
+    out = np.empty(acc.shape, np.uint8)
+    requantize(acc, mult_s, offset_s, out_max, out)
+    return out
+
+
+def upsample2x(x: np.ndarray) -> np.ndarray:
+    """Op `upsample2x`: nearest, out[h, w, c] = x[h // 2, w // 2, c]."""
+    return np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def interleave_concat(xs: Sequence[np.ndarray], rotate: int, interleave: int) -> np.ndarray:
+    """Op `concat` with `interleave` g: out[i·g + k] = xs[k][i], then the rotation of `concat`."""
+    if interleave == 1:
+        return concat(xs, rotate)
+    cat = np.stack(xs, axis=-1).reshape(*xs[0].shape[:-1], -1)
+    return np.concatenate((cat[..., rotate:], cat[..., :rotate]), axis=-1) if rotate else cat
+
+
+def im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
+    """(N, H, W, C) → (N, Ho, Wo, C·k·k) patches in the order (c, ky, kx) of `conv2d`'s weight."""
+    n, h, w, c = x.shape
+    ho, wo = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+    xp = np.zeros((n, h + 2 * padding, w + 2 * padding, c), x.dtype)
+    xp[:, padding:padding + h, padding:padding + w] = x
+    cols = np.empty((n, ho, wo, c, kernel, kernel), x.dtype)
+    for ky in range(kernel):
+        for kx in range(kernel):
+            cols[..., ky, kx] = xp[:, ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
+    return cols.reshape(n, ho, wo, c * kernel * kernel)
+
+
+def conv2d(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
+           kernel: int, stride: int, padding: int) -> np.ndarray:
+    """Op `conv2d`: dense k×k convolution (zero padding) + requantization, as a 1×1 conv of im2col."""
+    return conv1x1(im2col(x, kernel, stride, padding), weight_t, mult_s, offset_s, out_max)
+
+
+def conv1x1_head(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Op `conv1x1_head`: int64 acc + bias per pixel (no requant); real value = that × out_scale."""
+    n, h, w, cin = x.shape
+    acc = x.reshape(-1, cin).astype(weight_t.dtype) @ weight_t
+    return (acc.astype(np.int64) + bias).reshape(n, h, w, weight_t.shape[1])

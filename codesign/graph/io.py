@@ -39,7 +39,8 @@ def to_json(graph: Graph) -> dict:
         "version": VERSION,
         "name": graph.name,
         "input": graph.input,
-        "output": graph.output,
+        "output": graph.output,  # the first output, for readers of single-output files
+        "outputs": list(graph.outputs),
         "tensors": {k: v.to_json() for k, v in graph.tensors.items()},
         "layers": [
             {
@@ -134,4 +135,7 @@ def _from_json(path: Path, doc: dict, zf: zipfile.ZipFile, names: set[str]) -> G
             _require(digest == spec["sha256"], f"{path}: checksum mismatch in '{ld['name']}.{p}' (file corrupted)")
             params[p] = arr
         layers.append(Layer(ld["name"], ld["op"], list(ld["inputs"]), ld["output"], dict(ld["attrs"]), params))
-    return Graph(doc["name"], doc["input"], doc["output"], tensors, layers, dict(doc.get("meta", {})))
+    outputs = doc["outputs"] if "outputs" in doc else [doc["output"]]
+    _require(isinstance(outputs, list) and all(isinstance(o, str) for o in outputs),
+             f"{path}: 'outputs' must be a list of tensor names")
+    return Graph(doc["name"], doc["input"], None, tensors, layers, dict(doc.get("meta", {})), outputs=list(outputs))

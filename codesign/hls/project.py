@@ -27,7 +27,7 @@ from ..graph import Graph, save
 from ..hw import descriptor
 from ..hw.config import HardwareConfig
 from ..hw.memory import initial_fmem, read_tensor, write_tensor
-from ..hw.scheduler import Schedule, schedule
+from ..hw.scheduler import Schedule, hw_max_dilation, schedule
 from .names import safe_identifier
 from .tcl import render_tcl
 
@@ -56,7 +56,8 @@ def test_image(graph: Graph) -> np.ndarray:
 
 
 def hw_context(hw: HardwareConfig) -> dict:
-    return {**hw.to_dict(), "lanes": hw.lanes, "lanes_in8": hw.lanes_in8, "lanes_w": hw.lanes_w}
+    return {**hw.to_dict(), "lanes": hw.lanes, "lanes_in8": hw.lanes_in8, "lanes_w": hw.lanes_w,
+            "max_dilation": hw_max_dilation(hw)}
 
 
 def expected_fmem(sched: Schedule, graph: Graph, image: np.ndarray
@@ -68,7 +69,7 @@ def expected_fmem(sched: Schedule, graph: Graph, image: np.ndarray
     place keep only their last occupants, which are the tensors listed.
     """
     _, trace = golden_run(graph, image[None], trace=True)
-    fmem = initial_fmem(sched, image)
+    fmem = initial_fmem(sched, image, graph)
     per_call = []
     for call in sched.calls:
         source = call.output if call.output in trace else call.input  # a copy holds its input's values
@@ -82,16 +83,18 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     vec.mkdir(parents=True, exist_ok=True)
     sched.descriptor_table.astype("<u4").tofile(vec / "desc.bin")
     sched.wmem.tofile(vec / "wmem.bin")
-    initial_fmem(sched, image).tofile(vec / "fmem_in.bin")
+    initial_fmem(sched, image, graph).tofile(vec / "fmem_in.bin")
     expected, intact, per_call = expected_fmem(sched, graph, image)
     expected.tofile(vec / "expected.bin")
     np.concatenate([v.reshape(-1) for v in per_call]).astype(np.uint8).tofile(vec / "expected_calls.bin")
 
     def region(label: str, tensor: str) -> str:
-        # name, word address, H, W, Cbuf, rot, n, store bits (the testbench's region format)
+        # name, word address, H, W, Cbuf, rot, n, store bits [, channel stride when not 1]
+        # (the testbench's region format)
         v = sched.views[tensor]
         b = sched.buffers[v.buffer]
-        return f"{safe_identifier(label)} {b.addr} {b.h} {b.w} {b.cbuf} {v.rot} {v.n} {b.store_bits}"
+        stride = f" {v.stride}" if v.stride != 1 else ""
+        return f"{safe_identifier(label)} {b.addr} {b.h} {b.w} {b.cbuf} {v.rot} {v.n} {b.store_bits}{stride}"
 
     (vec / "regions.txt").write_text("".join(region(t, t) + "\n" for t in intact))
     (vec / "calls.txt").write_text("".join(region(c.name, c.output) + "\n" for c in sched.calls))

@@ -115,5 +115,6 @@ def run_vendor_flow(project_dir: Path, steps: tuple[str, ...] = ("csynth", "expo
         if not bits:
             raise VendorToolFailed(f"vivado finished but wrote no .bit in {_one_line(project_dir / OVERLAY_DIR)}; "
                                    f"see {logs['vivado']}")
-        write_overlay_stamp(project_dir, bits[0])
+        if (project_dir / "src").is_dir():  # a full codesign project (not just its scripts)
+            write_overlay_stamp(project_dir, bits[0])
     return logs

@@ -64,6 +64,7 @@ class HardwareConfig:
     max_line: int = 224 * 64
     max_weights: int = 512 * 1024
     clock_mhz: float = 250.0
+    max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
 
     def __post_init__(self) -> None:
         for name in ("pi", "po", "max_channels", "max_width", "max_line", "max_weights"):

@@ -11,13 +11,19 @@ import numpy as np
 
 from ..errors import CodesignError
 
-# Field order is the word order in the descriptor table (one 32-bit word each).
+# Field order is the word order in the descriptor table (one 32-bit word each). Words 0..15 are
+# DiracDeltaNet's engine; 16.. came with CoDeNet (channel strides, the spatial unit, deform's
+# dilation map) and may be left out of a descriptor (they default to 0; a stride of 0 means 1).
 FIELDS: tuple[str, ...] = (
     "flags", "in_addr", "in_h", "in_w", "in_cbuf", "in_rot", "cin",
     "out_addr", "out_cbuf", "out_rot", "cout", "w_addr", "q_addr", "shift", "act_max", "reserved",
+    "in_stride", "out_stride", "d_addr", "d_cbuf", "d_rot", "d_max", "sw_addr", "sq_addr", "s_shift", "s_act_max",
 )
-FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4}
+FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4,
+                         "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8}
 WORDS = len(FIELDS)
+# Fields a descriptor may omit (0): the reserved word and everything added after the first engine.
+OPTIONAL: frozenset[str] = frozenset(("reserved",) + FIELDS[FIELDS.index("in_stride"):])
 
 
 def flag_bits(*names: str) -> int:
@@ -25,7 +31,7 @@ def flag_bits(*names: str) -> int:
 
 
 def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] | None = None) -> np.ndarray:
-    """Descriptor table as uint32 words; every field must be given (reserved defaults to 0)."""
+    """Descriptor table as uint32 words; every field must be given except the OPTIONAL ones (0)."""
     fields = fields or FIELDS  # read at call time, so a changed FIELDS is followed everywhere
     table = np.zeros((len(descriptors), len(fields)), dtype=np.uint32)
     for i, d in enumerate(descriptors):
@@ -33,7 +39,7 @@ def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] | None 
         if unknown:
             raise CodesignError(f"descriptor {i}: unknown fields {sorted(unknown)}")
         for j, name in enumerate(fields):
-            v = int(d.get(name, 0)) if name == "reserved" else int(d[name])
+            v = int(d.get(name, 0)) if name in OPTIONAL else int(d[name])
             if not 0 <= v < 1 << 32:
                 raise CodesignError(f"descriptor {i}: field {name}={v} does not fit 32 bits")
             table[i, j] = v

@@ -2,7 +2,8 @@
 
 The executable form of docs/engine.md in NumPy (TVM-VTA keeps one for the same reason): it checks
 the scheduler and the layout independently of the C++, and it is what a mismatch between the HLS
-C-simulation and the golden model is bisected against.
+C-simulation and the golden model is bisected against. The arithmetic is written here in plain
+int64 NumPy (not the golden model's float GEMMs) so that the two are independent.
 """
 from __future__ import annotations
 
@@ -18,6 +19,34 @@ def _region(fmem: np.ndarray, addr: int, words: int, bus_bits: int) -> slice:
     return slice(addr * nb, (addr + words) * nb)
 
 
+def view_channels(cbuf: int, rot: int, n: int, stride: int = 1) -> np.ndarray:
+    """Physical channel of each logical channel j of a view: (rot + j·stride) mod cbuf (stride 0 = 1)."""
+    return (rot + np.arange(n) * max(stride, 1)) % cbuf
+
+
+def requant(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, act_max: int) -> np.ndarray:
+    """clamp((acc·M + B + 2^(S−1)) >> S, 0, act_max) in int64 (docs/integer-contract.md)."""
+    return np.clip((acc * mult + bias + (1 << (shift - 1))) >> shift, 0, act_max)
+
+
+def depthwise(x: np.ndarray, wgt: np.ndarray, stride: int, dil: np.ndarray | None) -> np.ndarray:
+    """Σ_k wgt[k, c] · x[y·s + ky·d, x·s + kx·d, c] on one (1, H, W, C) int64 map, zero outside;
+    `dil` (H, W) per-pixel dilations (deform, stride 1) or None (d = 1)."""
+    _, h, w, c = x.shape
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    cy = np.arange(ho)[:, None] * stride
+    cx = np.arange(wo)[None, :] * stride
+    d = dil if dil is not None else np.ones((ho, wo), np.int64)
+    acc = np.zeros((ho, wo, c), np.int64)
+    for k in range(9):
+        ky, kx = k // 3 - 1, k % 3 - 1
+        iy, ix = cy + ky * d, cx + kx * d
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        vals = x[0, np.clip(iy, 0, h - 1), np.clip(ix, 0, w - 1)]
+        acc += np.where(inside[..., None], vals, 0) * wgt[k]
+    return acc[None]
+
+
 def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: HardwareConfig) -> None:
     """Execute one descriptor, updating `fmem` (bytes) in place."""
     flags = d["flags"]
@@ -27,25 +56,39 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
     h, w = d["in_h"], d["in_w"]
     in_words = layout.fmap_words(h, w, d["in_cbuf"], store_in, bus)
     buf = layout.unpack_fmap(fmem[_region(fmem, d["in_addr"], in_words, bus)], h, w, d["in_cbuf"], store_in, bus)
-    x = buf[..., layout.view_channels(d["in_cbuf"], d["in_rot"], d["cin"])][None].astype(np.int64)
+    x = buf[..., view_channels(d["in_cbuf"], d["in_rot"], d["cin"], d.get("in_stride", 1))][None].astype(np.int64)
     if on["PREPOOL"]:
         x = ops.maxpool2x2(x)
+    grid = x.shape[1:3]  # the pixel grid the dilation map is read on (before POOL)
     if on["CONV"]:
         cout, cin = d["cout"], d["cin"]
         wgt = layout.unpack_weights(wmem[d["w_addr"] * nb:], cout, cin, hw.weight_bits, bus)
         mult, bias = layout.unpack_requant(wmem[d["q_addr"] * nb:], cout, bus)
-        acc = np.einsum("nhwc,oc->nhwo", x, wgt)
-        s = d["shift"]
-        x = np.clip((acc * mult + bias + (1 << (s - 1))) >> s, 0, d["act_max"])
+        x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"])
     if on["POOL"]:
         x = ops.maxpool2x2(x)
     if on["SHIFT"]:
         x = ops.shift_dirac5(x)
+    if on["DW"] or on["DEFORM"]:
+        c = x.shape[3]
+        wgt = layout.unpack_weights(wmem[d["sw_addr"] * nb:], 9, c, hw.weight_bits, bus)  # [9][C]
+        mult, bias = layout.unpack_requant(wmem[d["sq_addr"] * nb:], c, bus)
+        dil = None
+        if on["DEFORM"]:
+            gh, gw = grid
+            dwords = layout.fmap_words(gh, gw, d["d_cbuf"], hw.act_bits, bus)
+            dbuf = layout.unpack_fmap(fmem[_region(fmem, d["d_addr"], dwords, bus)], gh, gw, d["d_cbuf"],
+                                      hw.act_bits, bus)
+            dil = np.minimum(dbuf[..., d["d_rot"]].astype(np.int64), d["d_max"])
+        acc = depthwise(x, wgt, 2 if on["STRIDE2"] else 1, dil)
+        x = requant(acc, mult, bias, d["s_shift"], d["s_act_max"])
+    if on["UPSAMPLE"]:
+        x = ops.upsample2x(x)
     oh, ow = x.shape[1:3]
     out_words = layout.fmap_words(oh, ow, d["out_cbuf"], hw.act_bits, bus)
     region = _region(fmem, d["out_addr"], out_words, bus)
     out = layout.unpack_fmap(fmem[region], oh, ow, d["out_cbuf"], hw.act_bits, bus)
-    out[..., layout.view_channels(d["out_cbuf"], d["out_rot"], d["cout"])] = x[0]
+    out[..., view_channels(d["out_cbuf"], d["out_rot"], d["cout"], d.get("out_stride", 1))] = x[0]
     fmem[region] = layout.pack_fmap(out, hw.act_bits, bus)
 
 

@@ -2,13 +2,17 @@
 
 Three small passes, each with one job:
 
+0. `split_host`: the host ops before the engine (CoDeNet's stem conv) and after it (pool + FC,
+   detector heads); everything between runs on the engine.
 1. `fuse`: group IR layers into engine calls following the engine's pipeline
-   (PREPOOL → CONV → POOL → SHIFT); slices and concats are not calls.
+   (PREPOOL → CONV → POOL → SPATIAL: shift | dw3×3 | deform3×3 → UPSAMPLE); slices and concats
+   are not calls.
 2. `place`: give every tensor that lives in DDR a *view* (buffer, rotation, channels). Concat and
    DiracDeltaNet's channel rotation become write addresses; when a concat's pass-through input is
    a slice of a buffer whose other channels are dead by the time the concat's other branches are
    written, the concat is built in place in that buffer — no copy at all. Otherwise the inputs
-   that are already elsewhere are copied by a pass-through engine call.
+   that are already elsewhere are copied by a pass-through engine call. ShuffleNet's interleave
+   (`concat` with `interleave` g) writes input k with channel stride g at offset k.
 3. `emit`: descriptors, packed weights and requant constants, buffer addresses.
 
 The result, `Schedule`, is what the HLS project, the C-simulation and the driver consume.
@@ -25,9 +29,17 @@ from ..graph import Graph, Layer
 from . import descriptor, layout
 from .config import HardwareConfig
 
-ENGINE_OPS = ("conv1x1", "maxpool2x2", "shift")
+ENGINE_OPS = ("conv1x1", "maxpool2x2", "shift", "dwconv3x3", "deform3x3", "upsample2x")
 VIEW_OPS = ("slice", "concat")
-HOST_OPS = ("globalsumpool", "linear")
+HOST_OPS = ("globalsumpool", "linear", "conv2d", "conv1x1_head")
+SPATIAL_OPS = ("shift", "dwconv3x3", "deform3x3")  # the engine's spatial unit runs one of these per call
+DEFAULT_MAX_DILATION = 7  # CoDeNet's R: the spatial unit's line buffer holds 2R + 1 rows
+MAX_STRIDE = 8  # largest channel stride of a view (the engine takes 1, 2, 4 or 8)
+
+
+def hw_max_dilation(hw: HardwareConfig) -> int:
+    """The largest dilation the engine's deformable unit holds (hardware config `max_dilation`)."""
+    return int(getattr(hw, "max_dilation", DEFAULT_MAX_DILATION))
 
 
 class ScheduleError(CodesignError):
@@ -36,9 +48,15 @@ class ScheduleError(CodesignError):
 
 @dataclass(frozen=True)
 class View:
+    """n logical channels of a buffer: logical j ↔ physical (rot + j·stride) mod cbuf."""
+
     buffer: str
     rot: int
     n: int
+    stride: int = 1
+
+    def channels(self, cbuf: int) -> np.ndarray:
+        return (self.rot + np.arange(self.n) * self.stride) % cbuf
 
 
 @dataclass
@@ -56,7 +74,8 @@ class Buffer:
 
 @dataclass
 class Call:
-    """One engine call: optional prepool, conv (or copy), pool, shift; writes `output`."""
+    """One engine call: optional prepool, conv (or copy), pool, spatial op (shift, depthwise or
+    deformable 3×3), upsample; writes `output`."""
 
     name: str
     layers: list[str]
@@ -67,6 +86,9 @@ class Call:
     pool: bool = False
     shift: bool = False
     descriptor: dict[str, int] = field(default_factory=dict)
+    spatial: str | None = None  # name of the dwconv3x3 / deform3x3 layer
+    dilation: str | None = None  # the IR tensor deform3x3 reads its dilations from (second input view)
+    upsample: bool = False
 
     @property
     def is_copy(self) -> bool:
@@ -81,10 +103,20 @@ class Schedule:
     views: dict[str, View]  # IR tensor → where it lives in fmem
     calls: list[Call]
     host_layers: list[str]  # run on the ARM after the engine, in order
-    engine_output: str  # the tensor the host reads back
+    engine_output: str  # the (first) tensor the host reads back
     wmem: np.ndarray  # bytes
     fmem_words: int
     graph_input: str
+    host_pre_layers: list[str] = field(default_factory=list)  # run on the ARM before the engine, in order
+    engine_inputs: list[str] = field(default_factory=list)  # tensors the host writes into fmem
+    engine_outputs: list[str] = field(default_factory=list)  # every tensor the host reads back
+
+    def __post_init__(self) -> None:
+        # A schedule from before CoDeNet (e.g. an old schedule.json) has one input and one output.
+        if not self.engine_inputs:
+            self.engine_inputs = [self.graph_input]
+        if not self.engine_outputs:
+            self.engine_outputs = [self.engine_output]
 
     @property
     def descriptor_table(self) -> np.ndarray:
@@ -103,6 +135,9 @@ class Schedule:
             "views": {k: asdict(v) for k, v in self.views.items()},
             "calls": [asdict(c) for c in self.calls],
             "host_layers": self.host_layers,
+            "host_pre_layers": self.host_pre_layers,
+            "engine_inputs": self.engine_inputs,
+            "engine_outputs": self.engine_outputs,
         }
 
     def dumps(self) -> str:
@@ -119,63 +154,117 @@ def _consumers(graph: Graph) -> dict[str, list[Layer]]:
     return users
 
 
-def fuse(graph: Graph) -> tuple[list[Call], list[str]]:
-    """Engine calls in execution order, and the host layers that follow them."""
+def split_host(graph: Graph) -> tuple[list[str], list[str]]:
+    """(host layers before the engine, host layers after it), each in graph order.
+
+    A host op whose inputs all come from the image or earlier host-pre layers runs before the
+    engine (CoDeNet's stem); every other host op runs after it, and nothing on the engine may
+    read what it computes.
+    """
+    pre_out = {graph.input}
+    pre: list[str] = []
+    post: list[str] = []
+    post_out: dict[str, str] = {}
+    for layer in graph.layers:
+        if layer.op in HOST_OPS:
+            if all(i in pre_out for i in layer.inputs):
+                pre.append(layer.name)
+                pre_out.add(layer.output)
+            else:
+                post.append(layer.name)
+                post_out[layer.output] = layer.name
+        else:
+            for i in layer.inputs:
+                if i in post_out:
+                    raise ScheduleError(f"layer '{layer.name}' ({layer.op}) reads '{i}', computed by host layer "
+                                        f"'{post_out[i]}' after the engine; host ops are only supported at the start "
+                                        "and at the end of the network")
+    return pre, post
+
+
+def fuse_all(graph: Graph) -> tuple[list[str], list[Call], list[str]]:
+    """Host layers before the engine, the engine calls in execution order, host layers after."""
+    pre, post = split_host(graph)
+    host = set(pre) | set(post)
     users = _consumers(graph)
+    outputs = set(graph.outputs)
+    order = {layer.name: i for i, layer in enumerate(graph.layers)}
     producer = {layer.output: layer for layer in graph.layers}
 
-    def sole_user(tensor: str, op: str) -> Layer | None:
+    def sole_user(tensor: str, ops: tuple[str, ...]) -> Layer | None:
         u = users[tensor]
-        return u[0] if len(u) == 1 and u[0].op == op and tensor != graph.output else None
+        if len(u) != 1 or u[0].op not in ops or tensor in outputs:
+            return None
+        if u[0].op == "deform3x3" and u[0].inputs[0] != tensor:
+            return None  # the fused tail must be the feature input, not the dilation map
+        return u[0]
+
+    def dilation_ready(deform: Layer, first: str) -> bool:
+        """Is deform's dilation map in memory before the call starting at layer `first` runs?"""
+        src = producer.get(deform.inputs[1])
+        return src is None or src.name in host or order[src.name] < order[first]
+
+    def add_spatial(call: Call, layer: Layer) -> None:
+        call.layers.append(layer.name)
+        if layer.op == "shift":
+            call.shift = True
+        else:
+            call.spatial = layer.name
+            if layer.op == "deform3x3":
+                call.dilation = layer.inputs[1]
 
     calls: list[Call] = []
-    host: list[str] = []
     absorbed: set[str] = set()
     for layer in graph.layers:
-        if layer.name in absorbed or layer.op in VIEW_OPS:
+        if layer.name in absorbed or layer.op in VIEW_OPS or layer.name in host:
             continue
-        if layer.op in HOST_OPS:
-            host.append(layer.name)
-            continue
-        if host:
-            raise ScheduleError(f"layer '{layer.name}' ({layer.op}) follows host layer '{host[-1]}'; "
-                                "host ops are only supported at the end of the network")
         if layer.op not in ENGINE_OPS:
             raise ScheduleError(f"layer '{layer.name}': op '{layer.op}' has no engine mapping")
+        first = layer.name
         call = Call(name=layer.name, layers=[], input=layer.inputs[0], output=layer.output)
-        if layer.op == "maxpool2x2" and (nxt := sole_user(layer.output, "conv1x1")):
+        if layer.op == "maxpool2x2" and (nxt := sole_user(layer.output, ("conv1x1",))):
             call.prepool = True  # pool → conv: the read unit pools, the pooled map never hits DDR
             call.layers.append(layer.name)
             absorbed.add(nxt.name)
             layer = nxt
             call.name = layer.name
-        if layer.op == "conv1x1":
-            call.conv = layer.name
+        tail: str | None = None
+        if layer.op in ("conv1x1", "maxpool2x2"):
+            if layer.op == "conv1x1":
+                call.conv = layer.name
+            else:
+                call.pool = True
             call.layers.append(layer.name)
             tail = layer.output
-            if nxt := sole_user(tail, "maxpool2x2"):
+            if call.conv and (nxt := sole_user(tail, ("maxpool2x2",))):
                 call.pool, tail = True, nxt.output
                 call.layers.append(nxt.name)
                 absorbed.add(nxt.name)
-            if nxt := sole_user(tail, "shift"):
-                call.shift, tail = True, nxt.output
-                call.layers.append(nxt.name)
+            nxt = sole_user(tail, SPATIAL_OPS)
+            if nxt and not (nxt.op == "deform3x3" and (call.pool or not dilation_ready(nxt, first))):
+                add_spatial(call, nxt)
+                tail = nxt.output
                 absorbed.add(nxt.name)
-            call.output = tail
-        elif layer.op == "maxpool2x2":
-            call.pool = True
+        elif layer.op in SPATIAL_OPS:
+            add_spatial(call, layer)
+            tail = layer.output
+        else:  # a lone upsample: a copy that writes every pixel to 2×2
+            call.upsample = True
             call.layers.append(layer.name)
             tail = layer.output
-            if nxt := sole_user(tail, "shift"):
-                call.shift, tail = True, nxt.output
-                call.layers.append(nxt.name)
-                absorbed.add(nxt.name)
-            call.output = tail
-        else:  # a lone shift
-            call.shift = True
-            call.layers.append(layer.name)
+        if not call.upsample and (nxt := sole_user(tail, ("upsample2x",))):
+            call.upsample, tail = True, nxt.output
+            call.layers.append(nxt.name)
+            absorbed.add(nxt.name)
+        call.output = tail
         calls.append(call)
-    return calls, host
+    return pre, calls, post
+
+
+def fuse(graph: Graph) -> tuple[list[Call], list[str]]:
+    """Engine calls in execution order, and the host layers that follow them."""
+    _, calls, post = fuse_all(graph)
+    return calls, post
 
 
 # ---- pass 2: placement --------------------------------------------------------------------------
@@ -189,6 +278,8 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
     readers: dict[str, list[float]] = {}
     for i, c in enumerate(calls):
         readers.setdefault(c.input, []).append(i)
+        if c.dilation:
+            readers.setdefault(c.dilation, []).append(i)
 
     buffers: dict[str, Buffer] = {}
     views: dict[str, View] = {}
@@ -207,7 +298,8 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
                 src = producer[name]
                 v = view_of(src.inputs[0])
                 cb = buffers[v.buffer].cbuf
-                views[name] = View(v.buffer, (v.rot + src.attrs["start"]) % cb, src.attrs["stop"] - src.attrs["start"])
+                views[name] = View(v.buffer, (v.rot + src.attrs["start"] * v.stride) % cb,
+                                   src.attrs["stop"] - src.attrs["start"], v.stride)
             else:
                 store = 8 if name == graph.input else hw.act_bits
                 views[name] = View(new_buffer(name, t[name].shape[2], store).name, 0, t[name].shape[2])
@@ -215,35 +307,44 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
 
     def _in_place_base(layer: Layer, offsets: list[int], total: int) -> View | None:
         """The concat built inside the buffer of one of its slice inputs, if that is safe."""
-        pending = [i for i in layer.inputs if i not in views and producer[i].op != "slice"]
+        if layer.attrs.get("interleave", 1) != 1:
+            return None  # a slice is contiguous; an interleaved input needs a channel stride
+        pending = [i for i in layer.inputs if i not in views and (i not in producer or producer[i].op != "slice")]
         placed = [i for i in layer.inputs if i not in pending]
         if len(placed) != 1 or not all(i in call_of_output for i in pending):
             return None  # exactly one input may already live somewhere; the others must be call outputs
         inp = placed[0]
         v = view_of(inp)
         buf = buffers[v.buffer]
-        if buf.cbuf != total or buf.store_bits != hw.act_bits:
+        if buf.cbuf != total or buf.store_bits != hw.act_bits or v.stride != 1:
             return None
         first_write = min(call_of_output[i] for i in pending)
         others = [k for k, kv in views.items() if kv.buffer == v.buffer and k != inp]
         last_read = max((r for k in others for r in readers.get(k, [])), default=-1)
-        if last_read >= first_write or graph.output in others:
+        if last_read >= first_write or any(o in others for o in graph.outputs):
             return None
         return View(v.buffer, (v.rot - offsets[layer.inputs.index(inp)]) % total, total)
 
-    view_of(graph.input)
+    if graph.input in readers or any(graph.input in layer.inputs for layer in graph.layers if layer.op in VIEW_OPS):
+        view_of(graph.input)  # the image, when the engine reads it (placed first: buffer 0)
     for layer in graph.layers:
         if layer.op != "concat":
             continue
         total = t[layer.output].shape[2]
-        offsets = [int(o) for o in np.cumsum([0] + [t[i].shape[2] for i in layer.inputs])[:-1]]
+        g = layer.attrs.get("interleave", 1)
+        if g == 1:
+            offsets = [int(o) for o in np.cumsum([0] + [t[i].shape[2] for i in layer.inputs])[:-1]]
+        else:  # input k's channel i goes to i·g + k
+            offsets = list(range(g))
         base = _in_place_base(layer, offsets, total)
         if base is None:
             base = View(new_buffer(layer.output, total, hw.act_bits).name, 0, total)
         # Copies run as early as possible: right after the last input is produced.
         when = max((call_of_output.get(i, -1) for i in layer.inputs), default=-1) + 1
         for inp, off in zip(layer.inputs, offsets):
-            want = View(base.buffer, (base.rot + off) % total, t[inp].shape[2])
+            want = View(base.buffer, (base.rot + off) % total, t[inp].shape[2], g)
+            if inp not in views and inp not in call_of_output:
+                view_of(inp)  # a slice, the image or a host result: it lives elsewhere, copy it below
             if inp not in views:
                 views[inp] = want  # its producer writes straight into the concat
             elif views[inp] != want:  # already elsewhere: a pass-through engine call copies it
@@ -256,6 +357,8 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
     for c in calls:
         view_of(c.input)
         view_of(c.output)
+        if c.dilation:
+            view_of(c.dilation)
 
     ordered = list(calls)
     for when, copy in sorted(copies, key=lambda x: -x[0]):
@@ -275,34 +378,43 @@ class Requirements:
     max_weights: int
     weight_bits: int
     act_bits: int
+    max_dilation: int = 0  # largest deform3x3 range R (0: no deformable layer)
 
 
 def _call_geometry(graph: Graph, call: Call) -> tuple[int, int, int, int, int]:
-    """(H, W) after the read stage, cin, cout and the widest line (W × C) the pool/shift units hold."""
+    """(H, W) after the read stage, cin, cout and the widest line (W × C) the pool/spatial units hold."""
     h, w, cin = graph.tensors[call.input].shape
     if call.prepool:
         h, w = h // 2, w // 2
     cout = graph.tensors[call.output].shape[2]
-    line = w * cout if (call.pool or call.shift) else 0
+    line = w * cout if (call.pool or call.shift or call.spatial) else 0
     return h, w, cin, cout, line
+
+
+def _spatial_layer(graph: Graph, call: Call) -> Layer | None:
+    return graph.layer(call.spatial) if call.spatial else None
 
 
 def requirements(graph: Graph, calls: list[Call]) -> Requirements:
     rows = [_call_geometry(graph, c) for c in calls]
     convs = [graph.layer(c.conv) for c in calls if c.conv]
+    spatial = [layer for c in calls if (layer := _spatial_layer(graph, c)) is not None]
     act_bits = max(graph.tensors[c.output].bits for c in calls)
+    act_bits = max([act_bits] + [graph.tensors[layer.output].bits for layer in convs])
     return Requirements(
         max_channels=max(max(r[2], r[3]) for r in rows),
         max_width=max(graph.tensors[c.input].shape[1] for c in calls),
         max_line=max(max(r[4] for r in rows), 1),
         max_weights=max((int(layer.params["weight"].size) for layer in convs), default=1),
-        weight_bits=max((layer.attrs["weight_bits"] for layer in convs), default=2),
+        weight_bits=max((layer.attrs["weight_bits"] for layer in convs + spatial), default=2),
         act_bits=act_bits,
+        max_dilation=max((layer.attrs["max_dilation"] for layer in spatial if layer.op == "deform3x3"), default=0),
     )
 
 
 def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[Call]) -> None:
     """Name the first call that exceeds an engine limit."""
+    r_hw = hw_max_dilation(hw)
     for c in calls:
         h, w, cin, cout, line = _call_geometry(graph, c)
         win = graph.tensors[c.input].shape[1]
@@ -319,10 +431,30 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
                 problems.append(f"{conv.params['weight'].size} weights > max_weights {hw.max_weights}")
             if conv.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
+            if graph.tensors[conv.output].bits > hw.act_bits:
+                problems.append(f"{graph.tensors[conv.output].bits}-bit activations > act_bits {hw.act_bits}")
+        sp = _spatial_layer(graph, c)
+        if sp is not None:
+            if sp.attrs["weight_bits"] > hw.weight_bits:
+                problems.append(f"{sp.attrs['weight_bits']}-bit weights of '{sp.name}' > the engine's "
+                                f"{hw.weight_bits} bits")
+            if sp.op == "deform3x3" and sp.attrs["max_dilation"] > r_hw:
+                raise ScheduleError(
+                    f"layer '{sp.name}' (deform3x3) needs dilations up to {sp.attrs['max_dilation']}, but the "
+                    f"engine's deformable line buffer holds {2 * r_hw + 1} rows (hardware max_dilation {r_hw}, "
+                    f"reach ±{r_hw}); build the engine with max_dilation >= {sp.attrs['max_dilation']}")
         if graph.tensors[c.output].bits > hw.act_bits:
             problems.append(f"{graph.tensors[c.output].bits}-bit activations > act_bits {hw.act_bits}")
         if problems:
             raise ScheduleError(f"layer '{c.name}' does not fit the engine: {'; '.join(problems)}")
+
+
+def _check_engine_tensors(graph: Graph, hw: HardwareConfig, tensors: list[str], what: str) -> None:
+    for name in tensors:
+        info = graph.tensors[name]
+        if name != graph.input and (info.signed or info.bits > hw.act_bits):
+            raise ScheduleError(f"tensor '{name}' {what} the engine is {'signed ' if info.signed else ''}"
+                                f"{info.bits}-bit; the engine stores unsigned activations of act_bits {hw.act_bits}")
 
 
 def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
@@ -336,6 +468,13 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act)
 
 
+def _log2_stride(stride: int, what: str) -> int:
+    if stride not in (1, 2, 4, 8):
+        raise ScheduleError(f"{what}: channel stride {stride} is not 1, 2, 4 or 8 (an interleave the engine "
+                            "cannot write by address)")
+    return stride
+
+
 def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str, Buffer],
          views: dict[str, View]) -> tuple[np.ndarray, int]:
     """Fill in descriptors; returns (wmem bytes, fmem size in words)."""
@@ -346,6 +485,7 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
     word_bytes = hw.bus_bits // 8
     wchunks: list[np.ndarray] = []
     waddr = 0
+    t = graph.tensors
 
     def put(chunk: np.ndarray) -> int:
         nonlocal waddr
@@ -357,12 +497,20 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
     for c in calls:
         vin, vout = views[c.input], views[c.output]
         bin_, bout = buffers[vin.buffer], buffers[vout.buffer]
+        sp = _spatial_layer(graph, c)
+        stride2 = sp is not None and sp.op == "dwconv3x3" and sp.attrs["stride"] == 2
         flags = [n for n, on in (("PREPOOL", c.prepool), ("CONV", bool(c.conv)), ("POOL", c.pool),
-                                 ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8)) if on]
+                                 ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8),
+                                 ("DW", sp is not None and sp.op == "dwconv3x3"),
+                                 ("DEFORM", sp is not None and sp.op == "deform3x3"), ("STRIDE2", stride2),
+                                 ("UPSAMPLE", c.upsample)) if on]
+        act_src = c.input if (c.is_copy or not c.conv) else graph.layer(c.conv).output
         d = {"flags": descriptor.flag_bits(*flags), "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
              "in_cbuf": bin_.cbuf, "in_rot": vin.rot, "cin": vin.n, "out_addr": bout.addr,
              "out_cbuf": bout.cbuf, "out_rot": vout.rot, "cout": vout.n, "w_addr": 0, "q_addr": 0,
-             "shift": 0, "act_max": (1 << graph.tensors[c.input if c.is_copy else c.output].bits) - 1}
+             "shift": 0, "act_max": (1 << t[act_src].bits) - 1,
+             "in_stride": _log2_stride(vin.stride, f"call '{c.name}' input"),
+             "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
             conv = graph.layer(c.conv)
             d["w_addr"] = put(layout.pack_weights(conv.params["weight"], hw.weight_bits, hw.bus_bits))
@@ -370,19 +518,44 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["shift"] = conv.attrs["shift"]
         elif vin.n != vout.n:
             raise ScheduleError(f"call '{c.name}': a copy must keep the channel count")
+        if sp is not None:
+            # spatial weights [9][C] (tap-major rows, like a conv's [Cout][Cin]), then M, B per channel
+            d["sw_addr"] = put(layout.pack_weights(np.ascontiguousarray(sp.params["weight"].T), hw.weight_bits,
+                                                   hw.bus_bits))
+            d["sq_addr"] = put(layout.pack_requant(sp.params["mult"], sp.params["bias"], hw.bus_bits))
+            d["s_shift"] = sp.attrs["shift"]
+            d["s_act_max"] = (1 << t[sp.output].bits) - 1
+            if sp.op == "deform3x3":
+                vd = views[c.dilation]
+                bd = buffers[vd.buffer]
+                if vd.n != 1 or bd.store_bits != hw.act_bits:
+                    raise ScheduleError(f"call '{c.name}': the dilation map '{c.dilation}' must be one stored "
+                                        "activation channel")
+                d.update(d_addr=bd.addr, d_cbuf=bd.cbuf, d_rot=vd.rot, d_max=sp.attrs["max_dilation"])
         c.descriptor = d
     wmem = np.concatenate(wchunks) if wchunks else np.zeros(word_bytes, dtype=np.uint8)
     return wmem, addr
 
 
 def schedule(graph: Graph, hw: HardwareConfig) -> Schedule:
-    calls, host = fuse(graph)
+    pre, calls, host = fuse_all(graph)
     if not calls:
         raise ScheduleError("the graph has no layer that runs on the engine")
     check_fits(requirements(graph, calls), hw, graph, calls)
     buffers, views, calls = place(graph, calls, hw)
     wmem, fmem_words = emit(graph, hw, calls, buffers, views)
-    engine_output = graph.layer(host[0]).inputs[0] if host else graph.output
-    if engine_output not in views:
-        raise ScheduleError(f"tensor '{engine_output}' read by the host is not produced by the engine")
-    return Schedule(hw, buffers, views, calls, host, engine_output, wmem, fmem_words, graph.input)
+    # The engine's inputs: the image or what the host computed before the start; its outputs:
+    # what the host layers after it read (or the graph outputs themselves).
+    pre_out = {graph.layer(n).output for n in pre}
+    engine_inputs = [name for name in [graph.input] + [graph.layer(n).output for n in pre] if name in views]
+    post_out = {graph.layer(n).output for n in host}
+    engine_outputs: list[str] = []
+    for name in [i for n in host for i in graph.layer(n).inputs] + list(graph.outputs):
+        if name not in post_out and name not in engine_outputs and name not in pre_out and name != graph.input:
+            engine_outputs.append(name)
+    for name in engine_outputs:
+        if name not in views:
+            raise ScheduleError(f"tensor '{name}' read by the host is not produced by the engine")
+    _check_engine_tensors(graph, hw, [n for n in engine_inputs], "written into")
+    return Schedule(hw, buffers, views, calls, host, engine_outputs[0], wmem, fmem_words, graph.input,
+                    host_pre_layers=pre, engine_inputs=engine_inputs, engine_outputs=engine_outputs)

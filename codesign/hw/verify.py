@@ -11,7 +11,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..golden import run as golden_run
 from ..graph import Graph
 from . import descriptor
 from .memory import initial_fmem, read_tensor
@@ -61,26 +60,38 @@ def first_mismatch(expected: np.ndarray, got: np.ndarray) -> tuple[int, int, int
 
 def verify(schedule: Schedule, graph: Graph, image: np.ndarray, executor: Executor, per_call: bool = True,
            progress: Callable[[Iterable], Iterable] = lambda it: it) -> VerifyReport:
-    """Run one frame through `executor`, call by call (per_call) or as one table, against golden."""
-    logits, trace = golden_run(graph, image[None], trace=True)
+    """Run one frame through `executor`, call by call (per_call) or as one table, against golden.
+
+    The host layers run as the deployed system runs them: the ones before the engine (CoDeNet's
+    stem) fill fmem, the ones after it (pool + FC, detector heads) finish the frame from the
+    engine's outputs; `logits_equal` says whether every graph output then equals the golden one.
+    """
+    from ..golden import GoldenModel
+
+    model = GoldenModel(graph)
+    _, trace = model.run(image[None], trace=True)
     report = VerifyReport()
-    fmem = initial_fmem(schedule, image)
+    fmem = initial_fmem(schedule, image, model)
     table = schedule.descriptor_table
     width = len(descriptor.FIELDS)
 
-    def check(call_index: int) -> bool:
-        call = schedule.calls[call_index]
-        tensor = call.output
-        source = tensor if tensor in trace else call.input  # a copy call holds its input's values
+    def check_tensor(call, tensor: str, source: str) -> bool:
         got = read_tensor(schedule, fmem, tensor)
         report.calls_checked += 1
         report.values_checked += got.size
         found = first_mismatch(trace[source][0], got)
         if found:
             h, w, c, e, g, n = found
-            report.mismatch = Mismatch(call.name, call.layers, tensor, c, (h, w), e, g, n)
+            report.mismatch = Mismatch(call.name if call else tensor, call.layers if call else [], tensor, c, (h, w),
+                                       e, g, n)
             return False
         return True
+
+    def check(call_index: int) -> bool:
+        call = schedule.calls[call_index]
+        tensor = call.output
+        source = tensor if tensor in trace else call.input  # a copy call holds its input's values
+        return check_tensor(call, tensor, source)
 
     if per_call:
         for i in progress(range(len(schedule.calls))):
@@ -90,13 +101,24 @@ def verify(schedule: Schedule, graph: Graph, image: np.ndarray, executor: Execut
     else:
         fmem = executor(table, schedule.wmem, fmem)
         # Buffers are reused in place, so only each tensor's final occupant can be read back: check
-        # the engine output (what the host consumes) and every call output still intact.
-        last = schedule.calls.index(next(c for c in schedule.calls if c.output == schedule.engine_output))
-        if not check(last):
-            return report
-    report.logits_equal = bool(np.array_equal(run_host(schedule, graph, read_tensor(schedule, fmem, schedule.engine_output)),
-                                              logits[0]))
+        # the engine outputs (what the host consumes).
+        for name in schedule.engine_outputs:
+            call = next((c for c in schedule.calls if c.output == name), None)
+            if not check_tensor(call, name, name):
+                return report
+    outputs = run_host_outputs(schedule, model, {n: read_tensor(schedule, fmem, n) for n in schedule.engine_outputs})
+    report.logits_equal = all(np.array_equal(outputs[name], trace[name][0]) for name in graph.outputs)
     return report
+
+
+def run_host_outputs(schedule: Schedule, graph, engine_outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every graph output (H, W, C) from the engine's outputs {tensor: (H, W, C)}: the host layers
+    after the engine, exactly as the golden model runs them. `graph`: the IR graph or a GoldenModel."""
+    from ..golden import GoldenModel
+
+    model = graph if isinstance(graph, GoldenModel) else GoldenModel(graph)
+    values = model.evaluate({k: np.asarray(v)[None] for k, v in engine_outputs.items()})
+    return {k: v[0] for k, v in values.items()}
 
 
 def run_host(schedule: Schedule, graph: Graph, engine_output: np.ndarray) -> np.ndarray:

@@ -16,6 +16,8 @@ from torch import nn
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import REQUANT_BITS
+from ..models.codenet import CoDeNet, Head, NeckBlock, ShuffleBlock, StemConvBNAct
+from ..models.deform import DeformConvBNAct, DWConvBNAct, Upsample2x
 from ..models.diracdeltanet import DiracBlock, DiracDownBlock
 from ..models.layers import ConvBNAct, GlobalAvgPool, InputQuant, QuantFC, Shift
 
@@ -102,6 +104,21 @@ def requant_constants(k: np.ndarray, b: np.ndarray, acc_max: int) -> tuple[np.nd
     raise ExportError("requantization constants do not fit the 48-bit intermediate at any shift")
 
 
+def _requant(path: str, xin: TensorInfo, w_int: np.ndarray, s_w: np.ndarray, bn: nn.Module | None,
+             conv_bias: torch.Tensor | None, s_out: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(M, B, S) of y = act(BN(conv(x))) / s_out for integer weights `w_int` (scales s_w, per row)."""
+    if bn is not None:
+        a, b = fold_bn(bn, conv_bias)
+    else:
+        a = np.ones(w_int.shape[0])
+        b = conv_bias.detach().double().numpy() if conv_bias is not None else np.zeros(w_int.shape[0])
+    k = xin.scale * s_w * a / s_out
+    try:
+        return requant_constants(k, b / s_out, accumulator_bound(w_int, xin.max_value))
+    except ExportError as e:
+        raise ExportError(f"module '{path}': {e}") from None
+
+
 def _conv(mod: ConvBNAct, path: str, x: str, g: _Builder) -> str:
     conv = mod.conv
     if conv.kernel_size != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 or conv.padding not in ((0, 0), 0):
@@ -110,13 +127,7 @@ def _conv(mod: ConvBNAct, path: str, x: str, g: _Builder) -> str:
     w_int, s_w, w_bits = _quant_weight(conv, f"{path}.conv")
     s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
     xin = g.tensors[x]
-    a, b = fold_bn(mod.bn, conv.bias)
-    k = xin.scale * s_w * a / s_out
-    acc_max = accumulator_bound(w_int, xin.max_value)
-    try:
-        m, bias, s = requant_constants(k, b / s_out, acc_max)
-    except ExportError as e:
-        raise ExportError(f"module '{path}': {e}") from None
+    m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, conv.bias, s_out)
     h, w, _ = xin.shape
     out = g.tensor(path, (h, w, w_int.shape[0]), a_bits, False, s_out)
     return g.add(path, "conv1x1", [x], out, {"shift": s, "weight_bits": w_bits},
@@ -143,14 +154,15 @@ def _slice(path: str, x: str, start: int, stop: int, g: _Builder) -> str:
     return g.add(path, "slice", [x], g.same_as(path, x, (h, w, stop - start)), {"start": start, "stop": stop})
 
 
-def _concat(path: str, xs: list[str], rotate: int, g: _Builder) -> str:
+def _concat(path: str, xs: list[str], rotate: int, g: _Builder, interleave: int = 1) -> str:
     scales = {g.tensors[x].scale for x in xs}
     if len(scales) != 1:
         raise ExportError(f"module '{path}': concatenated branches have different activation scales "
                           f"{sorted(scales)}; they must share one quantizer")
     h, w, _ = g.tensors[xs[0]].shape
     total = sum(g.tensors[x].shape[2] for x in xs)
-    return g.add(path, "concat", xs, g.same_as(path, xs[0], (h, w, total)), {"rotate": rotate})
+    attrs = {"rotate": rotate, **({"interleave": interleave} if interleave != 1 else {})}
+    return g.add(path, "concat", xs, g.same_as(path, xs[0], (h, w, total)), attrs)
 
 
 def _dirac_block(mod: DiracBlock, path: str, x: str, g: _Builder) -> str:
@@ -203,6 +215,151 @@ def _fc(mod: QuantFC, path: str, x: str, g: _Builder) -> str:
     return g.add(path, "linear", [x], out, {"weight_bits": w_bits}, {"weight": w_int, "bias": bias_int})
 
 
+# ---- CoDeNet ----------------------------------------------------------------------------------------
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _check_conv3x3(conv: nn.Module, path: str, depthwise: bool) -> int:
+    """The stride of a 3×3 conv with padding 1 (and, if `depthwise`, groups = channels)."""
+    k, st, pad, dil = (_pair(getattr(conv, a)) for a in ("kernel_size", "stride", "padding", "dilation"))
+    cin, cout, groups = conv.in_channels, conv.out_channels, conv.groups
+    ok = k == (3, 3) and pad == (1, 1) and dil == (1, 1) and st[0] == st[1]
+    if depthwise:
+        ok = ok and groups == cin == cout and st[0] in (1, 2)
+    else:
+        ok = ok and groups == 1
+    if not ok:
+        kind = "depthwise 3×3 (groups = channels, stride 1 or 2)" if depthwise else "dense 3×3"
+        raise ExportError(f"module '{path}': expected a {kind} convolution with padding 1, got kernel {k}, "
+                          f"stride {st}, padding {pad}, dilation {dil}, groups {groups}")
+    return int(st[0])
+
+
+def _dwconv(mod: DWConvBNAct, path: str, x: str, g: _Builder) -> str:
+    stride = _check_conv3x3(mod.conv, f"{path}.conv", depthwise=True)
+    w_int, s_w, w_bits = _quant_weight(mod.conv, f"{path}.conv")
+    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    xin = g.tensors[x]
+    m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, mod.conv.bias, s_out)
+    h, w, c = xin.shape
+    out = g.tensor(path, ((h - 1) // stride + 1, (w - 1) // stride + 1, c), a_bits, False, s_out)
+    return g.add(path, "dwconv3x3", [x], out, {"shift": s, "weight_bits": w_bits, "stride": stride},
+                 {"weight": w_int, "mult": m, "bias": bias})
+
+
+def _deform(mod: DeformConvBNAct, path: str, x: str, g: _Builder) -> str:
+    """offset (1×1 conv c → 1 with bias) → integer dilation d (its requant clamp is the range limit
+    R = 2^b − 1) and the square deformable depthwise 3×3 reading [x, d]."""
+    xin = g.tensors[x]
+    h, w, c = xin.shape
+    off = mod.offset
+    if _pair(off.kernel_size) != (1, 1) or _pair(off.stride) != (1, 1) or off.groups != 1 or off.out_channels != 1:
+        raise ExportError(f"module '{path}.offset': the dilation must come from a 1×1 conv to one channel")
+    quant = getattr(mod.dilation_act, "quant", None)
+    if quant is None:
+        raise ExportError(f"module '{path}.dilation_act' is not quantized; export needs a QAT model")
+    d_scale, d_bits = _act_scale_bits(quant, f"{path}.dilation_act.quant")
+    r = int(mod.max_dilation)
+    if r != (1 << d_bits) - 1:
+        raise ExportError(f"module '{path}': max_dilation {r} is not 2^b − 1 for the {d_bits}-bit dilation "
+                          "quantizer; the integer contract clamps d with the offset conv's requant, so R must "
+                          f"be {(1 << d_bits) - 1}")
+    if not math.isclose(d_scale, 1.0, rel_tol=1e-6):
+        raise ExportError(f"module '{path}.dilation_act': the dilation quantizer's scale is {d_scale}, not 1.0")
+    w_off, s_off, off_bits = _quant_weight(off, f"{path}.offset")
+    m, bias, s = _requant(f"{path}.offset", xin, w_off, s_off, None, off.bias, d_scale)
+    d = g.tensor(f"{path}.offset", (h, w, 1), d_bits, False, d_scale)
+    g.add(f"{path}.offset", "conv1x1", [x], d, {"shift": s, "weight_bits": off_bits},
+          {"weight": w_off, "mult": m, "bias": bias})
+    _check_conv3x3(mod.dw, f"{path}.dw", depthwise=True)
+    if _pair(mod.dw.stride) != (1, 1):
+        raise ExportError(f"module '{path}.dw': the deformable conv has stride 1")
+    w_int, s_w, w_bits = _quant_weight(mod.dw, f"{path}.dw")
+    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, mod.dw.bias, s_out)
+    out = g.tensor(path, (h, w, c), a_bits, False, s_out)
+    return g.add(path, "deform3x3", [x, d], out, {"shift": s, "weight_bits": w_bits, "max_dilation": r},
+                 {"weight": w_int, "mult": m, "bias": bias})
+
+
+def _upsample(mod: Upsample2x, path: str, x: str, g: _Builder) -> str:
+    h, w, c = g.tensors[x].shape
+    return g.add(path, "upsample2x", [x], g.same_as(path, x, (2 * h, 2 * w, c)))
+
+
+def _stem(mod: StemConvBNAct, path: str, x: str, g: _Builder) -> str:
+    """Dense 3×3 stem conv (padding 1) + BN + act: op `conv2d`, run by the host."""
+    conv = mod.conv
+    stride = _check_conv3x3(conv, f"{path}.conv", depthwise=False)
+    w_int, s_w, w_bits = _quant_weight(conv, f"{path}.conv")  # (Cout, Cin·3·3), order (cin, ky, kx)
+    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    xin = g.tensors[x]
+    m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, conv.bias, s_out)
+    h, w, _ = xin.shape
+    out = g.tensor(path, ((h + 2 - 3) // stride + 1, (w + 2 - 3) // stride + 1, w_int.shape[0]), a_bits, False, s_out)
+    return g.add(path, "conv2d", [x], out,
+                 {"kernel": 3, "stride": stride, "padding": 1, "shift": s, "weight_bits": w_bits},
+                 {"weight": w_int, "mult": m, "bias": bias})
+
+
+def _shuffle_block(mod: ShuffleBlock, path: str, x: str, g: _Builder) -> str:
+    """ShuffleNetV2 unit: split (stride 1) or two branches (stride 2), joined by a 2-way interleave."""
+    c = g.tensors[x].shape[2]
+    if mod.branch_proj is None:
+        half = c // 2
+        passed = _slice(f"{path}.pass", x, 0, half, g)
+        branch = _slice(f"{path}.branch", x, half, c, g)
+        first = passed
+        second = _walk(mod.branch_main, f"{path}.branch_main", branch, g)
+    else:
+        first = _walk(mod.branch_proj, f"{path}.branch_proj", x, g)
+        second = _walk(mod.branch_main, f"{path}.branch_main", x, g)
+    if g.tensors[first].shape != g.tensors[second].shape:
+        raise ExportError(f"module '{path}': the two halves have shapes {g.tensors[first].shape} and "
+                          f"{g.tensors[second].shape}; the interleave needs equal halves")
+    return _concat(path, [first, second], 0, g, interleave=2)
+
+
+def _chain(mod: nn.Module, path: str, x: str, g: _Builder) -> str:
+    """A block whose forward applies its children in order (NeckBlock: deform → conv → up)."""
+    for name, child in mod.named_children():
+        x = _walk(child, f"{path}.{name}" if path else name, x, g)
+    return x
+
+
+def _head_out(conv: nn.Module, path: str, x: str, g: _Builder) -> str:
+    """The head's last 1×1 conv (bias, no output quantizer): op `conv1x1_head`, run by the host;
+    real value = (acc + bias) · out_scale[c] with out_scale = s_in · s_w[c]."""
+    if _pair(conv.kernel_size) != (1, 1) or _pair(conv.stride) != (1, 1) or conv.groups != 1:
+        raise ExportError(f"module '{path}': a head's output conv must be a dense 1×1 convolution")
+    if getattr(conv, "output_quant", None) is not None and getattr(conv.output_quant, "is_quant_enabled", False):
+        raise ExportError(f"module '{path}': a head's output conv must not quantize its output")
+    w_int, s_w, w_bits = _quant_weight(conv, path)
+    t = g.tensors[x]
+    out_scale = t.scale * s_w
+    b = conv.bias.detach().double().numpy() if conv.bias is not None else np.zeros(w_int.shape[0])
+    bias_int = np.round(b / out_scale).astype(np.int64)
+    out = g.tensor(path, (*t.shape[:2], w_int.shape[0]), LOGIT_BITS, True, float(np.max(out_scale)))
+    return g.add(path, "conv1x1_head", [x], out, {"weight_bits": w_bits},
+                 {"weight": w_int, "bias": bias_int, "out_scale": out_scale.astype(np.float64)})
+
+
+def _head(mod: Head, path: str, x: str, g: _Builder) -> str:
+    x = _walk(mod.conv, f"{path}.conv", x, g)
+    x = _walk(mod.dw, f"{path}.dw", x, g)
+    return _head_out(mod.out, f"{path}.out", x, g)
+
+
+def _codenet(mod: CoDeNet, path: str, x: str, g: _Builder) -> list[str]:
+    """CoDeNet: backbone → neck → one head per output, graph outputs in the forward's dict order."""
+    prefix = f"{path}." if path else ""
+    x = _walk(mod.backbone, f"{prefix}backbone", x, g)
+    x = _walk(mod.neck, f"{prefix}neck", x, g)
+    return [_walk(head, f"{prefix}heads.{name}", x, g) for name, head in mod.heads.items()]
+
+
 def _passthrough(mod: nn.Module, path: str, x: str, g: _Builder) -> str:
     return x  # inference no-ops (Dropout, Identity, Flatten of a pooled tensor)
 
@@ -219,6 +376,14 @@ EXPORTERS: dict[type, Callable[[nn.Module, str, str, _Builder], str]] = {
     nn.Dropout: _passthrough,
     nn.Identity: _passthrough,
     nn.Flatten: _passthrough,
+    StemConvBNAct: _stem,
+    ShuffleBlock: _shuffle_block,
+    DWConvBNAct: _dwconv,
+    DeformConvBNAct: _deform,
+    Upsample2x: _upsample,
+    NeckBlock: _chain,
+    Head: _head,
+    CoDeNet: _codenet,
 }
 
 
@@ -251,9 +416,10 @@ def export_model(model: nn.Module, resolution: int | None = None, name: str | No
             out = _walk(model, "", x, g)
     finally:
         model.train(was_training)
-    if not g.layers or g.layers[-1].op != "linear":
+    outputs = out if isinstance(out, list) else [out]
+    if not isinstance(out, list) and (not g.layers or g.layers[-1].op != "linear"):
         raise ExportError("the model must end in a classifier (GlobalAvgPool + QuantFC)")
-    graph = Graph(name or config.get("model", "model"), "input", out, g.tensors, g.layers,
+    graph = Graph(name or config.get("model", "model"), "input", outputs, g.tensors, g.layers,
                   {"model_config": config, "exporter": "codesign.quant.export"})
     try:
         validate(graph)

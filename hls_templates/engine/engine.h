@@ -2,14 +2,16 @@
 //
 // Per descriptor ("call"):
 //
-//   load weights + requant constants (CONV only)
-//   DATAFLOW: read view (PREPOOL) -> MAC array + requant | copy -> POOL -> SHIFT -> write view
+//   load weights + requant constants (CONV; spatial weights + constants for DW / DEFORM)
+//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array + requant | copy
+//             -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
+//             -> write view (channel stride; UPSAMPLE: each pixel to 2x2)
 //
 // with hls::stream between the stages. Stages that a call does not use pass their stream on.
 //
 // Config (a struct generated from config.h.j2) provides, as static constexpr int:
 //   PI, PO, A_BITS, W_BITS, ACC_BITS, BUS_BITS, MAX_C, MAX_H, MAX_W, MAX_LINE, MAX_WEIGHTS,
-//   MAX_WTILES, MAX_DESC.
+//   MAX_WTILES, MAX_DESC and (optional, default 7) MAX_DILATION.
 // descriptor.h (generated from codesign/hw/descriptor.py) provides DESC_WORDS, DESC_<FIELD>
 // word offsets and FLAG_<NAME> bit masks.
 #ifndef CODESIGN_ENGINE_ENGINE_H
@@ -21,6 +23,7 @@
 #include "packing.h"
 #include "requant.h"
 #include "shift.h"
+#include "spatial.h"
 #include "types.h"
 
 #ifndef __SYNTHESIS__
@@ -34,6 +37,22 @@ CODESIGN_CSIM_BEGIN
 
 // Bits of an input value on the reader -> MAC stream: the image is 8-bit, activations A-bit.
 constexpr int IN_BITS = 8;
+
+// Config::MAX_DILATION when the config defines it, else CoDeNet's R = 7.
+template <class C, class = void>
+struct max_dilation_of {
+  static constexpr int value = 7;
+};
+template <class C>
+struct max_dilation_of<C, decltype(void(C::MAX_DILATION))> {
+  static constexpr int value = C::MAX_DILATION;
+};
+
+// A descriptor's channel stride (1, 2, 4, 8; 0 means 1) as its log2, or -1.
+inline int stride_log2(unsigned stride) {
+  HLS_PRAGMA(INLINE)
+  return stride <= 1 ? 0 : stride == 2 ? 1 : stride == 4 ? 2 : stride == 8 ? 3 : -1;
+}
 
 #ifndef __SYNTHESIS__
 // C-simulation only: descriptors the engine rejected (and skipped) since the last reset.
@@ -50,6 +69,8 @@ struct engine_t {
   static constexpr int MAX_CI_T = ceil_div(MAXC, PI), MAX_CO_T = ceil_div(MAXC, PO);
   static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
   static constexpr int MAXT = C::MAX_WTILES;
+  static constexpr int MAXR = max_dilation_of<C>::value;
+  static constexpr int NR = 2 * MAXR + 1;  // rows of the spatial unit's line buffer
   // stream depths between the stages: two pixels in flight
   static constexpr int IN_DEPTH = 2 * MAX_CI_T, OUT_DEPTH = 2 * MAX_CO_T;
 
@@ -57,6 +78,7 @@ struct engine_t {
   static_assert(WB >= 2 && WB <= 16, "weight_bits must be in 2..16");
   static_assert(BUS % 64 == 0, "bus_bits must be a multiple of 64");
   static_assert(PI >= 1 && PO >= 1, "MAC array must be non-empty");
+  static_assert(MAXR >= 1 && MAXR <= 127, "max_dilation must be in 1..127");
 
   typedef ap_uint<BUS> word_t;
   typedef vec_t<PI, IN_BITS> in_vec;
@@ -71,6 +93,10 @@ struct engine_t {
     c.pool = flags & FLAG_POOL;
     c.shift = flags & FLAG_SHIFT;
     c.in8 = flags & FLAG_IN8;
+    c.dw = flags & FLAG_DW;
+    c.deform = flags & FLAG_DEFORM;
+    c.stride2 = flags & FLAG_STRIDE2;
+    c.upsample = flags & FLAG_UPSAMPLE;
     c.in_addr = dw[DESC_IN_ADDR].to_uint();
     c.in_h = dw[DESC_IN_H].to_uint();
     c.in_w = dw[DESC_IN_W].to_uint();
@@ -85,10 +111,25 @@ struct engine_t {
     c.q_addr = dw[DESC_Q_ADDR].to_uint();
     c.shift_s = dw[DESC_SHIFT].to_uint();
     c.act_max = dw[DESC_ACT_MAX].to_uint();
+    c.in_sh = stride_log2(dw[DESC_IN_STRIDE].to_uint());
+    c.out_sh = stride_log2(dw[DESC_OUT_STRIDE].to_uint());
+    c.d_addr = dw[DESC_D_ADDR].to_uint();
+    c.d_cbuf = dw[DESC_D_CBUF].to_uint();
+    c.d_rot = dw[DESC_D_ROT].to_uint();
+    c.d_max = dw[DESC_D_MAX].to_uint();
+    c.sw_addr = dw[DESC_SW_ADDR].to_uint();
+    c.sq_addr = dw[DESC_SQ_ADDR].to_uint();
+    c.s_shift = dw[DESC_S_SHIFT].to_uint();
+    c.s_act_max = dw[DESC_S_ACT_MAX].to_uint();
     c.h1 = c.prepool ? c.in_h / 2 : c.in_h;
     c.w1 = c.prepool ? c.in_w / 2 : c.in_w;
     c.h2 = c.pool ? c.h1 / 2 : c.h1;
     c.w2 = c.pool ? c.w1 / 2 : c.w1;
+    const bool halve = c.dw && c.stride2;
+    c.h3 = halve && c.h2 > 0 ? (c.h2 - 1) / 2 + 1 : c.h2;
+    c.w3 = halve && c.w2 > 0 ? (c.w2 - 1) / 2 + 1 : c.w2;
+    c.h4 = c.upsample ? 2 * c.h3 : c.h3;
+    c.w4 = c.upsample ? 2 * c.w3 : c.w3;
     return c;
   }
 
@@ -112,14 +153,36 @@ struct engine_t {
     }
     if (c.pool && (c.w1 / 2) * c.cout > C::MAX_LINE) return 12;
     if (c.shift && c.w2 * c.cout > C::MAX_LINE) return 13;
+    // channel strides and the channels a strided view spans
+    if (c.in_sh < 0 || c.out_sh < 0) return 14;
+    if (((c.cin - 1) << c.in_sh) + 1 > c.in_cbuf) return 15;
+    if (((c.cout - 1) << c.out_sh) + 1 > c.out_cbuf) return 16;
+    // the spatial unit: one of shift, dw, deform
+    if (int(c.shift) + int(c.dw) + int(c.deform) > 1) return 17;
+    if (c.stride2 && !c.dw) return 18;
+    if (c.dw || c.deform) {
+      if (c.w2 * c.cout > C::MAX_LINE) return 19;
+      if (c.s_shift < 1 || c.s_shift > 46) return 20;
+      if (c.s_act_max < 0 || c.s_act_max > (1 << A) - 1) return 21;
+      if (c.sw_addr < 0 || c.sq_addr < 0) return 6;
+    }
+    if (c.deform) {
+      if (c.pool) return 22;  // the dilation map is read on the grid before POOL
+      if (c.d_max < 0 || c.d_max > MAXR) return 23;
+      if (c.d_cbuf < 1 || c.d_rot < 0 || c.d_rot >= c.d_cbuf || c.d_addr < 0) return 24;
+    }
     return 0;
   }
 
-  // Stage 1: read view, PREPOOL; ceil(cin/PI) vectors per pixel of the h1 x w1 grid.
-  static void reader(const word_t* fmem, const call_t c, hls::stream<in_vec>& out) {
+  // Stage 1: read view, PREPOOL; ceil(cin/PI) vectors per pixel of the h1 x w1 grid. DEFORM: also
+  // the pixel's dilation (channel d_rot of the d_cbuf-channel map at d_addr) to `dil`.
+  static void reader(const word_t* fmem, const call_t c, hls::stream<in_vec>& out,
+                     hls::stream<ap_uint<8> >& dil) {
     HLS_PRAGMA(INLINE off)
     constexpr int NPIX = MAX_CI_T * PI;
-    const view_t view = {c.in_cbuf, c.in_rot, c.cin};
+    typedef lanes_t<BUS, A> LA;
+    const view_t view = {c.in_cbuf, c.in_rot, c.cin, c.in_sh};
+    const int d_wpp = ceil_div(c.d_cbuf, LA::LANES);
     const int lanes = c.in8 ? BUS / 8 : BUS / A;
     const int wpp = ceil_div(c.in_cbuf, lanes);
     const int nci = ceil_div(c.cin, PI);
@@ -135,6 +198,12 @@ struct engine_t {
       for (int x = 0; x < C::MAX_W; ++x) {
         HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
         if (x >= c.w1) break;
+        if (c.deform) {
+          ap_uint<A> lane[LA::LANES];
+          HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
+          LA::unpack(fmem[c.d_addr + (y * c.w1 + x) * d_wpp + c.d_rot / LA::LANES], lane);
+          dil.write(ap_uint<8>(lane[c.d_rot % LA::LANES]));
+        }
       window:
         for (int t = 0; t < 4; ++t) {
           HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = 4)
@@ -224,11 +293,13 @@ struct engine_t {
       copy(in, out, npix, c.cin);
   }
 
-  // Last stage: write view of the h2 x w2 output grid.
+  // Last stage: write view of the h3 x w3 grid (UPSAMPLE: each pixel to the 2 x 2 pixels it
+  // covers in the h4 x w4 output buffer).
   static void writer(hls::stream<out_vec>& in, word_t* fmem, const call_t c) {
     HLS_PRAGMA(INLINE off)
     constexpr int NPIX = MAX_CO_T * PO;
-    const view_t view = {c.out_cbuf, c.out_rot, c.cout};
+    const view_t view = {c.out_cbuf, c.out_rot, c.cout, c.out_sh};
+    const int copies = c.upsample ? 4 : 1;
     const int wpp = ceil_div(c.out_cbuf, BUS / A);
     const int nco = ceil_div(c.cout, PO);
     ap_uint<A> pix[NPIX];
@@ -236,11 +307,11 @@ struct engine_t {
   rows:
     for (int y = 0; y < C::MAX_H; ++y) {
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
-      if (y >= c.h2) break;
+      if (y >= c.h3) break;
     cols:
       for (int x = 0; x < C::MAX_W; ++x) {
         HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
-        if (x >= c.w2) break;
+        if (x >= c.w3) break;
       gather:
         for (int k = 0; k < MAX_CO_T; ++k) {
           HLS_PRAGMA(PIPELINE II = 1)
@@ -252,7 +323,14 @@ struct engine_t {
             pix[k * PO + i] = v.v[i];
           }
         }
-        write_pixel<BUS, A, NPIX>(fmem, c.out_addr + (y * c.w2 + x) * wpp, view, pix);
+      scatter:
+        for (int t = 0; t < 4; ++t) {
+          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = 4)
+          if (t >= copies) break;
+          const int oy = c.upsample ? 2 * y + t / 2 : y;
+          const int ox = c.upsample ? 2 * x + t % 2 : x;
+          write_pixel<BUS, A, NPIX>(fmem, c.out_addr + (oy * c.w4 + ox) * wpp, view, pix);
+        }
       }
     }
   }
@@ -272,7 +350,12 @@ struct engine_t {
       const uint64_t in_wpp = ceil_div(c.in_cbuf, c.in8 ? BUS / 8 : BUS / A);
       const uint64_t out_wpp = ceil_div(c.out_cbuf, BUS / A);
       bool bad = uint64_t(c.in_addr) + uint64_t(c.in_h) * c.in_w * in_wpp > fmem_words ||
-                 uint64_t(c.out_addr) + uint64_t(c.h2) * c.w2 * out_wpp > fmem_words;
+                 uint64_t(c.out_addr) + uint64_t(c.h4) * c.w4 * out_wpp > fmem_words;
+      if (c.deform)
+        bad = bad || uint64_t(c.d_addr) + uint64_t(c.h1) * c.w1 * ceil_div(c.d_cbuf, BUS / A) > fmem_words;
+      if (c.dw || c.deform)
+        bad = bad || uint64_t(c.sw_addr) + 9 * uint64_t(ceil_div(c.cout, BUS / WB)) > wmem_words ||
+              uint64_t(c.sq_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (c.conv)
         bad = bad ||
               uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / WB) > wmem_words ||
@@ -286,22 +369,29 @@ struct engine_t {
   // One call's pipeline.
   static void run_call(const call_t c, const word_t* fmem_rd, word_t* fmem_wr,
                        const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
-                       const rq_wide_t bias[MAXC]) {
+                       const rq_wide_t bias[MAXC], const ap_int<WB> wsp[9][MAXC],
+                       const rq_mult_t smult[MAXC], const rq_wide_t sbias[MAXC]) {
     HLS_PRAGMA(INLINE off)
     HLS_PRAGMA(DATAFLOW)
     hls::stream<in_vec> s_in("s_in");
-    hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift");
+    hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift"), s_sp("s_sp");
+    hls::stream<ap_uint<8> > s_dil("s_dil");
     HLS_PRAGMA(STREAM variable = s_in depth = IN_DEPTH)
     HLS_PRAGMA(STREAM variable = s_mac depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_pool depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
-    reader(fmem_rd, c, s_in);
+    HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
+    reader(fmem_rd, c, s_in, s_dil);
     mac(s_in, s_mac, c, wbuf, mult, bias);
     maxpool2x2_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool, c.h1,
                                                                     c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
                                                                      c.h2, c.w2, c.cout);
-    writer(s_shift, fmem_wr, c);
+    spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
+        s_shift, s_sp, s_dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift,
+        c.s_act_max, wsp, smult, sbias);
+    writer(s_sp, fmem_wr, c);
   }
 
   static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,
@@ -314,6 +404,12 @@ struct engine_t {
     static rq_wide_t bias[MAXC];
     HLS_PRAGMA(ARRAY_PARTITION variable = mult cyclic factor = PO)
     HLS_PRAGMA(ARRAY_PARTITION variable = bias cyclic factor = PO)
+    static ap_int<WB> wsp[9][MAXC];
+    static rq_mult_t smult[MAXC];
+    static rq_wide_t sbias[MAXC];
+    HLS_PRAGMA(ARRAY_PARTITION variable = wsp cyclic factor = PO dim = 2)
+    HLS_PRAGMA(ARRAY_PARTITION variable = smult cyclic factor = PO)
+    HLS_PRAGMA(ARRAY_PARTITION variable = sbias cyclic factor = PO)
     const int n = n_desc.to_uint() > unsigned(C::MAX_DESC) ? C::MAX_DESC : int(n_desc.to_uint());
   calls:
     for (int d = 0; d < C::MAX_DESC; ++d) {
@@ -339,7 +435,11 @@ struct engine_t {
         load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, wbuf);
         load_requant<BUS, MAXC>(wmem, c.q_addr, c.cout, mult, bias);
       }
-      run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias);
+      if (c.dw || c.deform) {
+        load_spatial_weights<BUS, WB, MAXC>(wmem, c.sw_addr, c.cout, wsp);
+        load_requant<BUS, MAXC>(wmem, c.sq_addr, c.cout, smult, sbias);
+      }
+      run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
     }
 #ifndef __SYNTHESIS__
     if (n_desc.to_uint() > unsigned(C::MAX_DESC)) {

@@ -4,8 +4,9 @@
 // consecutive words, lanes = BUS / SB (SB = store bits: A for activations, 8 for the image).
 // Channel c is in word c / lanes, bits [(c mod lanes) * SB, +SB). Unused lanes are zero.
 //
-// A view (cbuf, rot, n) reads or writes n logical channels: logical j <-> physical
-// (rot + j) mod cbuf. Requires 0 <= rot < cbuf and 0 <= n <= cbuf (checked by the engine).
+// A view (cbuf, rot, n, sh) reads or writes n logical channels: logical j <-> physical
+// (rot + j * 2^sh) mod cbuf (a channel stride 2^sh: ShuffleNet's interleave). Requires
+// 0 <= rot < cbuf, 0 <= sh <= MAX_VIEW_SH and (n - 1) * 2^sh + 1 <= cbuf (checked by the engine).
 #ifndef CODESIGN_ENGINE_PACKING_H
 #define CODESIGN_ENGINE_PACKING_H
 
@@ -84,23 +85,33 @@ struct lanes_t {
   }
 };
 
-// A view of a buffer's channels; the physical channels it covers are one or two intervals:
-// [rot, e1) and, when it wraps, [0, e2).
+// Largest log2 channel stride of a view (strides 1, 2, 4, 8).
+constexpr int MAX_VIEW_SH = 3;
+
+// A view of a buffer's channels; the physical channels it spans are one or two intervals:
+// [rot, e1) and, when it wraps, [0, e2). With a stride (sh > 0) only every 2^sh-th of them
+// belongs to the view.
 struct view_t {
   int cbuf, rot, n;
-  int e1() const { return rot + n < cbuf ? rot + n : cbuf; }
-  int e2() const { return rot + n > cbuf ? rot + n - cbuf : 0; }
+  int sh;  // log2 of the channel stride (0 when omitted in an initializer)
+  int span() const { return n > 0 ? ((n - 1) << sh) + 1 : 0; }
+  int e1() const { return rot + span() < cbuf ? rot + span() : cbuf; }
+  int e2() const { return rot + span() > cbuf ? rot + span() - cbuf : 0; }
   // physical channel p (0 <= p < cbuf) -> logical index, or -1 when outside the view
   int logical(int p) const {
     int j = p - rot;
     if (j < 0) j += cbuf;
+    if (j & ((1 << sh) - 1)) return -1;
+    j >>= sh;
     return j < n ? j : -1;
   }
-  // does the view cover every physical channel of [lo, hi)?
-  bool covers(int lo, int hi) const { return n >= cbuf || (lo >= rot && hi <= e1()) || hi <= e2(); }
+  // does the view cover every physical channel of [lo, hi)? (never, with a stride)
+  bool covers(int lo, int hi) const {
+    return sh == 0 && (n >= cbuf || (lo >= rot && hi <= e1()) || hi <= e2());
+  }
   // The words (of `lanes` channels) the view touches, as a sequence t = 0 .. count-1:
   // word k1 + t for t < n1 ([rot, e1)), then word t - n1 ([0, e2), when the view wraps).
-  // A word holding both ends of a wrapping view appears twice. count <= ceil(n/lanes) + 2.
+  // A word holding both ends of a wrapping view appears twice. count <= ceil(span/lanes) + 2.
   struct words_t {
     int k1, n1, count;
     int word(int t) const { return t < n1 ? k1 + t : t - n1; }
@@ -116,14 +127,14 @@ struct view_t {
 
 // Read the n logical channels of the view of the pixel whose first word is mem[addr] into
 // out[0..n) (zero-extended to OB bits): one bus word per cycle, only the words the view
-// touches, each word's lanes scattered to their logical positions (a rotation by rot in
-// hardware). n <= MAXC; cbuf is not bounded.
+// touches, each word's lanes scattered to their logical positions (a rotation by rot, and a
+// stride, in hardware). n <= MAXC; cbuf is not bounded.
 template <int BUS, int SB, int MAXC, int OB>
 void read_pixel(const ap_uint<BUS>* mem, int addr, const view_t& view, ap_uint<OB> out[MAXC]) {
   HLS_PRAGMA(INLINE off)
   static_assert(SB <= OB, "output values must hold the stored bits");
   typedef lanes_t<BUS, SB> L;
-  constexpr int MAX_TOUCH = ceil_div(MAXC, L::LANES) + 2;
+  constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, L::LANES) + 2;
   const view_t::words_t touched = view.words(L::LANES);
 words:
   for (int t = 0; t < MAX_TOUCH; ++t) {
@@ -148,14 +159,14 @@ words:
 
 // Write in[0..n) to the n logical channels of the view of the pixel at mem[addr]. Only the
 // words the view touches are accessed: those it covers completely are written without being
-// read (their unused lanes become 0); partly covered ones are read-modify-written, so the
-// buffer's other channels are preserved. Each access writes every view channel of its word,
+// read (their unused lanes become 0); partly covered ones (every word of a strided view) are
+// read-modify-written, so the buffer's other channels are preserved. Each access writes every view channel of its word,
 // so a word visited twice (a wrapping view that starts and ends in it) gets the same value.
 template <int BUS, int SB, int MAXC>
 void write_pixel(ap_uint<BUS>* mem, int addr, const view_t& view, const ap_uint<SB> in[MAXC]) {
   HLS_PRAGMA(INLINE off)
   typedef lanes_t<BUS, SB> L;
-  constexpr int MAX_TOUCH = ceil_div(MAXC, L::LANES) + 2;
+  constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, L::LANES) + 2;
   const view_t::words_t touched = view.words(L::LANES);
 words:
   for (int t = 0; t < MAX_TOUCH; ++t) {

@@ -6,13 +6,14 @@
 //   flags:      list of (name, bit) or a mapping name -> bit, e.g. {"PREPOOL": 0, "CONV": 1}
 //   desc_words: words per descriptor (optional, default 16; `words` is accepted too)
 // Names are upper-cased: DESC_<FIELD>, FLAG_<NAME>. The engine uses the fields and flags of
-// docs/engine.md (FLAGS, IN_ADDR, ..., ACT_MAX; PREPOOL, CONV, POOL, SHIFT, IN8).
+// docs/engine.md (FLAGS, IN_ADDR, ..., ACT_MAX, IN_STRIDE, ..., S_ACT_MAX; PREPOOL, CONV, POOL,
+// SHIFT, IN8, DW, DEFORM, STRIDE2, UPSAMPLE).
 #ifndef CODESIGN_DESCRIPTOR_H
 #define CODESIGN_DESCRIPTOR_H
 
 namespace codesign {
 
-constexpr int DESC_WORDS = 16;
+constexpr int DESC_WORDS = 26;
 
 constexpr int DESC_FLAGS = 0;
 constexpr int DESC_IN_ADDR = 1;
@@ -30,12 +31,26 @@ constexpr int DESC_Q_ADDR = 12;
 constexpr int DESC_SHIFT = 13;
 constexpr int DESC_ACT_MAX = 14;
 constexpr int DESC_RESERVED = 15;
+constexpr int DESC_IN_STRIDE = 16;
+constexpr int DESC_OUT_STRIDE = 17;
+constexpr int DESC_D_ADDR = 18;
+constexpr int DESC_D_CBUF = 19;
+constexpr int DESC_D_ROT = 20;
+constexpr int DESC_D_MAX = 21;
+constexpr int DESC_SW_ADDR = 22;
+constexpr int DESC_SQ_ADDR = 23;
+constexpr int DESC_S_SHIFT = 24;
+constexpr int DESC_S_ACT_MAX = 25;
 
 constexpr unsigned FLAG_PREPOOL = 1u << 0;
 constexpr unsigned FLAG_CONV = 1u << 1;
 constexpr unsigned FLAG_POOL = 1u << 2;
 constexpr unsigned FLAG_SHIFT = 1u << 3;
 constexpr unsigned FLAG_IN8 = 1u << 4;
+constexpr unsigned FLAG_DW = 1u << 5;
+constexpr unsigned FLAG_DEFORM = 1u << 6;
+constexpr unsigned FLAG_STRIDE2 = 1u << 7;
+constexpr unsigned FLAG_UPSAMPLE = 1u << 8;
 
 }  // namespace codesign
 

@@ -1,0 +1,274 @@
+"""CoDeNet on the engine: the new engine features (depthwise 3×3 stride 1/2, square deformable 3×3
+with a dilation map, nearest 2× upsample, channel-strided views) fuzzed one call at a time, and a
+reduced CoDeNet end to end, C-simulated bit-exact against the golden model."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from codesign.golden import GoldenModel
+from codesign.graph import Graph, Layer, TensorInfo, accumulator_bound, validate
+from codesign.hls.csim import CsimEngine
+from codesign.hls.project import write_project
+from codesign.hw import funcsim
+from codesign.hw.config import HardwareConfig
+from codesign.hw.scheduler import ScheduleError, schedule, sized_for
+from codesign.hw.verify import verify
+from codesign.quant import export_model, requant_constants
+
+from .test_codenet_ir import calibrated_codenet
+
+# One engine build serves the fuzz and the reduced CoDeNet: 8-bit activations (CoDeNet's), a small
+# MAC array (PI=4, PO=8) that random channel counts rarely fill, a 64-bit bus (8 lanes per word, so
+# strided views straddle words), and the default max_dilation 7 (a 15-row line buffer).
+HW = HardwareConfig(pi=4, po=8, act_bits=8, weight_bits=8, bus_bits=64, max_channels=256, max_width=64,
+                    max_line=32 * 256, max_weights=256 * 256)
+FUZZ_MAX_HW = 12  # fuzzed maps are at most 12 × 12 (24 × 24 after an upsample)
+# The reduced CoDeNet: width 0.25 (channels 8/28/56/116/256, neck 64/32/16), 128² input.
+REDUCED = {"model": "codenet", "width": 0.25, "resolution": 128, "num_classes": 4,
+           "quant": {"act_bits": 8, "weight_bits": 4}}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    graph = fuzz_graph(np.random.RandomState(0), dict(h=4, w=4, cin=3, cout=3, a_bits=8, conv=True, prepool=False,
+                                                     pool=False, spatial="dw1", upsample=False, interleave=None,
+                                                     from_image=False, d_bits=3, d_ch=1))
+    project = write_project(graph, HW, tmp_path_factory.mktemp("codenet_fuzz") / "p")
+    return CsimEngine(project.path, HW.bus_bits)
+
+
+def funcsim_executor(hw):
+    return lambda table, wmem, fmem: funcsim.run(table, wmem, fmem, hw)
+
+
+# ---- random graphs -------------------------------------------------------------------------------
+
+def _requant(rng, acc_max: int, cout: int, out_bits: int):
+    """(M, B, S) that spread typical accumulators over the output range, saturating at both ends."""
+    out_max = (1 << out_bits) - 1
+    k = rng.uniform(-0.5, 1.5, cout) * 4 * out_max / max(acc_max, 1)
+    b = rng.uniform(-0.5, 0.8, cout) * out_max
+    return requant_constants(k, b, acc_max)
+
+
+class Builder:
+    def __init__(self, h: int, w: int):
+        self.tensors = {"input": TensorInfo((h, w, 3), 8, False, 1 / 255)}
+        self.layers: list[Layer] = []
+
+    def add(self, name, op, inputs, shape, bits=None, scale=None, attrs=None, params=None) -> str:
+        src = self.tensors[inputs[0]]
+        self.tensors[name] = TensorInfo(tuple(shape), bits or src.bits, False, scale or src.scale)
+        self.layers.append(Layer(name, op, list(inputs), name, attrs or {}, params or {}))
+        return name
+
+    def conv(self, rng, name, x, cout, out_bits, w_bits=8, scale=None) -> str:
+        t = self.tensors[x]
+        lim = (1 << (w_bits - 1)) - 1
+        w = rng.randint(-lim, lim + 1, (cout, t.shape[2])).astype(np.int8)
+        m, b, s = _requant(rng, accumulator_bound(w, t.max_value), cout, out_bits)
+        return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), out_bits, scale or 0.1 + rng.rand(),
+                        {"shift": s, "weight_bits": w_bits}, {"weight": w, "mult": m, "bias": b})
+
+    def dilation(self, rng, name, x, cout, bits) -> str:
+        """A conv1x1 whose outputs spread over 0..R = 2^bits − 1 (positive weights, the accumulator
+        range mapped linearly onto −1..R+1, so both clamps are hit)."""
+        t = self.tensors[x]
+        w = rng.randint(1, 128, (cout, t.shape[2])).astype(np.int8)
+        acc_max = accumulator_bound(w, t.max_value)
+        r = (1 << bits) - 1
+        m, b, s = requant_constants(np.full(cout, (r + 2) / acc_max), np.full(cout, -1.0), acc_max)
+        return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), bits, 1.0,
+                        {"shift": s, "weight_bits": 8}, {"weight": w, "mult": m, "bias": b})
+
+    def spatial(self, rng, name, op, inputs, out_bits, stride=1, max_dilation=None) -> str:
+        t = self.tensors[inputs[0]]
+        h, w, c = t.shape
+        wb = int(rng.randint(2, 9))
+        lim = (1 << (wb - 1)) - 1
+        weight = rng.randint(-lim, lim + 1, (c, 9)).astype(np.int8)
+        m, b, s = _requant(rng, accumulator_bound(weight, t.max_value) // 3, c, out_bits)
+        attrs = {"shift": s, "weight_bits": wb}
+        if op == "dwconv3x3":
+            attrs["stride"] = stride
+            shape = ((h - 1) // stride + 1, (w - 1) // stride + 1, c)
+        else:
+            attrs["max_dilation"] = max_dilation
+            shape = (h, w, c)
+        return self.add(name, op, inputs, shape, out_bits, 0.1 + rng.rand(), attrs,
+                        {"weight": weight, "mult": m, "bias": b})
+
+
+def fuzz_graph(rng, p: dict) -> Graph:
+    """image → [dilation map] → conv0 → one fuzzed call [prepool][conv][pool][dw s1|s2 | deform][upsample]
+    → (interleaved concat with a 1×1 conv of itself, rotated)."""
+    h, w, a = p["h"], p["w"], p["a_bits"]
+    g = Builder(h, w)
+    d = None
+    if p["spatial"] == "deform":
+        # the dilation map: one channel of a (d_ch)-channel conv of the image, d_bits wide (R = 2^b − 1)
+        src = g.dilation(rng, "dsrc", "input", p["d_ch"], p["d_bits"])
+        d = src
+        if p["d_ch"] > 1:
+            k = int(rng.randint(p["d_ch"]))
+            d = g.add("dmap", "slice", [src], (h, w, 1), attrs={"start": k, "stop": k + 1})
+    x = "input" if p["from_image"] else g.conv(rng, "conv0", "input", p["cin"], a)
+    if not p["conv"] and x != "input":
+        g.add("keep", "slice", [x], (h, w, 1), attrs={"start": 0, "stop": 1})  # a second user: no fusion
+    if p["prepool"]:
+        hh, ww, c = g.tensors[x].shape
+        x = g.add("prepool", "maxpool2x2", [x], (hh // 2, ww // 2, c))
+    if p["conv"]:
+        x = g.conv(rng, "conv1", x, p["cout"], a, w_bits=int(rng.randint(2, 9)))
+    if p["pool"]:
+        hh, ww, c = g.tensors[x].shape
+        x = g.add("pool", "maxpool2x2", [x], (hh // 2, ww // 2, c))
+    sp = p["spatial"]
+    if sp in ("dw1", "dw2"):
+        x = g.spatial(rng, "dw", "dwconv3x3", [x], a, stride=1 if sp == "dw1" else 2)
+    elif sp == "deform":
+        x = g.spatial(rng, "deform", "deform3x3", [x, d], a, max_dilation=(1 << p["d_bits"]) - 1)
+    if p["upsample"]:
+        hh, ww, c = g.tensors[x].shape
+        x = g.add("up", "upsample2x", [x], (2 * hh, 2 * ww, c))
+    if p["interleave"] is not None:
+        # concat(x, conv(x)) interleaved: x is written with channel stride 2 and read back through
+        # that strided view by the partner conv
+        t = g.tensors[x]
+        partner = g.conv(rng, "partner", x, t.shape[2], t.bits, scale=t.scale)
+        first_x, rot = p["interleave"]
+        ins = [x, partner] if first_x else [partner, x]
+        total = 2 * t.shape[2]
+        x = g.add("cat", "concat", ins, (*t.shape[:2], total), attrs={"rotate": rot % total, "interleave": 2})
+    graph = Graph("codenet_fuzz", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    return graph
+
+
+@st.composite
+def fuzz_params(draw):
+    spatial = draw(st.sampled_from(["none", "dw1", "dw2", "deform", "deform"]))
+    conv = draw(st.booleans())
+    from_image = not conv and spatial != "none" and draw(st.booleans())
+    p = dict(h=draw(st.integers(1, FUZZ_MAX_HW)), w=draw(st.integers(1, FUZZ_MAX_HW)), cin=draw(st.integers(1, 24)),
+             cout=draw(st.integers(1, 24)), a_bits=draw(st.integers(2, 8)), conv=conv,
+             prepool=conv and spatial != "deform" and draw(st.booleans()),
+             pool=spatial != "deform" and draw(st.booleans()), spatial=spatial, upsample=draw(st.booleans()),
+             interleave=draw(st.one_of(st.none(), st.tuples(st.booleans(), st.integers(0, 60)))),
+             from_image=from_image, d_bits=draw(st.sampled_from([2, 3])), d_ch=draw(st.integers(1, 3)))
+    if from_image:
+        p["a_bits"] = 8  # what the image holds
+    if spatial == "none" and (not conv or p["interleave"] is None):
+        p["upsample"] = True  # (without conv: a lone upsample, a copy that writes each pixel to 2×2)
+    return p
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(p=fuzz_params(), seed=st.integers(0, 2 ** 31 - 1))
+def test_fuzz_new_engine_features_bit_exact(engine, p, seed):
+    pools = int(p["prepool"]) + int(p["pool"])
+    assume(min(p["h"], p["w"]) >= 2 ** pools)
+    rng = np.random.RandomState(seed)
+    graph = fuzz_graph(rng, p)
+    sched = schedule(graph, HW)
+    features = [n for n in ("dw", "deform", "up") if n in graph.tensors]
+    if features:  # they all run inside one call (fused with the conv / pools before them)
+        assert len([c for c in sched.calls if set(features) & set(c.layers)]) == 1
+    image = rng.randint(0, 256, (p["h"], p["w"], 3)).astype(np.uint8)
+    for executor in (funcsim_executor(HW), engine):
+        report = verify(sched, graph, image, executor, per_call=True)
+        assert report.ok, report.mismatch
+        assert report.calls_checked == len(sched.calls) and report.logits_equal
+
+
+def test_fuzz_covers_spread_dilations_and_strided_views():
+    """The fuzz's dilation maps use the whole range 0..R and its concats write with stride 2."""
+    rng = np.random.RandomState(3)
+    p = dict(h=7, w=7, cin=5, cout=6, a_bits=8, conv=True, prepool=False, pool=False, spatial="deform",
+             upsample=True, interleave=(False, 3), from_image=False, d_bits=3, d_ch=3)
+    graph = fuzz_graph(rng, p)
+    _, trace = GoldenModel(graph).run(rng.randint(0, 256, (1, 7, 7, 3)).astype(np.uint8), trace=True)
+    assert len(np.unique(trace["dmap"])) >= 4
+    sched = schedule(graph, HW)
+    assert sched.views["up"].stride == 2 and sched.views["partner"].stride == 2
+    call = next(c for c in sched.calls if c.spatial == "deform")
+    assert call.layers == ["conv1", "deform", "up"] and call.descriptor["d_cbuf"] == 3
+
+
+# ---- a reduced CoDeNet end to end --------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=["a", "b"])
+def codenet_graph(request):
+    """Config a (3×3/s4 stem) and b (3×3/s2 stem + 2×2 max-pool on the engine), random calibrated weights."""
+    return export_model(calibrated_codenet({**REDUCED, "config": request.param}, steps=3))
+
+
+def test_reduced_codenet_csim_bit_exact(engine, codenet_graph):
+    """A reduced CoDeNet: the host stem, every engine call (per call and as one table) and the three
+    heads on the host, bit-exact against golden within a minute."""
+    graph = codenet_graph
+    sched = schedule(graph, HW)
+    assert sched.host_pre_layers == ["backbone.stem"] and len(sched.host_layers) == 3
+    assert sched.engine_inputs == ["backbone.stem"]
+    assert sched.engine_outputs == ["heads.heatmap.dw", "heads.size.dw", "heads.offset.dw"]
+    kinds = {(c.spatial is not None and graph.layer(c.spatial).op, c.upsample) for c in sched.calls}
+    assert ("deform3x3", False) in kinds and ("dwconv3x3", False) in kinds and (False, True) in kinds
+    assert any(sched.views[c.output].stride == 2 for c in sched.calls)
+    image = np.random.RandomState(5).randint(0, 256, (128, 128, 3)).astype(np.uint8)
+    t0 = time.perf_counter()
+    per_call = verify(sched, graph, image, engine, per_call=True)
+    assert per_call.ok, per_call.mismatch
+    assert per_call.calls_checked == len(sched.calls) and per_call.logits_equal
+    whole = verify(sched, graph, image, engine, per_call=False)
+    assert whole.ok and whole.logits_equal
+    assert time.perf_counter() - t0 < 60
+    by_funcsim = verify(sched, graph, image, funcsim_executor(HW), per_call=False)
+    assert by_funcsim.ok and by_funcsim.logits_equal
+    _, trace = GoldenModel(graph).run(image[None], trace=True)
+    assert len(np.unique(trace["neck.neck3.deform.offset"])) >= 3  # the deform layers really deform
+
+
+def test_codenet_project_testbench_passes(codenet_graph, tmp_path):
+    """The generated project's stand-alone C++ testbench (strided regions, host-pre vectors)."""
+    from codesign.hls.csim import run_testbench
+
+    project = write_project(codenet_graph, sized_for(codenet_graph), tmp_path / "codenet")
+    assert any(" 2\n" in line + "\n" for line in (project.path / "tb/vectors/calls.txt").read_text().splitlines())
+    tb = run_testbench(project.path)
+    assert tb.returncode == 0, tb.stdout + tb.stderr
+    assert tb.stdout.startswith("PASS")
+
+
+def test_dilation_range_beyond_the_engine_is_refused():
+    """R = 15 (4-bit dilations) needs a 31-row line buffer; the engine's max_dilation is 7."""
+    rng = np.random.RandomState(1)
+    p = dict(h=6, w=6, cin=4, cout=4, a_bits=8, conv=False, prepool=False, pool=False, spatial="deform",
+             upsample=False, interleave=None, from_image=False, d_bits=4, d_ch=1)
+    graph = fuzz_graph(rng, p)
+    with pytest.raises(ScheduleError, match=r"layer 'deform' \(deform3x3\) needs dilations up to 15, but the "
+                                            r"engine's deformable line buffer holds 15 rows \(hardware "
+                                            r"max_dilation 7"):
+        schedule(graph, HW)
+
+
+def test_host_op_between_engine_ops_is_refused():
+    """Host ops run before the engine (from the image) or after it; one in the middle is refused."""
+    t = {"input": TensorInfo((4, 4, 3), 8, False, 1 / 255), "a": TensorInfo((4, 4, 4), 8, False, 0.1),
+         "p": TensorInfo((2, 2, 4), 8, False, 0.1), "b": TensorInfo((2, 2, 4), 8, False, 0.1),
+         "c": TensorInfo((8, 8, 4), 8, False, 0.1), "d": TensorInfo((4, 4, 4), 8, False, 0.1)}
+    requant = {"mult": np.ones(4, np.int64), "bias": np.zeros(4, np.int64)}
+    attrs = {"kernel": 3, "stride": 1, "padding": 1, "shift": 8, "weight_bits": 4}
+    stem = Layer("stem", "conv2d", ["input"], "a", attrs, {"weight": np.ones((4, 27), np.int8), **requant})
+    sched = schedule(Graph("ok", "input", "c", t, [stem, Layer("up", "upsample2x", ["a"], "c")]), HW)
+    assert sched.host_pre_layers == ["stem"] and sched.engine_inputs == ["a"] and sched.engine_outputs == ["c"]
+    mid = Layer("mid", "conv2d", ["p"], "b", attrs, {"weight": np.ones((4, 36), np.int8), **requant})
+    bad = Graph("bad", "input", "d", t, [stem, Layer("pool", "maxpool2x2", ["a"], "p"), mid,
+                                         Layer("up", "upsample2x", ["b"], "d")])
+    validate(bad)
+    with pytest.raises(ScheduleError, match="reads 'b', computed by host layer 'mid' after the engine"):
+        schedule(bad, HW)
