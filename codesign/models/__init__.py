@@ -5,10 +5,11 @@ from typing import Any
 
 from torch import nn
 
+from .codenet import CoDeNet
 from .diracdeltanet import DiracBlock, DiracDeltaNet, DiracDownBlock
 from .layers import ModelConfigError, QuantSpec
 
-MODELS = {"diracdeltanet": DiracDeltaNet}
+MODELS = {"diracdeltanet": DiracDeltaNet, "codenet": CoDeNet}
 
 
 def build_model(config: dict[str, Any], quantize: bool | None = None) -> nn.Module:
