@@ -36,6 +36,9 @@ CODESIGN_DIR = Path(__file__).resolve().parent
 TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
 RUNTIME_MODULES = ("__init__.py", "errors.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
+# Shipped when present: the detection postprocess decodes with it. Without the package's __init__
+# (which pulls in training code and torch), codesign.detection is a namespace package on the board.
+OPTIONAL_RUNTIME_MODULES = ("detection/decode.py",)
 PROJECT_FILES = (pkg.MODEL, pkg.HW, pkg.SCHEDULE, pkg.DESC, pkg.WMEM)
 ENGINE_SOURCES = ("src", "csim")
 OVERLAY_STAMP = ".engine.json"  # overlay/<name>.engine.json: the engine sources a bitstream was built from
@@ -119,7 +122,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _copy_runtime(out: Path) -> None:
-    for rel in RUNTIME_MODULES:
+    for rel in RUNTIME_MODULES + tuple(m for m in OPTIONAL_RUNTIME_MODULES if (CODESIGN_DIR / m).exists()):
         src = CODESIGN_DIR / rel
         for f in sorted(src.rglob("*.py")) if src.is_dir() else [src]:
             _copy(f, out / "codesign" / f.relative_to(CODESIGN_DIR))
@@ -170,7 +173,7 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
     graph = load(project / pkg.MODEL)
     config = graph.meta.get("model_config", {})
     names = class_names if class_names is not None else graph.meta.get("class_names")
-    n_out = graph.tensors[graph.output].shape[-1]
+    n_out = graph.tensors[graph.output].shape[-1]  # classes: the logits, or a detector's heatmap channels
     if names is not None and len(names) != n_out:
         raise CodesignError(f"{len(names)} class names for a model with {n_out} outputs")
     name = overlay[0].stem if overlay else safe_identifier(graph.name)
@@ -189,6 +192,7 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
             "model": {"name": graph.name, "type": model_type or config.get("model", "unknown"),
                       "input_shape": list(graph.tensors[graph.input].shape),
                       "output_shape": list(graph.tensors[graph.output].shape),
+                      "outputs": [{"name": o, "shape": list(graph.tensors[o].shape)} for o in graph.outputs],
                       "class_names": list(names) if names is not None else None},
             "runtime": {"max_batch": max_batch},
             "overlay": {"bit": f"{OVERLAY_DIR}/{overlay[0].name}", "hwh": f"{OVERLAY_DIR}/{overlay[1].name}",

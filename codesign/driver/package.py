@@ -98,7 +98,9 @@ def schedule_from_json(data: dict, wmem: np.ndarray) -> Schedule:
                     views={k: View(**v) for k, v in data["views"].items()},
                     calls=[Call(**c) for c in data["calls"]], host_layers=list(data["host_layers"]),
                     engine_output=data["engine_output"], wmem=wmem, fmem_words=int(data["fmem_words"]),
-                    graph_input=data["graph_input"])
+                    graph_input=data["graph_input"], host_pre_layers=list(data.get("host_pre_layers", [])),
+                    engine_inputs=list(data.get("engine_inputs", [])),
+                    engine_outputs=list(data.get("engine_outputs", [])))
 
 
 def _differences(a: dict, b: dict) -> str:
@@ -205,7 +207,22 @@ def _load_checked(root: Path) -> Package:
 
     graph = load(root / MODEL)
     sched = schedule_from_json(sched_json, wmem)
-    in_buf = sched.buffers[sched.views[sched.graph_input].buffer]
-    if graph.input != sched.graph_input or tuple(graph.tensors[graph.input].shape) != (in_buf.h, in_buf.w, in_buf.cbuf):
+    if graph.input != sched.graph_input or not _fits(graph, sched):
         raise PackageError(f"{root}: {MODEL} is not the model {SCHEDULE} was compiled from; rebuild the package")
     return Package(root, meta, engine, sched, graph, table, registers)
+
+
+def _fits(graph: Graph, sched: Schedule) -> bool:
+    """The graph has every host layer of the schedule, and each tensor the host writes into fmem
+    (the image, or the stem's outputs) or reads back has the shape of its view there."""
+    names = {layer.name for layer in graph.layers}
+    if not set(sched.host_pre_layers) | set(sched.host_layers) <= names:
+        return False
+    for tensor in (*sched.engine_inputs, *sched.engine_outputs):
+        view = sched.views.get(tensor)
+        if tensor not in graph.tensors or view is None or view.buffer not in sched.buffers:
+            return False
+        buf = sched.buffers[view.buffer]
+        if tuple(graph.tensors[tensor].shape) != (buf.h, buf.w, view.n):
+            return False
+    return True

@@ -1,21 +1,25 @@
 """What a frame's host output means, pluggable per model type (recorded in the package metadata).
 
-The host layers of the IR (pool, FC, …) have already run in NumPy; a postprocess turns their
-output into a result. Classification is built in; a detection model registers its own decoder:
+The host layers of the IR (pool, FC, detector heads, …) have already run in NumPy; a postprocess
+turns their output into a result. It gets the graph output (H, W, C) integers of one frame, or
+{output tensor: (H, W, C)} when the graph has several outputs. Classification and CoDeNet
+detection are built in; another model type registers its own:
 
-    @register("codenet")
-    def decode_boxes(output: np.ndarray, package) -> Detections: ...
+    @register("mymodel")
+    def decode_boxes(outputs: dict[str, np.ndarray], package, top_k) -> MyResult: ...
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+import importlib
 from typing import Any, Callable
 
 import numpy as np
 
 from ..errors import CodesignError
 
-Postprocess = Callable[[np.ndarray, Any, int], Any]  # (host output of one frame, package, top_k) → result
+# (host output(s) of one frame, package, top_k) → result
+Postprocess = Callable[[Any, Any, int], Any]
 _REGISTRY: dict[str, Postprocess] = {}
 
 
@@ -63,3 +67,71 @@ def classify(output: np.ndarray, package: Any, top_k: int = 5) -> Prediction:
     order = np.argsort(-logits, kind="stable")[:top_k]  # ties → lowest index, like GoldenModel.predict
     names = package.class_names
     return Prediction(logits, probs, [(int(i), names[i] if names else None, float(probs[i])) for i in order])
+
+
+# ---- detection (CoDeNet) ----------------------------------------------------------------------------
+
+DECODER = "codesign.detection.decode"  # CenterNet decode in NumPy; shipped in the package when present
+
+
+def head_name(tensor: str) -> str:
+    """The head a graph output belongs to: 'heads.heatmap.out' → 'heatmap' (else the tensor name)."""
+    parts = tensor.split(".")
+    return parts[parts.index("heads") + 1] if "heads" in parts[:-1] else tensor
+
+
+def _decoder() -> Callable[..., Any] | None:
+    """`decode(heatmap, size, offset, k, stride)` of codesign.detection, or None where it is absent."""
+    try:
+        return getattr(importlib.import_module(DECODER), "decode", None)
+    except ImportError:  # not shipped, or its package needs what the board lacks
+        return None
+
+
+@dataclass
+class Detection:
+    """One frame of a detector: the head outputs as the golden model computes them ({head: (H, W, C)
+    integers}) and, when codesign.detection's decoder is available, its top-k boxes (input pixels)."""
+
+    outputs: dict[str, np.ndarray]
+    detections: Any | None = None  # codesign.detection.Detections(boxes, scores, labels), best first
+    class_names: list[str] | None = None
+
+    def __str__(self) -> str:
+        if self.detections is None:
+            return "raw head outputs: " + ", ".join(f"{k} {'×'.join(map(str, v.shape))}"
+                                                    for k, v in self.outputs.items())
+        d = self.detections
+        names = self.class_names
+
+        def one(i: int) -> str:
+            label = int(d.labels[i])
+            x0, y0, x1, y1 = (float(v) for v in d.boxes[i])
+            return (f"{names[label] if names and label < len(names) else label} {float(d.scores[i]):.2f} "
+                    f"[{x0:.0f},{y0:.0f},{x1:.0f},{y1:.0f}]")
+
+        return f"{len(d.scores)} detections" + (": " + "; ".join(one(i) for i in range(min(3, len(d.scores))))
+                                                 if len(d.scores) else "")
+
+
+@register("codenet")
+def detect(outputs: dict[str, np.ndarray], package: Any, top_k: int = 5) -> Detection:
+    """CenterNet decode of CoDeNet's heads: sigmoid heatmap, 3×3 peaks, the top_k boxes (in input
+    pixels). Without codesign.detection (its decoder), the raw head outputs only."""
+    if not isinstance(outputs, dict):
+        outputs = {package.graph.output: outputs}
+    heads = {head_name(k): v for k, v in outputs.items()}
+    result = Detection(heads, None, package.class_names)
+    decode = _decoder()
+    if decode is None or not {"heatmap", "size", "offset"} <= set(heads):
+        return result
+    tensors = package.graph.tensors
+
+    def real(head: str) -> np.ndarray:  # integers × scale, as (C, H, W)
+        name = next(k for k in outputs if head_name(k) == head)
+        return np.transpose(outputs[name] * tensors[name].scale, (2, 0, 1)).astype(np.float32)
+
+    heat = real("heatmap")
+    stride = package.input_shape[0] // heat.shape[1]
+    result.detections = decode(heat, real("size"), real("offset"), k=top_k, stride=stride)
+    return result

@@ -4,11 +4,14 @@
         print(rt.infer(image))                            # uint8 H×W×C → top-k prediction
 
 Set-up allocates every buffer once (descriptor table, weights, `batch` feature-map arenas) and
-writes the table and the weights once. Per frame the host packs the image into an arena, points
-the fmem registers at it, starts the engine, waits for ap_done, reads back only the engine's
-output buffer and finishes the frame with the golden model's own host layers (`run_from`), so the
-logits are bit-exact with `codesign golden`. With 2+ arenas the next frame is packed while the
-engine runs. Any error while frames are in flight closes the runtime: every buffer is freed.
+writes the table and the weights once. Per frame the host runs the layers scheduled before the
+engine (CoDeNet's stem; none for DiracDeltaNet) and packs the engine's inputs (the image, or the
+stem's outputs) into an arena (`hw.memory.initial_fmem`), points the fmem registers at it, starts
+the engine, waits for ap_done, reads back only the buffers of the engine's outputs and finishes the
+frame with the golden model's own host layers (`GoldenModel.evaluate`, as `hw.verify` does), so
+every graph output (logits; heatmap, size, offset) is bit-exact with `codesign golden`. With 2+
+arenas the next frame is packed while the engine runs. Any error while frames are in flight closes
+the runtime: every buffer is freed.
 """
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def open_device(kind: str, package: Package) -> Device:
 
 @dataclass
 class FrameTiming:
-    pack_s: float = 0.0  # image → fmem arena (packing + buffer write)
+    pack_s: float = 0.0  # image → fmem arena (host layers before the engine, packing, buffer write)
     engine_s: float = 0.0  # ap_start → ap_done seen
     readback_s: float = 0.0  # engine output buffer → integers
     host_s: float = 0.0  # host layers + postprocess (this frame's share of the batch)
@@ -90,11 +93,12 @@ class Runtime:
             dev.write(arena, np.zeros(self._fmem_bytes, dtype=np.uint8))
         self._write_args(desc=desc.address, n_desc=pkg.n_desc, wmem=wmem.address)
 
-        def region(tensor: str) -> slice:  # bytes of the buffer holding `tensor` in an arena
-            buf = s.buffers[s.views[tensor].buffer]
-            return slice(buf.addr * word, (buf.addr + buf.words(s.hw.bus_bits)) * word)
+        def regions(tensors: list[str]) -> list[slice]:  # bytes of the buffers holding `tensors` in an arena
+            bufs = dict.fromkeys(s.views[t].buffer for t in tensors)  # several views may share one buffer
+            return [slice(s.buffers[b].addr * word, (s.buffers[b].addr + s.buffers[b].words(s.hw.bus_bits)) * word)
+                    for b in bufs]
 
-        self._in_region, self._out_region = region(s.graph_input), region(s.engine_output)
+        self._in_regions, self._out_regions = regions(s.engine_inputs), regions(s.engine_outputs)
 
     def _write_args(self, **values: int) -> None:
         for name, value in values.items():
@@ -103,29 +107,43 @@ class Runtime:
 
     # ---- frames
     def forward(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-        """The host output (N, H, W, C) integers of each image: logits for a classifier."""
+        """The (first) graph output (N, H, W, C) integers of each image: logits for a classifier.
+        A model with several outputs (a detector's heads): see `forward_outputs`."""
+        return self.forward_outputs(images)[self._golden.graph.output]
+
+    def forward_outputs(self, images: Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """Every graph output, {tensor: (N, H, W, C) integers}, in the graph's output order."""
         if self._closed:
             raise RuntimeClosed("the runtime is closed; open a new one")
         frames = [prepare(img, self.package.input_shape, self.resize) for img in images]  # refuse before running
+        graph = self._golden.graph
         if not frames:
-            return np.zeros((0, *self._golden.graph.tensors[self._golden.graph.output].shape), dtype=np.int64)
+            return {name: np.zeros((0, *graph.tensors[name].shape), dtype=np.int64) for name in graph.outputs}
         try:
             outputs, self.timings = self._run_engine(frames)
         except BaseException:
             self.close()  # the device state is unknown (timeout, fault, interrupt): free everything
             raise
         t0 = time.perf_counter()
-        result = self._golden.run_from(self.package.schedule.engine_output, np.stack(outputs))
+        # the host layers after the engine, on the whole batch, with the golden model's own code
+        # (what hw.verify.run_host_outputs does for one frame)
+        result = self._golden.evaluate({name: np.stack([o[name] for o in outputs])
+                                        for name in self.package.schedule.engine_outputs})
         share = (time.perf_counter() - t0) / len(frames)
         for t in self.timings:
             t.host_s = share
         return result
 
     def infer_batch(self, images: Sequence[np.ndarray] | np.ndarray) -> list[Any]:
-        """One result per image (a `postprocess.Prediction` for classifiers)."""
-        out = self.forward(images)
+        """One result per image: a `postprocess.Prediction` for classifiers; for a model with several
+        outputs, what its registered postprocess makes of {output: (H, W, C)} (CoDeNet: detections)."""
+        out = self.forward_outputs(images)
+        names = self._golden.graph.outputs
+        n = len(out[names[0]])
+        frames = [out[names[0]][i] for i in range(n)] if len(names) == 1 else \
+            [{name: out[name][i] for name in names} for i in range(n)]
         t0 = time.perf_counter()
-        results = [self._postprocess(o, self.package, self.top_k) for o in out]
+        results = [self._postprocess(o, self.package, self.top_k) for o in frames]
         share = (time.perf_counter() - t0) / max(len(results), 1)
         for t in self.timings:
             t.host_s += share
@@ -134,9 +152,9 @@ class Runtime:
     def infer(self, image: np.ndarray) -> Any:
         return self.infer_batch([image])[0]
 
-    def _run_engine(self, frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[FrameTiming]]:
+    def _run_engine(self, frames: list[np.ndarray]) -> tuple[list[dict[str, np.ndarray]], list[FrameTiming]]:
         """Frame i runs in arena i mod batch; packing frame i overlaps the engine on frame i-1."""
-        outputs: list[np.ndarray] = []
+        outputs: list[dict[str, np.ndarray]] = []
         timings: list[FrameTiming] = []
         running: tuple[DeviceBuffer, float, FrameTiming] | None = None
         for i, frame in enumerate(frames):
@@ -146,8 +164,9 @@ class Runtime:
                 running = None
             timing = FrameTiming()
             t0 = time.perf_counter()
-            packed = initial_fmem(self.package.schedule, frame)
-            self.device.write(arena, packed[self._in_region], offset=self._in_region.start)
+            packed = initial_fmem(self.package.schedule, frame, self._golden)  # runs the host pre-layers
+            for r in self._in_regions:
+                self.device.write(arena, packed[r], offset=r.start)
             timing.pack_s = time.perf_counter() - t0
             if running:
                 outputs.append(self._finish(*running))
@@ -158,14 +177,15 @@ class Runtime:
         outputs.append(self._finish(*running))
         return outputs, timings
 
-    def _finish(self, arena: DeviceBuffer, started: float, timing: FrameTiming) -> np.ndarray:
+    def _finish(self, arena: DeviceBuffer, started: float, timing: FrameTiming) -> dict[str, np.ndarray]:
         self.device.wait(self.timeout_s)
         t0 = time.perf_counter()
         timing.engine_s = t0 - started
-        r = self._out_region
+        sched = self.package.schedule
         fmem = np.zeros(self._fmem_bytes, dtype=np.uint8)
-        fmem[r] = self.device.read(arena, r.stop - r.start, offset=r.start)
-        out = read_tensor(self.package.schedule, fmem, self.package.schedule.engine_output)
+        for r in self._out_regions:
+            fmem[r] = self.device.read(arena, r.stop - r.start, offset=r.start)
+        out = {name: read_tensor(sched, fmem, name) for name in sched.engine_outputs}
         timing.readback_s = time.perf_counter() - t0
         return out
 
@@ -191,7 +211,8 @@ class Runtime:
 
 def run_images(package_dir: str | Path, image_paths: Sequence[str | Path], device: str = "sim",
                resize: str = "refuse", top_k: int = 5, batch: int = 1, timeout_s: float = 10.0) -> list[Any]:
-    """One result per image file, in order (a `Prediction` for classifiers; str() is a one-line top-k)."""
+    """One result per image file, in order (a `Prediction` for classifiers, `Detection` for CoDeNet;
+    str() is one line)."""
     from .images import load_image_file
 
     with Runtime(package_dir, device=device, timeout_s=timeout_s, batch=batch, resize=resize, top_k=top_k) as rt:

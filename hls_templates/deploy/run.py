@@ -14,7 +14,7 @@ from codesign.errors import CodesignError  # noqa: E402
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("images", nargs="*", help="image files to classify")
+    p.add_argument("images", nargs="*", help="image files to run the model on")
     p.add_argument("--device", default="pynq", choices=("pynq", "sim"))
     p.add_argument("--resize", default="refuse", choices=("refuse", "nearest", "bilinear"))
     p.add_argument("--top-k", type=int, default=5)
