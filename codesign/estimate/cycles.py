@@ -25,6 +25,7 @@ from typing import Any
 
 from ..graph import Graph
 from ..hw.config import Board, HardwareConfig
+from ..hw.scheduler import hw_max_dilation
 from .params import ModelParams
 from .workload import CallWork, Workload, workload
 
@@ -36,19 +37,26 @@ def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def view_words(cbuf: int, rot: int, n: int, lanes: int) -> tuple[int, int]:
-    """(words a view touches per pixel, how many of those it covers only partly)."""
+def view_words(cbuf: int, rot: int, n: int, lanes: int, stride: int = 1) -> tuple[int, int]:
+    """(words a view touches per pixel, how many of those it covers only partly).
+
+    Logical channel j of the view is physical channel (rot + j·stride) mod cbuf (docs/engine.md);
+    a strided view (ShuffleNet's 2-way interleave) covers every word it touches only partly.
+    """
     if n <= 0:
         return 0, 0
+    nwords = _cdiv(cbuf, lanes)
+    cover = [0] * nwords
+    if stride <= 1 and n >= cbuf:
+        cover = [min(lanes, cbuf - k * lanes) for k in range(nwords)]
+    else:
+        for j in range(n):
+            cover[((rot + j * max(1, stride)) % cbuf) // lanes] += 1
     touched = partial = 0
-    end1 = min(rot + n, cbuf)
-    end2 = rot + n - cbuf if rot + n > cbuf else 0
-    for k in range(_cdiv(cbuf, lanes)):
-        lo, hi = k * lanes, min(k * lanes + lanes, cbuf)
-        cov = max(0, min(hi, end1) - max(lo, rot)) + max(0, min(hi, end2) - lo)
+    for k, cov in enumerate(cover):
         if cov:
             touched += 1
-            partial += cov < hi - lo
+            partial += cov < min(lanes, cbuf - k * lanes)
     return touched, partial
 
 
@@ -178,9 +186,10 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     bus_bytes = hw.bus_bits // 8
     nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
     taps = 4 if c.prepool else 1
-    pix1, pix2 = c.h1 * c.w1, c.h2 * c.w2
-    in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits)
-    out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits)
+    pix1, pixp, pix2, pix3 = c.h1 * c.w1, c.hp * c.wp, c.h2 * c.w2, c.h3 * c.w3
+    in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits, c.in_stride)
+    out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits, c.out_stride)
+    d_words = _cdiv(c.d_cbuf, hw.bus_bits // c.d_store_bits) if c.spatial == "deform" else 0
     passes = _passes(c, hw, p)
     ideal = p.microarch == "ideal"
     if p.microarch not in ("ideal", "template"):
@@ -188,15 +197,23 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
 
     cyc: dict[str, int] = {}
     if ideal:
-        cyc["read"] = pix1 * max(taps * in_words, nci)
+        cyc["read"] = pix1 * max(taps * in_words + d_words, nci)
         cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
-        cyc["write"] = pix2 * max(nco, out_words)
+        cyc["write"] = pix3 * max(nco, out_words)
     else:  # the loops of hls_templates/engine as written (one channel per cycle in the reader)
-        cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3)
+        cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3 + d_words)
         cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci + nco)
-        cyc["write"] = pix2 * (nco + out_words + 4)
+        cyc["write"] = pix3 * (nco + out_words + 4)
     cyc["pool"] = pix1 * nco  # pass-through when POOL is off: one vector per cycle either way
-    cyc["shift"] = (pix2 + (c.w2 if c.shift else 0)) * nco
+    if c.spatial:
+        # The spatial unit: `spatial_lanes` channels × `spatial_taps_per_cycle` taps per cycle per
+        # output pixel (CoDeNet: 16 × 9, one output vector per cycle; our C++: one tap per cycle),
+        # and it ingests one PO-vector of its input per cycle (a stride-2 DW reads 4× its outputs).
+        lanes = p.spatial_lanes or hw.po
+        ncs = _cdiv(c.cout, lanes)
+        cyc["spatial"] = max(pixp * nco, pix2 * ncs * _cdiv(9, p.spatial_taps_per_cycle))
+    else:
+        cyc["spatial"] = (pix2 + (c.w2 if c.shift else 0)) * nco
     compute_cycles = max(cyc.values())
 
     lat_cycles = int(math.ceil(p.ddr_latency_ns * 1e-9 * f))
@@ -205,22 +222,25 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         fill += c.w1 * nco  # the first 2×2 window completes one conv row later
     if c.shift:
         fill += c.w2 * nco  # output row r leaves while input row r + 1 arrives
+    if c.spatial:  # the 3×3 window needs one more row (deform: R more rows, the line buffer's depth)
+        fill += (hw_max_dilation(hw) if c.spatial == "deform" else 1) * c.wp * nco
 
-    read_bytes = (c.in_h * c.in_w if c.prepool else pix1) * in_words * bus_bytes
-    write_bytes = pix2 * out_words * bus_bytes
-    rmw_bytes = pix2 * out_partial * bus_bytes
+    read_bytes = ((c.in_h * c.in_w if c.prepool else pix1) * in_words + pix1 * d_words) * bus_bytes
+    write_bytes = pix3 * out_words * bus_bytes
+    rmw_bytes = pix3 * out_partial * bus_bytes
     bw = ddr_gbps * 1e9
     compute_s = compute_cycles / f
     memory_s = (read_bytes + write_bytes + rmw_bytes) / bw
 
-    weight_bytes = 0
-    weight_s = 0.0
+    w_words = 0
+    lanes_w = hw.bus_bits // hw.weight_bits
     if c.conv:
-        lanes_w = hw.bus_bits // hw.weight_bits
         slices = _cdiv(c.weight_bits, hw.weight_bits)  # wide weights stored as hw-width slices
-        w_words = c.cout * _cdiv(c.cin, lanes_w) * slices + 2 * c.cout  # weights + requant constants
-        weight_bytes = w_words * bus_bytes
-        weight_s = lat_cycles / f + max(w_words / f, weight_bytes / bw)  # one word per cycle, or DDR
+        w_words += c.cout * _cdiv(c.cin, lanes_w) * slices + 2 * c.cout  # weights + requant constants
+    if c.spatial:  # [9][C] tap-major + requant constants
+        w_words += 9 * _cdiv(c.cout, lanes_w) * _cdiv(c.spatial_weight_bits, hw.weight_bits) + 2 * c.cout
+    weight_bytes = w_words * bus_bytes
+    weight_s = lat_cycles / f + max(w_words / f, weight_bytes / bw) if w_words else 0.0
     desc_s = (lat_cycles + 16) / f
     overhead_s = desc_s + fill / f
     dataflow_s = max(compute_s, memory_s) + fill / f
@@ -272,7 +292,13 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
     calls = [call_estimate(c, hw, p, ddr) for c in wl.calls]
     host: dict[str, float] = {}
     stem = None
-    if p.stem_on_cpu and wl.calls and wl.calls[0].reads_graph_input:
+    pre = [hk for hk in wl.host if hk.pre]
+    if pre:  # host ops before the engine (CoDeNet's stem conv2d on the ARM)
+        for hk in pre:
+            host[hk.name] = n * hk.macs / (p.arm_gmacs * 1e9) + ovh
+        last = pre[-1]  # its packed output is copied into the engine's input buffer
+        host["input"] = _copy_s(n * last.out_elems * wl.act_bits / 8, p) + ovh
+    elif p.stem_on_cpu and wl.calls and wl.calls[0].reads_graph_input:
         stem = calls.pop(0)
         stem.on_host = True
         host["stem"] = n * _host_stem_s(wl.calls[0], p) + ovh * 6
@@ -282,7 +308,11 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
         host["input"] = _copy_s(n * h * w * ch, p) + ovh
     host["output"] = _copy_s(n * wl.engine_output_bytes, p) + ovh
     for hwk in wl.host:
+        if hwk.pre:
+            continue
         host[hwk.name] = n * hwk.macs / (p.arm_gmacs * 1e9) + ovh
+        if hwk.op == "conv1x1_head":  # CenterNet decode: 3×3 peak test per output element
+            host[hwk.name] += n * hwk.out_elems * p.arm_decode_ops_per_elem / (p.arm_gmacs * 1e9)
     if shuffle_on_cpu:
         host["shuffle"] = sum(_copy_s(n * hh * ww * cc * bits / 8, p) + ovh for _, hh, ww, cc, bits in wl.concats)
 

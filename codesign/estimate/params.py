@@ -52,6 +52,14 @@ class ModelParams:
     # weight load per layer per batch). Our descriptor table is frame-major (each descriptor
     # loads its weights). Synetgy processed a batch layer by layer.
     reuse_weights_in_batch: bool = False
+    # The spatial unit (dwconv3x3 / deform3x3, docs/engine.md): channels per cycle (0: PO) and 3×3
+    # taps per cycle per channel. Our C++ (hls_templates/engine) does one tap per cycle per
+    # PO-vector (9 cycles per output vector); CoDeNet's unit was 16 channels × 9 taps (one output
+    # vector per cycle; CODENET_TIMING).
+    spatial_lanes: int = 0
+    spatial_taps_per_cycle: int = 1
+    # Whether the engine has a spatial unit at all (resources only; Synetgy's had a shift unit only).
+    spatial_unit: bool = True
     # Requantization: "multiplier" (our M/B/S requant, DSPs) or "threshold" (Synetgy's
     # 2^A - 1 comparisons per output).
     requant: str = "multiplier"
@@ -87,6 +95,9 @@ class ModelParams:
     # uncached Cortex-A53 reads stream at a few hundred MB/s. (With Synetgy's per-block shuffle
     # sizes this gives their published 1.53 → 4.41 ms block-time effect at batch 16; see docs.)
     arm_copy_gbps: float = 0.28
+    # CenterNet decode of a head's output on the ARM: a 3×3 max (peak test) per output element,
+    # counted as 9 operations at arm_gmacs (assumption; top-k over the peaks is negligible).
+    arm_decode_ops_per_elem: int = 9
     # Python + NumPy call overhead per host operation (array views, ufunc dispatch) on the A53.
     arm_op_overhead_ms: float = 0.05
     # The first engine call (the 8-bit image stem) runs on the ARM instead (Synetgy preset: its
@@ -167,7 +178,7 @@ class ResourceParams:
 # Its reported compute time, ~0.15 ms per block at batch 1 (DESIGN.md §3), is twice what an II = 1
 # array needs for DiracDeltaNet's blocks (0.07 ms on average, this model): modelled as II = 2.
 SYNETGY_TIMING = ModelParams(mac_in_bits=4, mac_ii=2, requant="threshold", reuse_weights_in_batch=True,
-                             stem_on_cpu=True)
+                             stem_on_cpu=True, spatial_unit=False)
 # Synetgy reports 360 DSPs "for address arithmetic only". How many address products its HLS code
 # replicated per lane is not published: three 32-bit index products per output lane (feature-map,
 # pool and shift buffer addressing) at 3.5 DSP48E2 each is a structural guess that reproduces the
@@ -180,3 +191,26 @@ def synetgy_config(max_line: int = 7168, max_weights: int = 512 * 1024) -> Hardw
     return HardwareConfig(board="ultra96v2", pi=32, po=32, act_bits=4, weight_bits=4, acc_bits=17, bus_bits=128,
                           max_channels=1024, max_width=224, max_line=max_line, max_weights=max_weights,
                           clock_mhz=250.0)
+
+
+# ---- CoDeNet-like design point (FPGA'21) ----------------------------------------------------------
+
+# CoDeNet's engine on the Ultra96 at 250 MHz: a 16×16 1×1 MAC array (4-bit weights × 8-bit
+# activations, DSP48E2), a 16-channel × 9-tap depthwise/deformable unit (one output vector per
+# cycle) with a 15-row (2R + 1, R = 7) line buffer, multiplier requant. The host drove it layer by
+# layer from PYNQ (one start + done-poll per call, every descriptor field an AXI-Lite register:
+# 26 + ap_start writes), and ran the stem conv and the heads' last 1×1 + decode on the ARM.
+CODENET_TIMING = ModelParams(mac_in_bits=8, mac_ii=1, spatial_lanes=16, spatial_taps_per_cycle=9,
+                             per_layer_arg_writes=27)
+CODENET_RESOURCE_PARAMS = ResourceParams()
+
+
+def codenet_config(graph=None, **changes: Any) -> HardwareConfig:
+    """16×16 W4A8 MACs at 250 MHz on the Ultra96; buffers sized for `graph` when given."""
+    hw = HardwareConfig(board="ultra96v2", pi=16, po=16, act_bits=8, weight_bits=4, acc_bits=32, bus_bits=128,
+                        max_channels=2048, max_width=256, max_line=256 * 128, max_weights=2048 * 1024,
+                        clock_mhz=250.0, **changes)
+    if graph is not None:
+        from ..hw.scheduler import sized_for
+        hw = sized_for(graph, hw)
+    return hw

@@ -2,8 +2,7 @@
 
 These numbers are *never* read by the model (cycles.py, resources.py); only the validation
 (tests/test_estimate.py, bench/estimate_validate.py) and reports compare the model's output with
-them. CoDeNet rows wait for a CoDeNet model in `codesign.models` (the validation test for them is
-skipped until then).
+them. CoDeNet rows are compared in tests/test_estimate.py (see docs/estimator.md, "CoDeNet").
 """
 from __future__ import annotations
 

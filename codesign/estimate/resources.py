@@ -159,6 +159,24 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
     b, l = memory_cost(_cdiv(hw.max_line, po), po * a, rp)
     add("line_buffers", lut=3 * l, bram36=3 * b)
 
+    # spatial unit (dwconv3x3 / deform3x3): lanes × taps multipliers, a requant per lane, and a
+    # (2R + 1)-row line buffer of the widest W × C (docs/engine.md, max_dilation)
+    if p.spatial_unit:
+        from ..hw.scheduler import hw_max_dilation
+        lanes = p.spatial_lanes or po
+        nmul = lanes * p.spatial_taps_per_cycle
+        if wb <= rp.lut_mac_max_bits and ab <= rp.lut_mac_max_bits:
+            add("spatial_unit", lut=nmul * wb * ab * rp.lut_per_pp_bit, ff=nmul * (wb + ab + rp.ff_per_mac_extra))
+        else:
+            per_dsp = 2 if max(wb, ab) <= rp.dsp_mac_pack_bits else 1
+            add("spatial_unit", lut=nmul * rp.lut_per_dsp_mac, ff=nmul * rp.ff_per_dsp_mac, dsp=_cdiv(nmul, per_dsp))
+        tb = _adder_tree_bits(max(2, p.spatial_taps_per_cycle), wb + ab)
+        add("spatial_unit", lut=lanes * (tb + rp.lut_per_requant_lane), ff=lanes * (tb + 80),
+            dsp=lanes * rp.dsp_per_requant_lane)
+        rows = 2 * hw_max_dilation(hw) + 1
+        b, l = memory_cost(_cdiv(hw.max_line, lanes), lanes * a, rp)
+        add("spatial_line_buffer", lut=rows * l, bram36=rows * b)
+
     # stream FIFOs between the dataflow stages: SRL32 shift registers when shallow
     in_depth, out_depth = 2 * _cdiv(hw.max_channels, pi), 2 * _cdiv(hw.max_channels, po)
     for depth, width, count in ((in_depth, pi * ab, 1), (out_depth, po * a, 3)):

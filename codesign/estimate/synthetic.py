@@ -112,3 +112,93 @@ def diracdeltanet_ir(resolution: int = 224, num_classes: int = 1000, width: floa
                   {"synthetic": True, "resolution": resolution, "width": width})
     validate(graph)
     return graph
+
+
+# ---- CoDeNet (FPGA'21) ------------------------------------------------------------------------------
+
+def codenet_ir(config: str = "c", num_classes: int = 20, width: float = 1.0, resolution: int | None = None,
+               weight_bits: int = 4, act_bits: int = 8, first_weight_bits: int = 8, max_dilation: int = 7,
+               seed: int = 0) -> Graph:
+    """CoDeNet (`codesign.models.codenet`) as an integer IR with random parameters, from the structure.
+
+    Same layer names, ops, attributes, tensor shapes and bits as `export_model` of a calibrated
+    `build_model({"model": "codenet", "config": config, ...})` (whose export costs 10–40 s for the
+    full-size configs); `tests/test_estimate.py::test_synthetic_codenet_matches_export` (slow) checks it.
+    """
+    from ..models.codenet import BACKBONE_CHANNELS, CODENET_CONFIGS, NECK_CHANNELS, STAGE_BLOCKS as CN_BLOCKS
+    from ..models.layers import channels
+
+    cfg = CODENET_CONFIGS[config]
+    res = resolution or cfg["resolution"]
+    g = _G(seed)
+    x = g.t("input", (res, res, 3), 8, 1 / 255)
+    stem_c, *stage_c, last_c = (channels(c * width) for c in BACKBONE_CHANNELS[cfg["backbone"]])
+    neck_c = [channels(c * width) for c in NECK_CHANNELS]
+
+    def params(cout: int, cin: int, wbits: int) -> dict:
+        lim = (1 << (wbits - 1)) - 1
+        return {"weight": g.rng.randint(-lim, lim + 1, (cout, cin)).astype(np.int8),
+                "mult": g.rng.randint(1, 1 << 10, cout).astype(np.int64),
+                "bias": g.rng.randint(-(1 << 12), 1 << 12, cout).astype(np.int64)}
+
+    def dw(name: str, x: str, stride: int) -> str:
+        h, w, c = g.tensors[x].shape
+        out = g.t(name, ((h - 1) // stride + 1, (w - 1) // stride + 1, c), act_bits)
+        g.layers.append(Layer(name, "dwconv3x3", [x], out, {"shift": 16, "weight_bits": weight_bits, "stride": stride},
+                              params(c, 9, weight_bits)))
+        return out
+
+    stride = 4 if cfg["stem"] == "s4" else 2
+    p = "backbone.stem"
+    out = g.t(p, ((res - 1) // stride + 1, (res - 1) // stride + 1, stem_c), act_bits)
+    g.layers.append(Layer(p, "conv2d", [x], out, {"kernel": 3, "stride": stride, "padding": 1, "shift": 16,
+                                                  "weight_bits": first_weight_bits}, params(stem_c, 27, first_weight_bits)))
+    x = out
+    if cfg["stem"] != "s4":
+        x = g.pool("backbone.stem_pool", x)
+    cin = stem_c
+    for si, (n, c) in enumerate(zip(CN_BLOCKS, stage_c), start=2):
+        half = c // 2
+        for b in range(n):
+            p = f"backbone.stage{si}_{b}"
+            if b == 0:
+                first = g.conv(f"{p}.branch_proj.1", dw(f"{p}.branch_proj.0", x, 2), half, weight_bits, act_bits)
+                y = g.conv(f"{p}.branch_main.0", x, half, weight_bits, act_bits)
+                y = dw(f"{p}.branch_main.1", y, 2)
+            else:
+                first = g.slice(f"{p}.pass", x, 0, half)
+                y = g.slice(f"{p}.branch", x, half, c)
+                y = dw(f"{p}.branch_main.1", g.conv(f"{p}.branch_main.0", y, half, weight_bits, act_bits), 1)
+            y = g.conv(f"{p}.branch_main.2", y, half, weight_bits, act_bits)
+            x = g.concat(p, [first, y], 0)
+            g.layers[-1].attrs["interleave"] = 2
+            cin = c
+    x = g.conv("backbone.conv5", x, last_c, weight_bits, act_bits)
+    dbits = max_dilation.bit_length()
+    for i, (a, cout) in enumerate(zip([last_c] + neck_c[:-1], neck_c), start=1):
+        p = f"neck.neck{i}"
+        d = g.conv(f"{p}.deform.offset", x, 1, weight_bits, dbits, 1.0)
+        h, w, c = g.tensors[x].shape
+        out = g.t(f"{p}.deform", (h, w, c), act_bits)
+        g.layers.append(Layer(f"{p}.deform", "deform3x3", [x, d], out,
+                              {"shift": 16, "weight_bits": weight_bits, "max_dilation": max_dilation},
+                              params(c, 9, weight_bits)))
+        x = g.conv(f"{p}.conv", out, cout, weight_bits, act_bits)
+        h, w, c = g.tensors[x].shape
+        x = g.same(f"{p}.up", "upsample2x", x, (2 * h, 2 * w, c))
+    outputs = []
+    for name, cout in (("heatmap", num_classes), ("size", 2), ("offset", 2)):
+        p = f"heads.{name}"
+        y = dw(f"{p}.dw", g.conv(f"{p}.conv", x, neck_c[-1], weight_bits, act_bits), 1)
+        h, w, c = g.tensors[y].shape
+        lim = (1 << (weight_bits - 1)) - 1
+        out = g.t(f"{p}.out", (h, w, cout), 32, 1e-4, signed=True)
+        g.layers.append(Layer(f"{p}.out", "conv1x1_head", [y], out, {"weight_bits": weight_bits},
+                              {"weight": g.rng.randint(-lim, lim + 1, (cout, c)).astype(np.int8),
+                               "bias": g.rng.randint(-1000, 1000, cout).astype(np.int64),
+                               "out_scale": np.full(cout, 1e-4)}))
+        outputs.append(out)
+    graph = Graph("codenet", "input", outputs, g.tensors, g.layers,
+                  {"synthetic": True, "config": config, "resolution": res, "width": width})
+    validate(graph)
+    return graph

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..graph import Graph
 from ..graph.stats import layer_macs
 from ..hw.config import HardwareConfig
-from ..hw.scheduler import HOST_OPS, fuse, place
+from ..hw.scheduler import HOST_OPS, fuse_all, place
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,17 @@ class CallWork:
     weight_bits: int  # the conv layer's weight bits (0 for a copy)
     macs: int
     reads_graph_input: bool
+    # CoDeNet additions (docs/engine.md): the spatial unit, strided views, upsample on write.
+    spatial: str = ""  # "" | "dw" (depthwise 3×3) | "deform" (square deformable 3×3)
+    stride2: bool = False  # DW with stride 2
+    upsample: bool = False  # every output pixel written to 2×2
+    in_stride: int = 1  # channel stride of the input view
+    out_stride: int = 1  # channel stride of the output view
+    spatial_macs: int = 0  # MACs of the spatial layer (9 per output channel-pixel)
+    spatial_weight_bits: int = 0
+    d_cbuf: int = 0  # DEFORM: channels of the dilation map's buffer (read one word per pixel)
+    d_store_bits: int = 0
+    copy: bool = False  # a pass-through copy inserted by the scheduler (no IR layer)
 
     @property
     def h1(self) -> int:  # conv grid
@@ -50,28 +61,50 @@ class CallWork:
         return self.in_w // 2 if self.prepool else self.in_w
 
     @property
-    def h2(self) -> int:  # output grid
+    def hp(self) -> int:  # after POOL (what the spatial unit reads)
         return self.h1 // 2 if self.pool else self.h1
 
     @property
-    def w2(self) -> int:
+    def wp(self) -> int:
         return self.w1 // 2 if self.pool else self.w1
+
+    @property
+    def h2(self) -> int:  # spatial unit's output grid (STRIDE2 halves it)
+        return (self.hp - 1) // 2 + 1 if self.stride2 else self.hp
+
+    @property
+    def w2(self) -> int:
+        return (self.wp - 1) // 2 + 1 if self.stride2 else self.wp
+
+    @property
+    def h3(self) -> int:  # written grid (UPSAMPLE doubles it)
+        return 2 * self.h2 if self.upsample else self.h2
+
+    @property
+    def w3(self) -> int:
+        return 2 * self.w2 if self.upsample else self.w2
 
     @property
     def flags(self) -> str:
         names = [n for n, on in (("PREPOOL", self.prepool), ("CONV", self.conv), ("POOL", self.pool),
-                                 ("SHIFT", self.shift)) if on]
+                                 ("SHIFT", self.shift),
+                                                 ("DW", self.spatial == "dw"), ("DEFORM", self.spatial == "deform"),
+                                                 ("STRIDE2", self.stride2), ("UPSAMPLE", self.upsample)) if on]
         return "+".join(names) or "COPY"
 
 
 @dataclass(frozen=True)
 class HostWork:
-    """A layer that runs on the ARM after the engine (global pool, FC)."""
+    """A layer that runs on the ARM: after the engine (global pool, FC, CoDeNet's heads' last 1×1 +
+    decode) or, with `pre`, before it (CoDeNet's stem conv2d)."""
 
     name: str
     op: str
-    macs: int  # multiply-accumulates (FC) or additions (pooling) per frame
+    macs: int  # multiply-accumulates (FC, conv) or additions (pooling) per frame
     weights: int
+    pre: bool = False
+    out_elems: int = 0  # elements of its output (decode work of a head; stem output copied to fmem)
+    out_bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,7 +130,7 @@ class Workload:
 def workload(graph: Graph, act_bits: int = 4) -> Workload:
     """Engine calls and host work of one frame of `graph`, placed as the scheduler places them."""
     hw = HardwareConfig(act_bits=act_bits)
-    calls, host = fuse(graph)
+    pre, calls, host = fuse_all(graph)
     buffers, views, calls = place(graph, calls, hw)
     t = graph.tensors
     out: list[CallWork] = []
@@ -105,27 +138,50 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
         vin, vout = views[c.input], views[c.output]
         bin_, bout = buffers[vin.buffer], buffers[vout.buffer]
         conv = graph.layer(c.conv) if c.conv else None
+        sp = graph.layer(c.spatial) if c.spatial else None
+        # A pass-through copy's output is not an IR tensor: it carries its input's values.
+        out_t = t[c.input] if c.is_copy or c.output not in t else t[c.output]
+        dbuf = buffers[views[c.dilation].buffer] if c.dilation else None
         out.append(CallWork(
             name=c.name, layers=tuple(c.layers), conv=conv is not None, prepool=c.prepool, pool=c.pool,
             shift=c.shift, in_h=bin_.h, in_w=bin_.w, in_cbuf=bin_.cbuf, in_rot=vin.rot, cin=vin.n,
             in_store_bits=bin_.store_bits, in_value_bits=t[c.input].bits, out_cbuf=bout.cbuf, out_rot=vout.rot,
-            cout=vout.n, out_bits=t[c.output].bits, weight_bits=conv.attrs["weight_bits"] if conv else 0,
-            macs=layer_macs(graph, conv) if conv else 0, reads_graph_input=c.input == graph.input))
+            cout=vout.n, out_bits=out_t.bits, weight_bits=conv.attrs["weight_bits"] if conv else 0,
+            macs=(layer_macs(graph, conv) if conv else 0) + (layer_macs(graph, sp) if sp else 0),
+            reads_graph_input=c.input == graph.input,
+            spatial={"dwconv3x3": "dw", "deform3x3": "deform"}.get(sp.op, "") if sp else "",
+            stride2=bool(sp is not None and sp.op == "dwconv3x3" and sp.attrs.get("stride", 1) == 2),
+            upsample=c.upsample, in_stride=max(1, vin.stride), out_stride=max(1, vout.stride),
+            spatial_macs=layer_macs(graph, sp) if sp else 0, spatial_weight_bits=sp.attrs["weight_bits"] if sp else 0,
+            d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0, copy=c.is_copy))
     host_work = []
-    for name in host:
+    for name, is_pre in [(n, True) for n in pre] + [(n, False) for n in host]:
         layer = graph.layer(name)
         if layer.op not in HOST_OPS:  # pragma: no cover - fuse() only returns host ops
             continue
-        if layer.op == "linear":
-            host_work.append(HostWork(name, layer.op, layer_macs(graph, layer), int(layer.params["weight"].size)))
-        else:
+        o = t[layer.output]
+        n_out = o.shape[0] * o.shape[1] * o.shape[2]
+        if layer.op == "globalsumpool":
             h, w, c = t[layer.inputs[0]].shape
-            host_work.append(HostWork(name, layer.op, h * w * c, 0))
-    engine_output = graph.layer(host[0]).inputs[0] if host else graph.output
-    ob = buffers[views[engine_output].buffer]
+            host_work.append(HostWork(name, layer.op, h * w * c, 0, is_pre, n_out, o.bits))
+        else:  # linear, conv2d (stem), conv1x1_head
+            host_work.append(HostWork(name, layer.op, layer_macs(graph, layer), int(layer.params["weight"].size),
+                                      is_pre, n_out, o.bits))
+    # What the host reads back: every engine tensor a host layer (or the graph's output) needs.
+    pre_out = {graph.input} | {graph.layer(n).output for n in pre}
+    back: list[str] = []
+    for name in host:
+        for i in graph.layer(name).inputs:
+            if i not in back and i not in pre_out and i in views:
+                back.append(i)
+    if not host:
+        back = [o for o in graph.outputs if o in views]
+    back_buffers = list(dict.fromkeys(views[n].buffer for n in back))
+    out_bytes = sum(buffers[b].words(128) * 16 for b in back_buffers)
+    ob = buffers[back_buffers[0]] if back_buffers else buffers[views[graph.output].buffer]
     concats = tuple((layer.name, *t[layer.output].shape, t[layer.output].bits)
                     for layer in graph.layers if layer.op == "concat")
-    total = sum(c.macs for c in out) + sum(h.macs for h in host_work if h.op == "linear")
+    total = sum(c.macs for c in out) + sum(h.macs for h in host_work if h.op != "globalsumpool")
     return Workload(name=graph.name, calls=tuple(out), host=tuple(host_work), image_shape=t[graph.input].shape,
-                    engine_output_bytes=ob.words(128) * 16, engine_output_shape=(ob.h, ob.w, ob.cbuf),
+                    engine_output_bytes=out_bytes, engine_output_shape=(ob.h, ob.w, ob.cbuf),
                     concats=concats, act_bits=act_bits, macs=total)
