@@ -54,7 +54,7 @@ class Board:
 class HardwareConfig:
     board: str = "ultra96v2"
     pi: int = 16
-    po: int = 32
+    po: int = 16
     act_bits: int = 4
     weight_bits: int = 8
     acc_bits: int = 32
