@@ -27,3 +27,11 @@ def random_images(n: int, res: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def tiny_model() -> torch.nn.Module:
     return calibrated_qat_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_graph(tiny_model):
+    """The tiny model's integer IR, exported once for every test file that needs it."""
+    from codesign.quant import export_model
+
+    return export_model(tiny_model)

@@ -17,7 +17,7 @@ from codesign.hw import layout
 from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import schedule, sized_for
 from codesign.hw.verify import verify
-from codesign.quant import export_model, requant_constants
+from codesign.quant import requant_constants
 
 from .conftest import random_images
 
@@ -25,11 +25,6 @@ from .conftest import random_images
 # array (PI=4, PO=8) that the random channel counts rarely fill exactly.
 FUZZ_HW = HardwareConfig(pi=4, po=8, act_bits=4, weight_bits=8, bus_bits=64, max_channels=48, max_width=12,
                          max_line=12 * 48, max_weights=48 * 48)
-
-
-@pytest.fixture(scope="module")
-def tiny_graph(tiny_model):
-    return export_model(tiny_model)
 
 
 @pytest.fixture(scope="module")

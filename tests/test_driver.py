@@ -26,7 +26,6 @@ from codesign.hls.csim import build_library
 from codesign.hls.project import write_project
 from codesign.hw import descriptor
 from codesign.hw.scheduler import sized_for
-from codesign.quant import export_model
 
 from .conftest import random_images
 
@@ -38,8 +37,8 @@ VITIS_OFFSETS = {"desc": 0x10, "n_desc": 0x1C, "wmem": 0x24, "fmem_rd": 0x30, "f
 
 
 @pytest.fixture(scope="module")
-def graph(tiny_model):
-    return export_model(tiny_model)
+def graph(tiny_graph):
+    return tiny_graph
 
 
 @pytest.fixture(scope="module")

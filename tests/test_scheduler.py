@@ -8,14 +8,8 @@ from codesign.hw import descriptor, funcsim, layout
 from codesign.hw.config import HardwareConfig, HardwareConfigError
 from codesign.hw.scheduler import ScheduleError, schedule, sized_for
 from codesign.hw.verify import verify
-from codesign.quant import export_model
 
 from .conftest import calibrated_qat_model, random_images
-
-
-@pytest.fixture(scope="module")
-def tiny_graph(tiny_model):
-    return export_model(tiny_model)
 
 
 def funcsim_executor(hw):
