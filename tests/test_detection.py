@@ -177,9 +177,9 @@ def test_command_line_options():
 
 @pytest.mark.slow
 def test_synthetic_preset_float_and_qat_ap(tmp_path):
-    """The preset: a meaningful float AP50 and W4A8 QAT within 3 points of it (a few CPU minutes)."""
+    """The preset: a meaningful float AP50 and W4A8 QAT within 3 points of it (~5-7 CPU minutes)."""
     cfg = DetectionTrainConfig(out=str(tmp_path / "codenet.pt"), progress=False)
     _, meta = load_checkpoint(train_detection(cfg))
     float_ap, qat_ap = meta["metrics"]["float_ap50"], meta["metrics"]["qat_ap50"]
     print(f"\nsynthetic VOC AP50: float {float_ap:.2f} %, W4A8 QAT {qat_ap:.2f} % ({meta['metrics']['wall_s']} s)")
-    assert float_ap >= 50 and qat_ap >= float_ap - 3
+    assert float_ap >= 40 and qat_ap >= float_ap - 3  # 52.5 % and 53.7 % when written

@@ -91,7 +91,8 @@ def test_generator_is_deterministic(tmp_path, voc_root):
     for image_id in ("000000", "000007"):
         assert (again / f"Annotations/{image_id}.xml").read_bytes() == \
                (voc_root / f"Annotations/{image_id}.xml").read_bytes()
-        assert (again / f"JPEGImages/{image_id}.jpg").read_bytes() == (voc_root / f"JPEGImages/{image_id}.jpg").read_bytes()
+        jpeg = f"JPEGImages/{image_id}.jpg"
+        assert (again / jpeg).read_bytes() == (voc_root / jpeg).read_bytes()
     other, _ = synthetic_image(seed=4, index=0, size=SIZE)
     assert not np.array_equal(other, synthetic_image(seed=3, index=0, size=SIZE)[0])
 
@@ -124,7 +125,8 @@ def test_difficult_flag_and_voc_coordinates(voc_copy):
     split.write_text("000000\n")
     ann = VOCDataset(voc_copy, "one").annotations[0]
     np.testing.assert_array_equal(ann.boxes, [[0, 10, 10, 50], [4, 4, 8, 9]])  # 1-based inclusive → continuous, clipped
-    assert ann.difficult.tolist() == [True, False] and ann.labels.tolist() == [SHAPES.index("square"), SHAPES.index("star")]
+    assert ann.difficult.tolist() == [True, False]
+    assert ann.labels.tolist() == [SHAPES.index("square"), SHAPES.index("star")]
     with pytest.raises(DatasetError, match="is 128×128 but its annotation says 100×50"):
         VOCDataset(voc_copy, "one").image(0)
 

@@ -132,14 +132,16 @@ def load_image(path: str | Path, resolution: int) -> np.ndarray:
     except FileNotFoundError:
         raise DatasetError(f"image {path} does not exist") from None
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DatasetError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DatasetError(f"cannot read image {path}: {reason}") from None
     return np.asarray(im, dtype=np.uint8)
 
 
 def load_image_files(paths: Sequence[str | Path], resolution: int) -> np.ndarray:
     """Image files → (N, resolution, resolution, 3) uint8, preprocessed like `load_image_folder`."""
-    return np.stack([load_image(p, resolution) for p in paths]) if paths else \
-        np.zeros((0, resolution, resolution, 3), np.uint8)
+    if not paths:
+        return np.zeros((0, resolution, resolution, 3), np.uint8)
+    return np.stack([load_image(p, resolution) for p in paths])
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -179,8 +181,10 @@ def load_image_folder(root: str | Path, resolution: int, split: str = "train", s
         files += found
         labels += [class_names.index(d.name)] * len(found)
     label_arr = np.asarray(labels, dtype=np.int64)
-    idx = np.random.default_rng(seed).permutation(len(files)) if presplit else \
-        stratified_split(label_arr, split, seed)
+    if presplit:
+        idx = np.random.default_rng(seed).permutation(len(files))
+    else:
+        idx = stratified_split(label_arr, split, seed)
     images = load_image_files([files[i] for i in idx], resolution)
     return ImageSet(images, label_arr[idx], class_names)
 

@@ -1,12 +1,13 @@
 """A synthetic object-detection data set written in real Pascal VOC format.
 
-Coloured shapes (`SHAPES`) on textured backgrounds (smooth colour noise, sometimes stripes,
-pixel noise), 1..max_objects per image, sizes from 8 % to 45 % of the image, overlapping a
-little (at most 30 % of a box under another, so no object is hidden). Objects smaller than 10 % of the image are marked
-difficult (the VOC evaluation ignores them), so the difficult path is exercised too.
+Light coloured shapes (`SHAPES`) on darker textured backgrounds (smooth colour noise, sometimes
+stripes, pixel noise), 1..max_objects per image, sides from 8 % to 45 % of the image,
+overlapping a little (at most 30 % of a box lies under another, so no object is hidden).
+Objects smaller than 10 % of the image are marked difficult (the VOC evaluation ignores them),
+so the difficult path is exercised too.
 Deterministic: image i depends only on (seed, i), so a small set is a prefix of a larger one.
 
-    python -m codesign.data.synthetic_voc OUT [--images 1200] [--size 128] [--seed 0]
+    python -m codesign.data.synthetic_voc OUT [--images 2000] [--size 128] [--seed 0]
 
 writes OUT/JPEGImages/*.jpg, OUT/Annotations/*.xml, OUT/ImageSets/Main/{train,val,trainval,test}.txt
 and OUT/classes.txt; `codesign.data.voc` reads it like any VOC directory.
@@ -27,10 +28,13 @@ MIN_SIZE, MAX_SIZE = 0.08, 0.45  # object size as a fraction of the image side
 DIFFICULT_BELOW = 0.10
 MAX_COVER = 0.3  # at most this fraction of an object's box may lie under another's
 # background texture (pixel-value units) and the least L1 colour distance of an object from it
-COARSE_NOISE, STRIPES, PIXEL_NOISE, MIN_CONTRAST = 30, 20, 6, 150
-BACKGROUND_RANGE, OBJECT_RANGE = (40, 215), (0, 255)  # per-channel ranges of base and object colours
+COARSE_NOISE, STRIPES, PIXEL_NOISE, MIN_CONTRAST = 12, 10, 4, 150
+# Per-channel ranges of background base and object colours: objects are brighter than the
+# background. With free colours (objects as dark as or darker than the ground) the small CPU
+# models stayed on the "predict background" plateau for hundreds of steps.
+BACKGROUND_RANGE, OBJECT_RANGE = (20, 110), (150, 255)
 TEST_SET = {"num_images": 64, "size": 128}  # what the unit tests use
-DEMO_SET = {"num_images": 1200, "size": 128}  # the demo / training preset
+DEMO_SET = {"num_images": 2000, "size": 128}  # the demo / training preset
 
 
 def _cover(a: np.ndarray, b: np.ndarray) -> float:

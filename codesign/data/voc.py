@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .classification import DatasetError, to_input
 
@@ -216,7 +217,8 @@ class DetectionSet:
     def resolution(self) -> int:
         return self.images.shape[1]
 
-    def to_tensor(self) -> "torch.Tensor":  # noqa: F821 - torch imported by to_input
+    def to_tensor(self) -> torch.Tensor:
+        """All images as the float NCHW model input (pixels / 255)."""
         return to_input(self.images)
 
     def take(self, n: int | None) -> DetectionSet:
@@ -255,5 +257,5 @@ def load_detection_set(root: str | Path, split: str, resolution: int, on_error: 
                         voc.class_names, [a.image_id for a in anns])
 
 
-__all__ = ["Annotation", "AnnotationError", "DetectionSet", "VOCDataset", "VOC_CLASSES", "load_detection_set", "parse_annotation",
-           "read_class_names", "read_image"]
+__all__ = ["Annotation", "AnnotationError", "DetectionSet", "VOCDataset", "VOC_CLASSES", "load_detection_set",
+           "parse_annotation", "read_class_names", "read_image"]

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .deform import MAX_DILATION, DeformConvBNAct, DWConvBNAct, Upsample2x, _quant_conv
+from .deform import MAX_DILATION, DeformConvBNAct, DWConvBNAct, Upsample2x, quant_conv
 from .layers import ConvBNAct, InputQuant, ModelConfigError, QuantSpec, channels, make_act
 
 # name → input resolution, stem ("s4": 3×3 stride 4; "s2pool": 3×3 stride 2 + 2×2 max-pool),
@@ -54,7 +54,7 @@ class StemConvBNAct(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, spec: QuantSpec):
         super().__init__()
-        self.conv = _quant_conv(cin, cout, 3, spec, stride=stride, weight_bits=spec.first_weight_bits)
+        self.conv = quant_conv(cin, cout, 3, spec, stride=stride, weight_bits=spec.first_weight_bits)
         self.bn = nn.BatchNorm2d(cout)
         self.act = make_act(spec)
 
@@ -117,7 +117,7 @@ class Head(nn.Module):
         super().__init__()
         self.conv = ConvBNAct(c, c, spec)
         self.dw = DWConvBNAct(c, 1, spec)
-        self.out = _quant_conv(c, cout, 1, spec, bias=True)
+        self.out = quant_conv(c, cout, 1, spec, bias=True)
         nn.init.constant_(self.out.bias, bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -180,7 +180,7 @@ def _conv_weight(conv: nn.Conv2d) -> torch.Tensor:
     return getattr(qw, "value", qw)  # a plain tensor while Brevitas calibration disables quantization
 
 
-def _quant_conv(cin: int, cout: int, k: int, spec: QuantSpec, *, stride: int = 1, groups: int = 1,
+def quant_conv(cin: int, cout: int, k: int, spec: QuantSpec, *, stride: int = 1, groups: int = 1,
                 bias: bool = False, weight_bits: int | None = None) -> nn.Conv2d:
     """k×k conv (padding k // 2): per-output-channel quantized weights in QAT, nn.Conv2d in float."""
     if spec.quantize:
@@ -207,11 +207,11 @@ class DeformConvBNAct(nn.Module):
     def __init__(self, c: int, spec: QuantSpec, max_dilation: int = MAX_DILATION):
         super().__init__()
         _check_max_dilation(max_dilation)
-        self.offset = _quant_conv(c, 1, 1, spec, bias=True)
+        self.offset = quant_conv(c, 1, 1, spec, bias=True)
         nn.init.zeros_(self.offset.weight)
         nn.init.ones_(self.offset.bias)
         self.dilation_act = DilationQuant(max_dilation, spec)
-        self.dw = _quant_conv(c, c, 3, spec, groups=c)
+        self.dw = quant_conv(c, c, 3, spec, groups=c)
         self.bn = nn.BatchNorm2d(c)
         self.act = make_act(spec)
 
@@ -283,7 +283,7 @@ class DWConvBNAct(nn.Module):
         super().__init__()
         if stride not in (1, 2):
             raise ModelConfigError(f"depthwise stride {stride!r} is not 1 or 2")
-        self.conv = _quant_conv(c, c, 3, spec, stride=stride, groups=c)
+        self.conv = quant_conv(c, c, 3, spec, stride=stride, groups=c)
         self.bn = nn.BatchNorm2d(c)
         self.act = act if act is not None else make_act(spec)
 
@@ -299,5 +299,5 @@ class Upsample2x(nn.Module):
 
 
 __all__ = ["DWConvBNAct", "DeformConv3x3", "DeformConvBNAct", "DilationQuant", "MAX_DILATION", "Upsample2x",
-           "apply_taps", "bilinear_sample", "central_differences", "gather", "rounded_sample",
+           "apply_taps", "bilinear_sample", "central_differences", "gather", "quant_conv", "rounded_sample",
            "square_deform", "square_positions", "ste_round"]
