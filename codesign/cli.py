@@ -43,10 +43,59 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(format_summary(summarize(model, res), count_params(model), title))
 
 
-def cmd_train(args: argparse.Namespace) -> None:
-    from .train.trainer import run_from_args
+DETECTORS = ("codenet",)  # models trained by codesign.detection (boxes) rather than codesign.train (classes)
 
-    run_from_args(args)
+
+def _model_name(argv: list[str]) -> str | None:
+    """The model named by --model in a train command line (a name, or JSON / a .json file naming one)."""
+    for i, arg in enumerate(argv):
+        value = arg.split("=", 1)[1] if arg.startswith("--model=") else argv[i + 1] if arg == "--model" and \
+            i + 1 < len(argv) else None
+        if value is None:
+            continue
+        if value.endswith(".json") or value.lstrip().startswith("{"):
+            try:
+                config = json.loads(Path(value).read_text() if value.endswith(".json") else value)
+            except (OSError, json.JSONDecodeError):
+                return None  # the trainer's own parser reports it
+            return config.get("model") if isinstance(config, dict) else None
+        return value
+    return None
+
+
+def train_parser(model: str | None) -> argparse.ArgumentParser:
+    """`codesign train` options: the detection trainer's for CoDeNet, the classifier's otherwise."""
+    from .train.trainer import add_train_arguments, model_spec
+
+    if model in DETECTORS:
+        from .detection import add_detection_train_arguments
+
+        p = argparse.ArgumentParser(prog="codesign train --model codenet",
+                                    description="CoDeNet: float pre-training then W4A8 QAT on a VOC-format set")
+        p.add_argument("--model", type=model_spec, dest="model_spec", required=True,
+                       help="codenet, or a CoDeNet model config as JSON or a .json file")
+        add_detection_train_arguments(p)
+        return p
+
+    p = argparse.ArgumentParser(prog="codesign train", description="float pre-training then QAT; "
+                                f"`--model {DETECTORS[0]} --help` lists the detector's options")
+    add_train_arguments(p)
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    model = _model_name(args.train_args)
+    train_args = train_parser(model).parse_args(args.train_args)
+    if model in DETECTORS:
+        from .detection import run_detection_from_args
+
+        spec = {k: v for k, v in train_args.model_spec.items() if k != "model"}
+        train_args.model_config = {**spec, **(train_args.model_config or {})}
+        run_detection_from_args(train_args)
+    else:
+        from .train.trainer import run_from_args
+
+        run_from_args(train_args)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -54,10 +103,13 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .quant import export_model
     from .train.checkpoint import load_checkpoint
 
-    model, _ = load_checkpoint(args.checkpoint)
+    model, meta = load_checkpoint(args.checkpoint)
     if not model.config.get("quant", {}).get("quantize", True):
         raise CodesignError(f"{args.checkpoint}: is a float checkpoint; export needs the QAT checkpoint")
     graph = export_model(model, name=args.name)
+    class_names = meta.get("metrics", {}).get("class_names")
+    if class_names:  # labels for golden, deploy and the driver
+        graph.meta["class_names"] = list(class_names)
     path = save(graph, args.output)
     print(f"wrote {path} ({len(graph.layers)} layers)")
     if args.qonnx:
@@ -70,6 +122,8 @@ def _load_images(args: argparse.Namespace, resolution: int):
     from .data import load_dataset
 
     if args.dataset:
+        if args.split not in ("train", "test"):
+            raise CodesignError(f"--split {args.split}: a classification data set has the splits train and test")
         data = load_dataset(args.dataset, resolution, args.split)
         return data.images, data.labels, data.class_names
     from .data.classification import load_image_files
@@ -81,10 +135,13 @@ def _load_images(args: argparse.Namespace, resolution: int):
 def cmd_golden(args: argparse.Namespace) -> None:
     import numpy as np
 
+    from .driver.postprocess import is_detector
     from .golden import GoldenModel
     from .graph import load
 
     graph = load(args.ir)
+    if is_detector(graph):
+        return _golden_detection(args, graph)
     golden = GoldenModel(graph)
     images, labels, classes = _load_images(args, golden.input_shape[0])
     top1 = golden.predict(images)
@@ -96,16 +153,71 @@ def cmd_golden(args: argparse.Namespace) -> None:
         print(f"golden model top-1 on {len(labels)} images: {100 * float(np.mean(top1 == labels)):.2f} %")
 
 
+def _golden_detection(args: argparse.Namespace, graph) -> None:
+    """A detector's IR: its boxes per image (--images) or its AP50 on a VOC split (--dataset);
+    --draw writes every image with its boxes (and the ground truth, white) as PNG."""
+    from .detection import draw_detections, mean_ap
+    from .driver.postprocess import detections_from_outputs
+    from .golden import GoldenModel
+
+    golden = GoldenModel(graph)
+    res = golden.input_shape[0]
+    names = list(graph.meta.get("class_names") or [])
+    if args.dataset:
+        from .data.voc import load_detection_set
+
+        data = load_detection_set(args.dataset, args.split, res)
+        images, ids, truth, names = data.images, data.ids, data.boxes, data.class_names
+    else:
+        from .data.classification import load_image_files
+
+        images, ids, truth = load_image_files(args.images, res), [Path(p).stem for p in args.images], None
+    detections = []
+    for i in range(0, len(images), 32):
+        outputs = golden.run_outputs(images[i:i + 32])
+        detections += detections_from_outputs(outputs, graph, res, args.top_k)
+    if not names:
+        names = [str(c) for c in range(graph.tensors[graph.outputs[0]].shape[-1])]
+    if args.images:
+        for path, det in zip(args.images, detections):
+            keep = det.scores >= args.score
+            boxes = "; ".join(f"{names[int(c)]} {s:.2f} [{', '.join(f'{v:.0f}' for v in b)}]"
+                              for b, s, c in zip(det.boxes[keep], det.scores[keep], det.labels[keep]))
+            print(f"{path}: {int(keep.sum())} boxes with score ≥ {args.score}" + (f": {boxes}" if boxes else ""))
+    else:
+        ap, per_class = mean_ap(detections, data.boxes, data.labels, data.difficult, len(names))
+        print(f"golden model AP50 (VOC07 11-point) on {len(images)} images of {args.dataset} ({args.split}): "
+              f"{ap:.2f} %")
+        for name, a in zip(names, per_class):
+            print(f"  {name:<16} {'  n/a' if a != a else f'{a:5.1f}'} %")
+    if args.draw:
+        scale = max(1, 256 // res)
+        for i, det in enumerate(detections):
+            draw_detections(images[i], det, names, Path(args.draw) / f"{ids[i]}.png", score_threshold=args.score,
+                            ground_truth=None if truth is None else truth[i], scale=scale)
+        print(f"drew {len(detections)} images with their boxes to {args.draw}")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .data import load_dataset
+    from .driver.postprocess import is_detector
     from .graph import load
-    from .quant.compare import compare
     from .train.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(args.checkpoint)
     graph = load(args.ir)
-    data = load_dataset(args.dataset, graph.tensors[graph.input].shape[0], args.split)
-    report = compare(model, graph, data.images, data.labels)
+    res = graph.tensors[graph.input].shape[0]
+    if is_detector(graph):
+        from .data.voc import load_detection_set
+        from .quant.compare import compare_detection
+
+        report = compare_detection(model, graph, load_detection_set(args.dataset, args.split, res, limit=args.limit),
+                                   min_score=args.score)
+    else:
+        from .data import load_dataset
+        from .quant.compare import compare
+
+        data = load_dataset(args.dataset, res, args.split).take(args.limit)
+        report = compare(model, graph, data.images, data.labels)
     print(report.format())
     if args.json:
         Path(args.json).write_text(json.dumps(report.__dict__, indent=1, sort_keys=True))
@@ -219,10 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fc-bits", type=int, default=8, help="weight bits of the classifier")
     s.set_defaults(func=cmd_summary)
 
-    from .train.trainer import add_train_arguments
-
-    t = sub.add_parser("train", help="float pre-training then QAT; writes a checkpoint")
-    add_train_arguments(t)
+    # The options depend on --model (classifier or detector): cmd_train parses them with train_parser.
+    t = sub.add_parser("train", help="float pre-training then QAT; writes a checkpoint "
+                       "(`codesign train [--model codenet] --help`)", add_help=False)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("export", help="QAT checkpoint → integer IR (and optionally QONNX)")
@@ -234,20 +345,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_data_args(q: argparse.ArgumentParser, images: bool) -> None:
         grp = q.add_mutually_exclusive_group(required=True)
-        grp.add_argument("--dataset", help="'digits' or an ImageFolder-style directory")
+        grp.add_argument("--dataset", help="'digits', an ImageFolder-style directory, or (detectors) a "
+                                           "Pascal VOC directory")
         if images:
             grp.add_argument("--images", nargs="+", help="image files to classify")
-        q.add_argument("--split", default="test", choices=["train", "test"])
+        q.add_argument("--split", default="test", help="train or test; a VOC set: any ImageSets/Main split")
 
-    gd = sub.add_parser("golden", help="run the bit-exact integer golden model: predictions, top-1")
+    gd = sub.add_parser("golden", help="run the bit-exact integer golden model: top-1, or AP50 and boxes")
     gd.add_argument("--ir", required=True)
     add_data_args(gd, images=True)
+    gd.add_argument("--draw", help="detectors: write each image with its boxes as PNG into this directory")
+    gd.add_argument("--score", type=float, default=0.3, help="detectors: least score of a box printed or drawn")
+    gd.add_argument("--top-k", type=int, default=100, help="detectors: boxes decoded per image")
     gd.set_defaults(func=cmd_golden)
 
     c = sub.add_parser("compare", help="agreement of golden and fake-quant models, per layer and top-1")
     c.add_argument("--checkpoint", required=True)
     c.add_argument("--ir", required=True)
     add_data_args(c, images=False)
+    c.add_argument("--limit", type=int, help="compare on the first n images only")
+    c.add_argument("--score", type=float, default=0.1, help="detectors: least fake-quant score of a box compared")
     c.add_argument("--json", help="also write the report as JSON")
     c.set_defaults(func=cmd_compare)
 
@@ -314,7 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.train_args = rest  # parsed by train_parser, whose options depend on --model
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         args.func(args)
     except (CodesignError, OSError) as e:

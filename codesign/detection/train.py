@@ -268,7 +268,7 @@ def add_detection_train_arguments(parser: argparse.ArgumentParser) -> None:
     --model itself is left to the caller (it chooses this trainer); --config and --width build
     the CoDeNet model config, --model-config gives any other build_model settings as JSON."""
     from ..models.codenet import CODENET_CONFIGS
-    from ..train.trainer import _json_or_file
+    from ..train.trainer import model_spec
 
     def opt(name: str, type_: Callable, help_: str) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=None, help=help_)
@@ -277,7 +277,7 @@ def add_detection_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="defaults to start from")
     parser.add_argument("--config", choices=sorted(CODENET_CONFIGS), default=None, help="CoDeNet configuration a..e")
     opt("width", float, "channel multiplier (1.0: the paper's model)")
-    opt("model_config", _json_or_file, "extra CoDeNet settings as JSON or a .json file (e.g. max_dilation, quant)")
+    opt("model_config", model_spec, "extra CoDeNet settings as JSON or a .json file (e.g. max_dilation, quant)")
     opt("dataset", str, f"'{SYNTHETIC}' (generated shapes) or a Pascal VOC directory")
     opt("synthetic_images", int, f"images of the '{SYNTHETIC}' data set")
     opt("train_split", str, "split to train on (ImageSets/Main/<split>.txt)")

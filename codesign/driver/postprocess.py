@@ -61,7 +61,7 @@ def classify(output: np.ndarray, package: Any, top_k: int = 5) -> Prediction:
         raise CodesignError(f"model type '{package.model_type}': output shape {output.shape} is not a class vector and "
                             "no postprocess is registered for it (codesign.driver.postprocess.register)")
     logits = output.reshape(-1).astype(np.int64)
-    z = logits * package.graph.tensors[package.graph.output].scale
+    z = package.graph.real_values(package.graph.output, logits)
     e = np.exp(z - z.max())
     probs = e / e.sum()
     order = np.argsort(-logits, kind="stable")[:top_k]  # ties → lowest index, like GoldenModel.predict
@@ -114,24 +114,42 @@ class Detection:
                                                  if len(d.scores) else "")
 
 
+HEADS = {"heatmap", "size", "offset"}  # CenterNet's heads, as CoDeNet names them
+
+
+def is_detector(graph: Any) -> bool:
+    """Whether the graph's outputs are CenterNet heads (decoded to boxes) rather than class scores."""
+    return HEADS <= {head_name(name) for name in graph.outputs}
+
+
+def detections_from_outputs(outputs: dict[str, np.ndarray], graph: Any, input_size: int, top_k: int
+                            ) -> list[Any] | None:
+    """CenterNet decode of a batch of integer head outputs ({graph output: (N, H, W, C)}) into
+    one `codesign.detection.Detections` per frame (boxes in input pixels), or None where the
+    decoder or one of the heatmap/size/offset heads is missing."""
+    decode = _decoder()
+    names = {head_name(k): k for k in outputs}
+    if decode is None or not HEADS <= set(names):
+        return None
+
+    def real(head: str) -> np.ndarray:  # integers × their per-channel scale, as (N, C, H, W)
+        name = names[head]
+        return np.transpose(graph.real_values(name, outputs[name]), (0, 3, 1, 2)).astype(np.float32)
+
+    heat, size, offset = real("heatmap"), real("size"), real("offset")
+    stride = input_size // heat.shape[2]
+    return [decode(heat[i], size[i], offset[i], k=top_k, stride=stride) for i in range(len(heat))]
+
+
 @register("codenet")
 def detect(outputs: dict[str, np.ndarray], package: Any, top_k: int = 5) -> Detection:
     """CenterNet decode of CoDeNet's heads: sigmoid heatmap, 3×3 peaks, the top_k boxes (in input
     pixels). Without codesign.detection (its decoder), the raw head outputs only."""
     if not isinstance(outputs, dict):
         outputs = {package.graph.output: outputs}
-    heads = {head_name(k): v for k, v in outputs.items()}
-    result = Detection(heads, None, package.class_names)
-    decode = _decoder()
-    if decode is None or not {"heatmap", "size", "offset"} <= set(heads):
-        return result
-    tensors = package.graph.tensors
-
-    def real(head: str) -> np.ndarray:  # integers × scale, as (C, H, W)
-        name = next(k for k in outputs if head_name(k) == head)
-        return np.transpose(outputs[name] * tensors[name].scale, (2, 0, 1)).astype(np.float32)
-
-    heat = real("heatmap")
-    stride = package.input_shape[0] // heat.shape[1]
-    result.detections = decode(heat, real("size"), real("offset"), k=top_k, stride=stride)
+    result = Detection({head_name(k): v for k, v in outputs.items()}, None, package.class_names)
+    frames = detections_from_outputs({k: v[None] for k, v in outputs.items()}, package.graph,
+                                     package.input_shape[0], top_k)
+    if frames is not None:
+        result.detections = frames[0]
     return result

@@ -110,6 +110,15 @@ class Graph:
                 return layer
         return None
 
+    def real_values(self, tensor: str, values: np.ndarray) -> np.ndarray:
+        """The real numbers a tensor's integers (..., C) stand for: × the per-channel out_scale of
+        a conv1x1_head's output (that tensor's own scale is only the largest of them), else × the
+        tensor's scale."""
+        layer = self.producer(tensor)
+        if layer is not None and "out_scale" in layer.params:
+            return np.asarray(values) * layer.params["out_scale"]
+        return np.asarray(values) * self.tensors[tensor].scale
+
 
 def _same_layer(a: Layer, b: Layer) -> bool:
     return (a.name, a.op, a.inputs, a.output, a.attrs) == (b.name, b.op, b.inputs, b.output, b.attrs) and \

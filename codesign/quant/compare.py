@@ -3,7 +3,8 @@
 The two differ only where a value lies within float error of a rounding boundary or on a tie
 (round-half-even in Brevitas, round-half-up in the contract). This measures how often: per
 requantized layer, the share of activations whose integers are identical, and end to end the
-top-1 agreement and both accuracies.
+top-1 agreement and both accuracies (classifiers) or the share of equal boxes and both AP50s
+(detectors).
 """
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..golden import run as golden_run
+from ..errors import CodesignError
+from ..golden import GoldenModel
 from ..graph import Graph
+from ..models.codenet import StemConvBNAct
+from ..models.deform import DeformConvBNAct, DWConvBNAct
 from ..models.layers import ConvBNAct
+
+# Modules whose output is one requantized activation tensor of the IR, named like the module.
+QUANTIZED_BLOCKS = (ConvBNAct, DWConvBNAct, DeformConvBNAct, StemConvBNAct)
 
 
 @dataclass
@@ -44,9 +51,10 @@ class AgreementReport:
 
 
 def fakequant_trace(model: nn.Module, images: np.ndarray, batch_size: int = 256
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Logits and the integer output (NHWC) of every ConvBNAct of the fake-quant model."""
-    paths = {mod: name for name, mod in model.named_modules() if isinstance(mod, ConvBNAct)}
+                    ) -> tuple[np.ndarray | dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The model's float outputs (an array, or {head: array} for a detector; NCHW) and the
+    integer output (NHWC) of every requantized block (`QUANTIZED_BLOCKS`) of the fake-quant model."""
+    paths = {mod: name for name, mod in model.named_modules() if isinstance(mod, QUANTIZED_BLOCKS)}
     captured: dict[str, list[np.ndarray]] = {name: [] for name in paths.values()}
 
     def hook(mod: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
@@ -56,28 +64,118 @@ def fakequant_trace(model: nn.Module, images: np.ndarray, batch_size: int = 256
 
     handles = [m.register_forward_hook(hook) for m in paths]
     model.eval()
-    logits = []
+    outputs: list = []
     try:
         with torch.no_grad():
             for i in range(0, len(images), batch_size):
                 x = torch.from_numpy(images[i:i + batch_size]).permute(0, 3, 1, 2).float() / 255.0
-                logits.append(model(x).numpy())
+                out = model(x)
+                outputs.append({k: v.numpy() for k, v in out.items()} if isinstance(out, dict) else out.numpy())
     finally:
         for h in handles:
             h.remove()
-    return np.concatenate(logits), {k: np.concatenate(v) for k, v in captured.items()}
+    if outputs and isinstance(outputs[0], dict):
+        merged = {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+    else:
+        merged = np.concatenate(outputs)
+    return merged, {k: np.concatenate(v) for k, v in captured.items()}
 
 
-def compare(model: nn.Module, graph: Graph, images: np.ndarray, labels: np.ndarray | None = None
-            ) -> AgreementReport:
-    fq_logits, fq_layers = fakequant_trace(model, images)
-    g_logits, trace = golden_run(graph, images, trace=True)
-    fq_top1 = fq_logits.argmax(axis=1)
-    g_top1 = g_logits.reshape(len(images), -1).argmax(axis=1)
+def layer_agreement(fq_layers: dict[str, np.ndarray], trace: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per requantized layer, the share of identical integers in the two models."""
     shares = {}
     for name, fq in fq_layers.items():
         if name not in trace:
             raise KeyError(f"golden trace has no tensor '{name}'")
         shares[name] = float(np.mean(fq == trace[name].astype(np.int64)))
+    return shares
+
+
+def compare(model: nn.Module, graph: Graph, images: np.ndarray, labels: np.ndarray | None = None
+            ) -> AgreementReport:
+    fq_logits, fq_layers = fakequant_trace(model, images)
+    g_logits, trace = GoldenModel(graph).run(images, trace=True)
+    fq_top1 = fq_logits.argmax(axis=1)
+    g_top1 = g_logits.reshape(len(images), -1).argmax(axis=1)
     acc = (lambda p: float(np.mean(p == labels))) if labels is not None else (lambda p: None)
-    return AgreementReport(len(images), float(np.mean(fq_top1 == g_top1)), acc(fq_top1), acc(g_top1), shares)
+    return AgreementReport(len(images), float(np.mean(fq_top1 == g_top1)), acc(fq_top1), acc(g_top1),
+                           layer_agreement(fq_layers, trace))
+
+
+@dataclass
+class DetectionAgreement:
+    """Golden vs fake-quant detector: how many of the fake-quant model's confident boxes
+    (score ≥ min_score) the golden model also outputs, both models' AP50, per-layer agreement."""
+
+    images: int
+    boxes: int
+    equal_boxes: int
+    min_score: float
+    tolerance_px: float
+    fakequant_ap50: float | None
+    golden_ap50: float | None
+    layer_identical: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def box_agreement(self) -> float:
+        return self.equal_boxes / self.boxes if self.boxes else 1.0
+
+    def format(self) -> str:
+        lines = [f"images: {self.images}",
+                 f"equal boxes golden vs fake-quant: {self.equal_boxes}/{self.boxes} = {100 * self.box_agreement:.2f} % "
+                 f"(fake-quant boxes with score ≥ {self.min_score}; same class, corners within "
+                 f"{self.tolerance_px} px, score within {SCORE_TOLERANCE})"]
+        if self.fakequant_ap50 is not None:
+            lines.append(f"AP50 (VOC07): fake-quant {self.fakequant_ap50:.2f} %, golden {self.golden_ap50:.2f} %")
+        lines.append("identical activations per requantized layer:")
+        lines += [f"  {name:<36} {100 * share:8.3f} %" for name, share in self.layer_identical.items()]
+        name = min(self.layer_identical, key=self.layer_identical.get)
+        lines.append(f"lowest: {name} {100 * self.layer_identical[name]:.3f} %")
+        return "\n".join(lines)
+
+
+SCORE_TOLERANCE = 0.01
+
+
+def count_equal_boxes(reference: list, other: list, min_score: float, tolerance_px: float) -> tuple[int, int]:
+    """(boxes of `reference` scoring ≥ min_score, how many of them `other` also has: a detection
+    of the same class with every corner within tolerance_px and the score within SCORE_TOLERANCE).
+    Both are per-image lists of codesign.detection.Detections."""
+    total = equal = 0
+    for ref, oth in zip(reference, other):
+        keep = ref.scores >= min_score
+        total += int(keep.sum())
+        for box, score, label in zip(ref.boxes[keep], ref.scores[keep], ref.labels[keep]):
+            same = ((oth.labels == label) & (np.abs(oth.scores - score) <= SCORE_TOLERANCE)
+                    & (np.abs(oth.boxes - box).max(axis=1, initial=0) <= tolerance_px))
+            equal += bool(same.any())
+    return total, equal
+
+
+def compare_detection(model: nn.Module, graph: Graph, data, min_score: float = 0.1, tolerance_px: float = 0.5,
+                      batch_size: int = 32) -> DetectionAgreement:
+    """Fake-quant vs golden on a `codesign.data.voc.DetectionSet` (AP50 needs its ground truth),
+    in batches so the golden trace of every tensor stays small."""
+    from ..detection import TOP_K, decode_batch, mean_ap
+    from ..driver.postprocess import detections_from_outputs
+    from ..models.codenet import OUTPUT_STRIDE
+
+    golden = GoldenModel(graph)
+    fq_dets: list = []
+    g_dets: list = []
+    same: dict[str, float] = {}
+    for i in range(0, len(data.images), batch_size):
+        images = data.images[i:i + batch_size]
+        fq_out, fq_layers = fakequant_trace(model, images, batch_size)
+        _, trace = golden.run(images, trace=True)
+        for name, share in layer_agreement(fq_layers, trace).items():
+            same[name] = same.get(name, 0.0) + share * len(images)
+        fq_dets += decode_batch(fq_out, stride=OUTPUT_STRIDE)
+        frames = detections_from_outputs({k: trace[k] for k in graph.outputs}, graph, data.resolution, TOP_K)
+        if frames is None:
+            raise CodesignError(f"graph '{graph.name}' has no heatmap/size/offset outputs to decode")
+        g_dets += frames
+    boxes, equal = count_equal_boxes(fq_dets, g_dets, min_score, tolerance_px)
+    ap = (lambda d: mean_ap(d, data.boxes, data.labels, data.difficult, len(data.class_names))[0])
+    return DetectionAgreement(len(data.images), boxes, equal, min_score, tolerance_px, ap(fq_dets), ap(g_dets),
+                              {k: v / len(data.images) for k, v in same.items()})

@@ -279,7 +279,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=None, help=help_)
 
     parser.add_argument("--preset", default="digits", choices=sorted(PRESETS), help="defaults to start from")
-    opt("model", _json_or_file, "model name (e.g. diracdeltanet), a model config as JSON, or a .json file "
+    opt("model", model_spec, "model name (e.g. diracdeltanet), a model config as JSON, or a .json file "
                                 "(num_classes defaults to the data set's)")
     opt("dataset", str, "'digits' or an ImageFolder directory (root/<class>/*.png|jpg, or root/train + root/val)")
     opt("resolution", int, "input resolution (overrides the model config's)")
@@ -300,7 +300,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--out", default=None, help="checkpoint to write")
 
 
-def _json_or_file(text: str) -> dict:
+def model_spec(text: str) -> dict:
+    """--model's value: a model name, a model config as JSON, or a .json file holding one."""
     from ..models import MODELS
 
     if text in MODELS:  # a bare model name: the preset's settings for it, or the model's defaults

@@ -1,0 +1,108 @@
+"""CoDeNet through the command line: train → export → golden (AP50, boxes, PNGs) → compare."""
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from codesign.cli import main
+from codesign.data.synthetic_voc import write_synthetic_voc
+from codesign.data.voc import load_detection_set
+from codesign.detection import draw_detections
+from codesign.detection.train import evaluate_ap
+from codesign.graph import load
+from codesign.quant.compare import compare_detection, count_equal_boxes
+from codesign.train.checkpoint import load_checkpoint
+
+RES = 64
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny CoDeNet trained by `codesign train --model codenet`, exported by `codesign export`."""
+    tmp = tmp_path_factory.mktemp("codenet-cli")
+    voc = write_synthetic_voc(tmp / "shapes", 96, RES, seed=0)
+    ckpt, ir = tmp / "codenet.pt", tmp / "codenet.ir"
+    assert main(["train", "--model", '{"model": "codenet", "width": 0.25}', "--config", "a", "--dataset", str(voc),
+                 "--resolution", str(RES), "--float-epochs", "3", "--qat-epochs", "1", "--batch-size", "16",
+                 "--threads", "1", "--no-progress", "-o", str(ckpt)]) == 0
+    assert main(["export", str(ckpt), "-o", str(ir)]) == 0
+    return voc, ckpt, ir
+
+
+def test_train_command_builds_the_detector_it_was_asked_for(trained):
+    _, ckpt, ir = trained
+    model, meta = load_checkpoint(ckpt)
+    assert (model.config["model"], model.config["config"], model.config["width"]) == ("codenet", "a", 0.25)
+    assert model.config["quant"]["act_bits"] == 8 and model.config["quant"]["weight_bits"] == 4
+    assert [h["phase"] for h in meta["metrics"]["history"]] == ["float"] * 3 + ["qat"]
+    assert load(ir).meta["class_names"] == ["circle", "square", "triangle", "cross", "star"]
+
+
+def test_golden_reports_ap50_and_draws_boxes(trained, tmp_path, capsys):
+    voc, ckpt, ir = trained
+    assert main(["golden", "--ir", str(ir), "--dataset", str(voc), "--split", "test", "--draw", str(tmp_path),
+                 "--score", "0.05"]) == 0
+    out = capsys.readouterr().out
+    golden_ap = float(re.search(r"AP50 \(VOC07 11-point\) on (\d+) images .*: ([\d.]+) %", out).group(2))
+    data = load_detection_set(voc, "test", RES)
+    fq_ap, _ = evaluate_ap(load_checkpoint(ckpt)[0], data)
+    assert abs(golden_ap - fq_ap) <= 1.0, out  # the same model, integer vs fake-quant
+    for name in ("circle", "star"):
+        assert re.search(rf"^  {name} +(n/a|[\d.]+) %$", out, re.M), out
+    pngs = sorted(tmp_path.glob("*.png"))
+    assert [p.stem for p in pngs] == sorted(data.ids)
+    pixels = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    assert pixels.shape == (4 * RES, 4 * RES, 3)  # enlarged for small inputs
+    white = np.all(pixels == 255, axis=-1)
+    assert white.any()  # the ground-truth boxes
+
+
+def test_golden_prints_boxes_of_image_files(trained, capsys):
+    voc, _, ir = trained
+    images = sorted((voc / "JPEGImages").glob("*.jpg"))[:2]
+    assert main(["golden", "--ir", str(ir), "--images", *map(str, images), "--score", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{images[0]}: 100 boxes with score ≥ 0.0: ")
+    assert re.search(r"(circle|square|triangle|cross|star) [\d.]+ \[-?\d+, -?\d+, -?\d+, -?\d+\]", lines[0])
+
+
+def test_compare_finds_the_golden_boxes_equal(trained, capsys):
+    voc, ckpt, ir = trained
+    report = compare_detection(load_checkpoint(ckpt)[0], load(ir), load_detection_set(voc, "test", RES),
+                               min_score=0.02)
+    assert report.boxes >= 20  # enough confident boxes for the share to mean something
+    assert report.box_agreement >= 0.98, report.format()
+    assert abs(report.golden_ap50 - report.fakequant_ap50) <= 1.0
+    assert min(report.layer_identical.values()) >= 0.95
+    assert main(["compare", "--checkpoint", str(ckpt), "--ir", str(ir), "--dataset", str(voc), "--score", "0.02"]) == 0
+    assert "equal boxes golden vs fake-quant" in capsys.readouterr().out
+
+
+def test_count_equal_boxes_needs_class_box_and_score():
+    from codesign.detection import Detections
+
+    def d(boxes, scores, labels):
+        return Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(labels))
+
+    ref = [d([[0, 0, 10, 10], [5, 5, 9, 9], [1, 1, 2, 2]], [0.9, 0.5, 0.01], [0, 1, 0])]
+    assert count_equal_boxes(ref, ref, 0.1, 0.5) == (2, 2)  # the 0.01 box is below min_score
+    assert count_equal_boxes(ref, [d([[0, 0, 10, 10.4], [5, 5, 9, 9]], [0.905, 0.5], [0, 0])], 0.1, 0.5) == (2, 1)
+    assert count_equal_boxes(ref, [d([[0, 0, 10, 11]], [0.9], [0])], 0.1, 0.5) == (2, 0)
+    assert count_equal_boxes(ref, [d([[0, 0, 10, 10]], [0.8], [0])], 0.1, 0.5) == (2, 0)
+    assert count_equal_boxes(ref, [d(np.zeros((0, 4)), [], [])], 0.1, 0.5) == (2, 0)
+
+
+def test_detection_commands_reject_bad_input(trained, tmp_path, capsys):
+    voc, ckpt, ir = trained
+    assert main(["golden", "--ir", str(ir), "--dataset", str(voc), "--split", "nope"]) == 2
+    assert main(["golden", "--ir", str(ir), "--dataset", str(tmp_path / "missing")]) == 2
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    assert main(["golden", "--ir", str(ir), "--images", str(bad)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("codesign: error:")]
+    assert len(errors) == 3 and "nope" in errors[0] and "bad.jpg" in errors[2], errors
+    with pytest.raises(SystemExit) as exit_:  # argparse: usage, then one error line
+        main(["train", "--model", "codenet", "--config", "z"])
+    assert exit_.value.code == 2
+    assert "argument --config: invalid choice: 'z'" in capsys.readouterr().err
