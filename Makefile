@@ -8,7 +8,7 @@ MODEL  ?= diracdeltanet
 BOARD  ?= ultra96v2
 PYTEST_ARGS ?=
 
-.PHONY: venv demo compile csim bitstream deploy test test-all bench clean
+.PHONY: venv demo demo-codenet compile csim bitstream deploy test test-all bench clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
@@ -52,6 +52,25 @@ demo: $(DEMO)/model.ir
 	$(BIN)/codesign compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
 	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
 	$(BIN)/codesign csim --project $(PROJECT)
+
+# ---- demo-codenet: CoDeNet W4A8 (config a, width 0.5, 128²) on a synthetic Pascal VOC set -----
+CODENET := $(BUILD)/demo-codenet
+
+$(CODENET)/shapes/classes.txt: $(STAMP)
+	$(BIN)/python -m codesign.data.synthetic_voc $(CODENET)/shapes --images 2000 --size 128
+
+$(CODENET)/model.pt: $(CODENET)/shapes/classes.txt
+	$(BIN)/codesign train --model codenet --config a --dataset $(CODENET)/shapes -o $@
+
+$(CODENET)/model.ir: $(CODENET)/model.pt
+	$(BIN)/codesign export $< -o $@
+
+demo-codenet: $(CODENET)/model.ir
+	$(BIN)/codesign summary --ir $<
+	$(BIN)/codesign golden --ir $< --dataset $(CODENET)/shapes --split test --draw $(CODENET)/detections
+	$(BIN)/codesign compare --checkpoint $(CODENET)/model.pt --ir $< --dataset $(CODENET)/shapes --json $(CODENET)/agreement.json
+	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(BUILD)/codenet-$(BOARD)
+	$(BIN)/codesign csim --project $(BUILD)/codenet-$(BOARD)
 
 # ---- tests and benchmarks --------------------------------------------------------------------
 test: $(STAMP)

@@ -16,9 +16,13 @@ EXIT_USER_ERROR = 2
 
 
 def _model_config_from_args(args: argparse.Namespace) -> dict:
-    return {"model": args.model, "num_classes": args.classes, "width": args.width, "resolution": args.resolution,
-            "quant": {"weight_bits": args.weight_bits, "act_bits": args.act_bits,
-                      "first_weight_bits": args.first_bits, "fc_weight_bits": args.fc_bits}}
+    """A build_model config of the options given; the model's own defaults fill in the rest."""
+    given = lambda pairs: {k: v for k, v in pairs if v is not None}  # noqa: E731
+    quant = given([("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
+                   ("first_weight_bits", args.first_bits), ("fc_weight_bits", args.fc_bits)])
+    return {"model": args.model, **given([("num_classes", args.classes), ("width", args.width),
+                                          ("resolution", args.resolution), ("config", args.config)]),
+            "quant": quant}
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -321,14 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     src = s.add_mutually_exclusive_group()
     src.add_argument("--ir", help="an exported IR file")
     src.add_argument("--checkpoint", help="a training checkpoint")
-    s.add_argument("--model", default="diracdeltanet")
-    s.add_argument("--classes", type=int, default=1000)
-    s.add_argument("--width", type=float, default=1.0)
-    s.add_argument("--resolution", type=int, default=224)
-    s.add_argument("--weight-bits", type=int, default=4)
-    s.add_argument("--act-bits", type=int, default=4)
-    s.add_argument("--first-bits", type=int, default=8, help="weight bits of the first conv")
-    s.add_argument("--fc-bits", type=int, default=8, help="weight bits of the classifier")
+    s.add_argument("--model", default="diracdeltanet", help="diracdeltanet or codenet")
+    s.add_argument("--config", help="CoDeNet configuration a..e (default c)")
+    s.add_argument("--classes", type=int, help="default: 1000 (DiracDeltaNet), 20 (CoDeNet)")
+    s.add_argument("--width", type=float, help="channel multiplier (default 1.0)")
+    s.add_argument("--resolution", type=int, help="input side (default: 224, or the CoDeNet config's)")
+    s.add_argument("--weight-bits", type=int, help="default: 4")
+    s.add_argument("--act-bits", type=int, help="default: 4 (DiracDeltaNet), 8 (CoDeNet)")
+    s.add_argument("--first-bits", type=int, help="weight bits of the first conv (default 8)")
+    s.add_argument("--fc-bits", type=int, help="weight bits of the classifier (default 8)")
     s.set_defaults(func=cmd_summary)
 
     # The options depend on --model (classifier or detector): cmd_train parses them with train_parser.

@@ -1,4 +1,5 @@
 """The `codesign` command: bad input is one readable line on stderr and a non-zero exit."""
+import re
 import subprocess
 import sys
 
@@ -101,3 +102,14 @@ def test_python_m_entry_point_exits_nonzero_without_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_summary_of_codenet_takes_its_config_and_defaults(capsys):
+    """`summary --model codenet --config c`: the paper's model (512², 20 classes) without naming them."""
+    assert main(["summary", "--model", "codenet", "--config", "c"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("codenet: 512×512 input, 20 classes, width 1.0")
+    params = float(re.search(r"([\d.]+) M parameters", out).group(1))
+    assert abs(params / 1.59 - 1) < 0.05
+    assert main(["summary", "--config", "c"]) == 2  # DiracDeltaNet has no configs
+    assert "config" in capsys.readouterr().err

@@ -177,9 +177,21 @@ def test_command_line_options():
 
 @pytest.mark.slow
 def test_synthetic_preset_float_and_qat_ap(tmp_path):
-    """The preset: a meaningful float AP50 and W4A8 QAT within 3 points of it (~5-7 CPU minutes)."""
+    """The preset end to end (~6 CPU minutes): a meaningful float AP50, W4A8 QAT within 3 points of
+    it, and the golden model's detections equal to the fake-quant model's on ≥ 98 % of boxes."""
+    from codesign.data.synthetic_voc import DEMO_SET
+    from codesign.quant import export_model
+    from codesign.quant.compare import compare_detection
+
     cfg = DetectionTrainConfig(out=str(tmp_path / "codenet.pt"), progress=False)
-    _, meta = load_checkpoint(train_detection(cfg))
+    model, meta = load_checkpoint(train_detection(cfg))
     float_ap, qat_ap = meta["metrics"]["float_ap50"], meta["metrics"]["qat_ap50"]
-    print(f"\nsynthetic VOC AP50: float {float_ap:.2f} %, W4A8 QAT {qat_ap:.2f} % ({meta['metrics']['wall_s']} s)")
-    assert float_ap >= 40 and qat_ap >= float_ap - 3  # 52.5 % and 53.7 % when written
+    # the same images the preset trained and tested on: the generator is deterministic
+    voc = write_synthetic_voc(tmp_path / "shapes", DEMO_SET["num_images"], cfg.resolution, seed=cfg.seed)
+    report = compare_detection(model, export_model(model), load_detection_set(voc, cfg.test_split, cfg.resolution))
+    print(f"\nsynthetic VOC AP50: float {float_ap:.2f} %, W4A8 QAT {qat_ap:.2f} % ({meta['metrics']['wall_s']} s)\n"
+          + report.format())
+    assert float_ap >= 40 and qat_ap >= float_ap - 3
+    assert report.fakequant_ap50 == pytest.approx(qat_ap)
+    assert report.boxes >= 400 and report.box_agreement >= 0.98
+    assert abs(report.golden_ap50 - qat_ap) <= 0.5

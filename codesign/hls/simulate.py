@@ -40,7 +40,7 @@ class CsimResult:
         if self.per_call:
             lines.append(f"per call: {self.per_call.calls_checked}/{self.calls} engine calls bit-exact "
                          f"({self.per_call.values_checked:,} values)")
-        lines.append(f"end to end: engine output and logits bit-exact ({self.seconds_per_frame:.2f} s per frame)")
+        lines.append(f"end to end: engine output and host outputs bit-exact ({self.seconds_per_frame:.2f} s per frame)")
         if self.testbench:
             lines.append(f"C++ testbench: {self.testbench}")
         lines.append("C-SIM PASS")
@@ -69,7 +69,7 @@ def simulate_project(project: Path, per_call: bool = True, testbench: bool = Tru
     def fail(where: str, report: VerifyReport) -> None:
         if report.mismatch:
             raise CsimMismatch(f"{where}: {report.mismatch}")
-        raise CsimMismatch(f"{where}: engine output matches but the host logits differ")
+        raise CsimMismatch(f"{where}: engine output matches but the host outputs differ")
 
     call_report = None
     if per_call:

@@ -134,7 +134,12 @@ class DetectionAgreement:
         return "\n".join(lines)
 
 
-SCORE_TOLERANCE = 0.01
+# Two detections are equal when they have the same class, corners within tolerance_px and scores
+# within SCORE_TOLERANCE. Why 0.02: the golden and fake-quant layers agree to 1 in 10^5 each when
+# given the same inputs (float ties in Brevitas), but over CoDeNet's ~60 8-bit layers those ±1
+# seeds spread; on the synthetic preset the heatmap scores then differ by 0.010–0.024 on 2.6 % of
+# boxes whose corners agree within 0.2 px (97.4 % equal at ±0.01, 99.1 % at ±0.02; docs/codenet.md).
+SCORE_TOLERANCE = 0.02
 
 
 def count_equal_boxes(reference: list, other: list, min_score: float, tolerance_px: float) -> tuple[int, int]:
