@@ -78,24 +78,40 @@ def codenet_irs():
     return {p.config["config"]: codenet_ir(p.config["config"]) for p in CODENET}
 
 
-# Rows the model does not reach within ±25 % with sourced parameters (docs/estimator.md, "CoDeNet"):
-# a/b are over-charged by per-layer PYNQ control (64 calls × ~0.67 ms), d/e under-charged in the
-# engine (ideal II = 1 on a 16×16 array). Not tuned per row; reported by the test.
-CODENET_KNOWN_GAPS = {"a", "b", "d", "e"}
-
-
-def test_codenet_frame_rate_against_published(codenet_irs):
+def test_codenet_calls_against_the_authors_measurements():
+    """CODENET_TIMING's four fitted numbers reproduce the artifact notebook's 16 per-call times."""
     from codesign.estimate import CODENET_TIMING, codenet_config
+    from codesign.estimate.cycles import per_layer_wall_s
+    from codesign.estimate.reference import CODENET_CALLS_MS
+    from codesign.estimate.synthetic import codenet_notebook_call
+    hw = codenet_config()
+    errors = []
+    for d, ic, oc, stride, ms in CODENET_CALLS_MS:
+        e = call_estimate(codenet_notebook_call(d, ic, oc, stride), hw, CODENET_TIMING, 6.0)
+        model = 1e3 * per_layer_wall_s(e.engine_s, e.starts, CODENET_TIMING)
+        errors.append(relative_error(model, ms))
+        print(f"CoDeNet call D{d} {ic}->{oc} s{stride}: model {model:.3f} ms, measured {ms:.3f}, error "
+              f"{100 * errors[-1]:+.0f}%")
+    assert max(map(abs, errors)) <= 0.20
+    assert math.sqrt(sum(x * x for x in errors) / len(errors)) <= 0.08
+
+
+def codenet_estimate(g, params=None):
+    """A CoDeNet config on CoDeNet's engine and host flow (per-layer PYNQ control, shuffle on the ARM)."""
+    from codesign.estimate import CODENET_TIMING, codenet_config
+    return estimate(g, codenet_config(g), batch=1, control="per_layer", shuffle_on_cpu=True,
+                    params=params or CODENET_TIMING)
+
+
+def test_codenet_frame_rate_within_25_percent(codenet_irs):
     errors, ms = {}, {}
     for point in CODENET:
         cfg = point.config["config"]
-        g = codenet_irs[cfg]
-        e = estimate(g, codenet_config(g), batch=1, control="per_layer", params=CODENET_TIMING)
+        e = codenet_estimate(codenet_irs[cfg])
         errors[cfg] = relative_error(e.fps, point.fps[1])
         ms[cfg] = (e.frame_ms, 1e3 / point.fps[1])
-        print(f"CoDeNet {cfg}: model {e.fps:5.1f} FPS, published {point.fps[1]:4.1f}, error {100 * errors[cfg]:+.1f}%"
-              f"{'  (known gap, see docs/estimator.md)' if cfg in CODENET_KNOWN_GAPS else ''}")
-    bad = {c: f"{100 * x:+.1f}%" for c, x in errors.items() if abs(x) > FPS_TOLERANCE and c not in CODENET_KNOWN_GAPS}
+        print(f"CoDeNet {cfg}: model {e.fps:5.1f} FPS, published {point.fps[1]:4.1f}, error {100 * errors[cfg]:+.1f}%")
+    bad = {c: f"{100 * x:+.1f}%" for c, x in errors.items() if abs(x) > FPS_TOLERANCE}
     assert not bad, f"FPS error beyond ±25 %: {bad}"
     # Structure the model must get right: the ordering, and the stem on the ARM (a vs b, d vs e differ
     # only in the stem: published +6.1 ms and +25.1 ms per frame).
@@ -107,17 +123,17 @@ def test_codenet_frame_rate_against_published(codenet_irs):
         assert abs(model / pub - 1) <= 0.30
 
 
-def test_codenet_resources_against_published(codenet_irs):
+def test_codenet_resources_within_30_percent():
     from codesign.estimate import CODENET_RESOURCE_PARAMS, CODENET_TIMING, codenet_config
     from codesign.estimate.reference import CODENET_RESOURCES
-    r = resources(codenet_config(codenet_irs["b"]), CODENET_TIMING, CODENET_RESOURCE_PARAMS)
+    r = resources(codenet_config(), CODENET_TIMING, CODENET_RESOURCE_PARAMS)  # the bitstream that ran a–e
     errors = {k: relative_error(r.used()[k], v) for k, v in CODENET_RESOURCES.items()}
     for k, v in CODENET_RESOURCES.items():
         print(f"CoDeNet {k:<6}: model {r.used()[k]:>8,.0f}, published {v:>8,.0f}, error {100 * errors[k]:+.1f}%")
+    bad = {k: f"{100 * x:+.1f}%" for k, x in errors.items() if abs(x) > RESOURCE_TOLERANCE}
+    assert not bad, f"resource error beyond ±30 %: {bad}"
     assert r.fits()
-    assert abs(errors["dsp"]) <= RESOURCE_TOLERANCE
-    # LUT/FF/BRAM are under-estimated (known gap, docs/estimator.md): assert only the direction.
-    assert all(-0.6 < errors[k] < 0 for k in ("lut", "ff", "bram36"))
+    assert "line_buffers" not in r.breakdown  # no pool/shift unit in CoDeNet's engine
 
 
 def test_codenet_workload_covers_every_call_type(codenet_irs):
@@ -128,15 +144,26 @@ def test_codenet_workload_covers_every_call_type(codenet_irs):
     assert {h.op for h in wl.host if h.pre} == {"conv2d"}
     assert {h.op for h in wl.host if not h.pre} == {"conv1x1_head"}
     hw = codenet_config(codenet_irs["b"])
-    e = estimate(wl, hw, control="per_layer", params=CODENET_TIMING)
-    assert e.host_s["backbone.stem"] == pytest.approx(7.9e-3, rel=0.05)  # the published ARM stem time
+    ideal = CODENET_TIMING.with_(microarch="ideal")
+    e = estimate(wl, hw, control="per_layer", params=ideal)
     by = {c.name: c for c in e.calls}
     up = next(c for c in e.calls if "UPSAMPLE" in c.flags)
     assert up.cycles["write"] >= 4 * up.cycles["spatial"] // 2  # 4× the written pixels
     assert any(c.rmw_bytes for c in by.values())  # interleaved (strided) writes merge
     # One tap per cycle (our C++) is slower on depthwise calls than CoDeNet's 9-tap unit.
-    slow = estimate(wl, hw, control="per_layer", params=CODENET_TIMING.with_(spatial_taps_per_cycle=1))
-    assert slow.engine_s > e.engine_s
+    for p in (ideal, CODENET_TIMING):
+        slow = estimate(wl, hw, control="per_layer", params=p.with_(spatial_taps_per_cycle=1))
+        assert slow.engine_s > estimate(wl, hw, control="per_layer", params=p).engine_s
+    # CoDeNet's flow: stem conv + max-pool on the ARM, the shuffle's copies by the ARM instead of the
+    # engine, the heads' last 1×1 on the engine, conv5's 1024 outputs in two calls of 512.
+    cn = codenet_estimate(codenet_irs["b"])
+    assert cn.host_s["backbone.stem"] == pytest.approx(7.9e-3, rel=0.05)  # the published ARM stem time
+    assert cn.host_s["backbone.stem_pool"] > 0 and cn.host_s["shuffle"] > 0
+    names = {c.name: c for c in cn.calls}
+    assert "backbone.stem_pool" not in names and not any(c.flags == "COPY" for c in cn.calls)
+    assert {"heads.heatmap.out", "heads.size.out", "heads.offset.out"} <= set(names)
+    assert names["backbone.conv5"].starts == 2 and names["neck.neck1.deform"].starts == 2
+    assert sum(c.starts for c in cn.calls) == len(cn.calls) + 2
 
 
 def test_explore_codenet_b_on_ultra96(codenet_irs):

@@ -20,16 +20,17 @@ A frame or batch adds the control style and the host work:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..graph import Graph
 from ..hw.config import Board, HardwareConfig
 from ..hw.scheduler import hw_max_dilation
 from .params import ModelParams
-from .workload import CallWork, Workload, workload
+from .workload import CallWork, HostWork, Workload, workload
 
 CONTROL_STYLES = ("descriptor", "per_layer")
+MICROARCHS = ("ideal", "template", "codenet")
 DESC_BYTES = 16 * 4
 
 
@@ -87,6 +88,7 @@ class CallEstimate:
     ops: int = 0
     dram_bytes: int = 0
     on_host: bool = False
+    starts: int = 1  # engine starts: > 1 when the host splits the layer (ModelParams.max_call_cout)
 
     @property
     def intensity(self) -> float:
@@ -181,7 +183,29 @@ def _passes(c: CallWork, hw: HardwareConfig, p: ModelParams) -> int:
     return _cdiv(c.weight_bits, hw.weight_bits) * _cdiv(c.in_value_bits, p.mac_in_bits)
 
 
+def _chunk(c: CallWork, cout: int) -> CallWork:
+    """`c` restricted to `cout` of its output channels (a depthwise-only call: of its input channels too)."""
+    share = dict(cout=cout, out_cbuf=cout, out_rot=0, out_stride=1, macs=c.macs * cout // c.cout,
+                 spatial_macs=c.spatial_macs * cout // c.cout)
+    if not c.conv:
+        share.update(cin=cout, in_cbuf=cout, in_rot=0, in_stride=1)
+    return replace(c, **share)
+
+
+def _merge(parts: list[CallEstimate]) -> CallEstimate:
+    """One layer run as several engine calls: times, bytes and cycles add up."""
+    first = parts[0]
+    summed = {f.name: sum(getattr(x, f.name) for x in parts) for f in fields(CallEstimate)
+              if f.type in ("int", "float") and f.name != "passes"}
+    summed["cycles"] = {k: sum(x.cycles[k] for x in parts) for k in first.cycles}
+    summed["bound"] = max(parts, key=lambda x: x.engine_s).bound
+    return replace(first, **summed)
+
+
 def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: float) -> CallEstimate:
+    if p.max_call_cout and c.cout > p.max_call_cout:  # the host splits the layer into several calls
+        m = p.max_call_cout
+        return _merge([call_estimate(_chunk(c, min(m, c.cout - i)), hw, p, ddr_gbps) for i in range(0, c.cout, m)])
     f = hw.clock_mhz * 1e6
     bus_bytes = hw.bus_bits // 8
     nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
@@ -191,29 +215,43 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits, c.out_stride)
     d_words = _cdiv(c.d_cbuf, hw.bus_bits // c.d_store_bits) if c.spatial == "deform" else 0
     passes = _passes(c, hw, p)
-    ideal = p.microarch == "ideal"
-    if p.microarch not in ("ideal", "template"):
-        raise ValueError(f"microarch={p.microarch!r} must be 'ideal' or 'template'")
+    if p.microarch not in MICROARCHS:
+        raise ValueError(f"microarch={p.microarch!r} must be one of {MICROARCHS}")
+    codenet = p.microarch == "codenet"
+    lanes = p.spatial_lanes or hw.po
+    ncs = _cdiv(c.cout, lanes)
+    tap_cycles = _cdiv(9, p.spatial_taps_per_cycle)
 
     cyc: dict[str, int] = {}
-    if ideal:
-        cyc["read"] = pix1 * max(taps * in_words + d_words, nci)
-        cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
+    if codenet:
+        # CoDeNet's HLS (hqjenny/CoDeNet hls/top/conv.h): the 1×1 stage, per pixel, reads its nci input
+        # words, then for each of nco output tiles runs nci pipelined cycles and drains the pipeline;
+        # a call without a 1×1 passes the pixel's words through. The line buffer costs its words +
+        # linebuf_pixel_cycles per input pixel; the 3×3 window its vectors + window_pixel_cycles per
+        # output pixel. A skipped 3×3 still streams through the line buffer.
+        cyc["read"] = pix1 * (in_words + d_words)
+        cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci)
         cyc["write"] = pix3 * max(nco, out_words)
-    else:  # the loops of hls_templates/engine as written (one channel per cycle in the reader)
-        cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3 + d_words)
-        cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci + nco)
-        cyc["write"] = pix3 * (nco + out_words + 4)
-    cyc["pool"] = pix1 * nco  # pass-through when POOL is off: one vector per cycle either way
-    if c.spatial:
-        # The spatial unit: `spatial_lanes` channels × `spatial_taps_per_cycle` taps per cycle per
-        # output pixel (CoDeNet: 16 × 9, one output vector per cycle; our C++: one tap per cycle),
-        # and it ingests one PO-vector of its input per cycle (a stride-2 DW reads 4× its outputs).
-        lanes = p.spatial_lanes or hw.po
-        ncs = _cdiv(c.cout, lanes)
-        cyc["spatial"] = max(pixp * nco, pix2 * ncs * _cdiv(9, p.spatial_taps_per_cycle))
+        cyc["spatial"] = pixp * (nco + p.linebuf_pixel_cycles)
+        if c.spatial:
+            cyc["spatial"] += pix2 * (ncs * tap_cycles + p.window_pixel_cycles)
     else:
-        cyc["spatial"] = (pix2 + (c.w2 if c.shift else 0)) * nco
+        if p.microarch == "ideal":
+            cyc["read"] = pix1 * max(taps * in_words + d_words, nci)
+            cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
+            cyc["write"] = pix3 * max(nco, out_words)
+        else:  # the loops of hls_templates/engine as written (one channel per cycle in the reader)
+            cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3 + d_words)
+            cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci + nco)
+            cyc["write"] = pix3 * (nco + out_words + 4)
+        cyc["pool"] = pix1 * nco  # pass-through when POOL is off: one vector per cycle either way
+        if c.spatial:
+            # The spatial unit: `spatial_lanes` channels × `spatial_taps_per_cycle` taps per cycle per
+            # output pixel (CoDeNet: 16 × 9, one output vector per cycle; our C++: one tap per cycle),
+            # and it ingests one PO-vector of its input per cycle (a stride-2 DW reads 4× its outputs).
+            cyc["spatial"] = max(pixp * nco, pix2 * ncs * tap_cycles)
+        else:
+            cyc["spatial"] = (pix2 + (c.w2 if c.shift else 0)) * nco
     compute_cycles = max(cyc.values())
 
     lat_cycles = int(math.ceil(p.ddr_latency_ns * 1e-9 * f))
@@ -233,7 +271,8 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     memory_s = (read_bytes + write_bytes + rmw_bytes) / bw
 
     w_words = 0
-    lanes_w = hw.bus_bits // hw.weight_bits
+    # weights per word: packed to the bus (ours), or one PI-vector per word (CoDeNet's k1 port)
+    lanes_w = hw.pi if codenet else hw.bus_bits // hw.weight_bits
     if c.conv:
         slices = _cdiv(c.weight_bits, hw.weight_bits)  # wide weights stored as hw-width slices
         w_words += c.cout * _cdiv(c.cin, lanes_w) * slices + 2 * c.cout  # weights + requant constants
@@ -268,6 +307,28 @@ def _copy_s(nbytes: float, p: ModelParams) -> float:
     return nbytes / (p.arm_copy_gbps * 1e9)
 
 
+def per_layer_wall_s(engine_s: float, starts: int, p: ModelParams) -> float:
+    """Host wall time of a layer under per-layer control: its argument writes and ap_start, then done-polls
+    until the engine has finished (the engine runs under the polling); a split layer is started per part."""
+    t_r = p.reg_read_ms * 1e-3
+    reads = max(1, math.ceil(engine_s / starts / t_r))  # the poll read returns "done" once the call has ended
+    return starts * ((p.per_layer_arg_writes * p.reg_write_ms + p.start_overhead_ms) * 1e-3 + reads * t_r)
+
+
+def _pool_only(c: CallWork) -> bool:
+    return (c.pool or c.prepool) and not (c.conv or c.spatial or c.copy or c.shift)
+
+
+def _head_call(hk: HostWork, weight_bits: int, act_bits: int) -> CallWork:
+    """A detection head's last 1×1 (`conv1x1_head`) as an engine call (ModelParams.head_on_engine)."""
+    h, w, cin = hk.in_shape
+    cout = hk.out_elems // (h * w)
+    return CallWork(name=hk.name, layers=(hk.name,), conv=True, prepool=False, pool=False, shift=False, in_h=h,
+                    in_w=w, in_cbuf=cin, in_rot=0, cin=cin, in_store_bits=act_bits, in_value_bits=act_bits,
+                    out_cbuf=cout, out_rot=0, cout=cout, out_bits=act_bits, weight_bits=weight_bits, macs=hk.macs,
+                    reads_graph_input=False)
+
+
 # ---- a batch --------------------------------------------------------------------------------------
 
 def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, control: str = "descriptor",
@@ -289,28 +350,46 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
     t_r, t_w = p.reg_read_ms * 1e-3, p.reg_write_ms * 1e-3
     ovh = p.arm_op_overhead_ms * 1e-3
 
-    calls = [call_estimate(c, hw, p, ddr) for c in wl.calls]
+    # What runs on the engine. With the shuffle on the ARM, the ARM builds every concat output, so the
+    # scheduler's pass-through copies do not run; without a pool unit, a call that only pools runs on
+    # the ARM; with head_on_engine, the heads' last 1×1 convs are engine calls.
+    work = [c for c in wl.calls if not (shuffle_on_cpu and c.copy)]
+    host_pools = [] if p.pool_unit else [c for c in work if _pool_only(c)]
+    work = [c for c in work if p.pool_unit or not _pool_only(c)]
+    heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
+    work += [_head_call(hk, hw.weight_bits, wl.act_bits) for hk in heads]
+    calls = [call_estimate(c, hw, p, ddr) for c in work]
     host: dict[str, float] = {}
     stem = None
     pre = [hk for hk in wl.host if hk.pre]
+    for c in host_pools:  # one pass over the input; the output copied into the engine's buffer
+        out_bytes = c.h3 * c.w3 * c.cout * c.out_bits / 8
+        host[c.name] = _copy_s(n * c.in_h * c.in_w * c.in_cbuf * c.in_store_bits / 8, p) + ovh
+        if not c.reads_host_output:
+            host[c.name] += _copy_s(n * out_bytes, p)
     if pre:  # host ops before the engine (CoDeNet's stem conv2d on the ARM)
         for hk in pre:
             host[hk.name] = n * hk.macs / (p.arm_gmacs * 1e9) + ovh
-        last = pre[-1]  # its packed output is copied into the engine's input buffer
-        host["input"] = _copy_s(n * last.out_elems * wl.act_bits / 8, p) + ovh
-    elif p.stem_on_cpu and wl.calls and wl.calls[0].reads_graph_input:
+        # their packed output (or that of a host pool after them) is copied into the engine's buffer
+        into = next((c.h3 * c.w3 * c.cout * c.out_bits / 8 for c in host_pools if c.reads_host_output),
+                    pre[-1].out_elems * wl.act_bits / 8)
+        host["input"] = _copy_s(n * into, p) + ovh
+    elif p.stem_on_cpu and work and work[0].reads_graph_input:
         stem = calls.pop(0)
         stem.on_host = True
-        host["stem"] = n * _host_stem_s(wl.calls[0], p) + ovh * 6
+        host["stem"] = n * _host_stem_s(work[0], p) + ovh * 6
         host["input"] = _copy_s(n * (stem.write_bytes + stem.rmw_bytes), p) + ovh  # stem output → engine buffer
     else:
         h, w, ch = wl.image_shape
         host["input"] = _copy_s(n * h * w * ch, p) + ovh
-    host["output"] = _copy_s(n * wl.engine_output_bytes, p) + ovh
+    # read back: the engine tensors the host ops need, or only the heads' outputs when they ran on the engine
+    others = [hk for hk in wl.host if not hk.pre and hk not in heads]
+    back = (wl.engine_output_bytes if others or not heads else 0) + sum(hk.out_elems * wl.act_bits / 8 for hk in heads)
+    host["output"] = _copy_s(n * back, p) + ovh
     for hwk in wl.host:
         if hwk.pre:
             continue
-        host[hwk.name] = n * hwk.macs / (p.arm_gmacs * 1e9) + ovh
+        host[hwk.name] = (0 if hwk in heads else n * hwk.macs / (p.arm_gmacs * 1e9)) + ovh
         if hwk.op == "conv1x1_head":  # CenterNet decode: 3×3 peak test per output element
             host[hwk.name] += n * hwk.out_elems * p.arm_decode_ops_per_elem / (p.arm_gmacs * 1e9)
     if shuffle_on_cpu:
@@ -329,8 +408,7 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
         control_s = 0.0
         for ce in calls:
             e = call_batch_s(ce)
-            reads = max(1, math.ceil(e / t_r))  # the poll read returns "done" once the call has ended
-            wall = p.per_layer_arg_writes * t_w + reads * t_r
+            wall = per_layer_wall_s(e, ce.starts, p)
             ce.control_s = (wall - e) / n
             ce.time_s = wall / n
             ce.bound = "control" if wall - e > e else ce.bound
@@ -341,7 +419,7 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
         # One start per engine segment: the whole table, or — with the shuffle on the ARM — the
         # calls between two concatenations (the host must copy before the next block reads).
         segments = 1 + (len(wl.concats) if shuffle_on_cpu else 0)
-        control_s = segments * (p.table_start_writes * t_w + t_r)
+        control_s = segments * (p.table_start_writes * t_w + p.start_overhead_ms * 1e-3 + t_r)
         per_call_ctrl = control_s / max(1, len(calls)) / n
         for ce in calls:
             ce.control_s = per_call_ctrl

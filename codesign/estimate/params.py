@@ -34,10 +34,17 @@ class ModelParams:
     # design target of docs/engine.md, what the MAC-array formula assumes). "template": the loops
     # of the current hls_templates/engine as written (reader moves one channel per cycle, the
     # conv stage drains its adder tree per output tile) — to see what the HLS code would give.
+    # "codenet": the loops of CoDeNet's published HLS (hqjenny/CoDeNet hls/top, CODENET_TIMING): every
+    # stage loops over pixels and pays its pipelined inner loops' depth per pixel (docs/estimator.md).
     microarch: str = "ideal"
-    # Adder-tree + requant depth drained per output tile in the "template" microarchitecture
-    # (in_tiles is pipelined but out_tiles is not): log2(PI) adder levels + multiply/requant.
+    # Adder-tree + requant depth drained per output tile in the "template" and "codenet"
+    # microarchitectures (the input-tile loop is pipelined, the output-tile loop is not).
     tile_drain_cycles: int = 8
+    # "codenet" only: cycles the 3×3 line buffer's pixel loop spends per input pixel beyond its
+    # words (loop iteration + the read loop's pipeline depth), and per 3×3 output pixel beyond its
+    # vectors (the window loop's depth: 9 reads with a modulo-(2R+1) row index).
+    linebuf_pixel_cycles: int = 0
+    window_pixel_cycles: int = 0
     # Initiation interval of the MAC array: cycles per PI×PO tile. 1 is the design target (one
     # weight tile per cycle from a fully parallel weight memory); 2 when the weight memory has
     # half the ports it needs — a common HLS outcome. Synetgy preset: see SYNETGY_TIMING.
@@ -60,6 +67,12 @@ class ModelParams:
     spatial_taps_per_cycle: int = 1
     # Whether the engine has a spatial unit at all (resources only; Synetgy's had a shift unit only).
     spatial_unit: bool = True
+    # Whether the engine has the 2×2 max-pool (and shift) stage. Without it (CoDeNet), a call that only
+    # pools runs on the ARM, and no pool/shift line buffers are built.
+    pool_unit: bool = True
+    # Most output channels one call may produce (0: no limit). CoDeNet's weight buffer holds 512
+    # output channels; its host split wider layers into calls of ≤ 512, each re-reading its input.
+    max_call_cout: int = 0
     # Requantization: "multiplier" (our M/B/S requant, DSPs) or "threshold" (Synetgy's
     # 2^A - 1 comparisons per output).
     requant: str = "multiplier"
@@ -84,6 +97,9 @@ class ModelParams:
     per_layer_arg_writes: int = 16
     # Descriptor-table control: one start per batch = 3 base addresses + descriptor count + ap_start.
     table_start_writes: int = 5
+    # Fixed cost of every engine start beyond its register accesses: the driver's call path and the
+    # engine's dataflow start-up and drain. 0 (not modelled) except CoDeNet's, fitted to its per-call times.
+    start_overhead_ms: float = 0.0
 
     # ---- ARM host (Cortex-A53, NumPy) --------------------------------------------------------
     # Effective NumPy throughput of a convolution/FC on the A53, everything included (matmul,
@@ -103,6 +119,10 @@ class ModelParams:
     # The first engine call (the 8-bit image stem) runs on the ARM instead (Synetgy preset: its
     # 4-bit MAC array cannot take 8-bit pixels; see docs/estimator.md).
     stem_on_cpu: bool = False
+    # The detection heads' last 1×1 convs (`conv1x1_head`) run as engine calls, and the host reads back
+    # only their outputs for the decode (CoDeNet's notebook runs them on the accelerator). Default: on
+    # the ARM, which reads back their inputs.
+    head_on_engine: bool = False
 
     def with_(self, **changes: Any) -> "ModelParams":
         return replace(self, **changes)
@@ -143,13 +163,22 @@ class ResourceParams:
     dsp_addr_base: int = 24
     # Address DSPs per output lane (index computations replicated per lane by unrolling). Ours: 0.
     dsp_addr_per_lane: float = 0.0
-    # Fixed infrastructure: AXI-Lite control, three AXI masters (HLS m_axi adapters with their
-    # burst FIFOs), SmartConnect/interconnect to the HP ports, processor reset, descriptor decode.
-    # Order of magnitude of HLS m_axi + SmartConnect IP reports (~3–5 k LUT per master with
-    # interconnect).
-    lut_base: int = 9000
-    ff_base: int = 12000
-    bram_base: float = 6.0  # m_axi read/write data FIFOs (≈ 1–2 BRAM36 per master direction)
+    # Fixed infrastructure: AXI-Lite control, processor reset, descriptor decode (base), and per AXI
+    # master (HLS m_axi adapter with its burst FIFOs + its SmartConnect/interconnect port to an HP
+    # port). Order of magnitude of HLS m_axi + SmartConnect IP reports (~2.5–5 k LUT per master with
+    # interconnect); BRAM: m_axi read/write data FIFOs (≈ 1 BRAM36 per master direction). Our
+    # engine has three masters (feature maps, weights, descriptors); CoDeNet's has six.
+    axi_masters: int = 3
+    lut_base: int = 1500
+    ff_base: int = 3000
+    bram_base: float = 0.0
+    lut_per_axi_master: int = 2500
+    ff_per_axi_master: int = 3000
+    bram_per_axi_master: float = 2.0
+    # The deformable line buffer's window: each tap a spatial lane reads per cycle selects one of the
+    # 2R + 1 rows — a (2R + 1):1 multiplexer per bit, ⌈(2R + 1)/4⌉ LUT6 each (a LUT6 is a 4:1 mux
+    # with MUXF7/F8 combining, UG574) — and is registered.
+    lut_per_row_mux_input: float = 0.25
     # Datapath outside the MAC array per PO output lane (pool, shift line-buffer muxes, write
     # packing, requant registers): LUT and FF per lane per activation bit.
     lut_per_lane_bit: float = 40.0
@@ -195,21 +224,37 @@ def synetgy_config(max_line: int = 7168, max_weights: int = 512 * 1024) -> Hardw
 
 # ---- CoDeNet-like design point (FPGA'21) ----------------------------------------------------------
 
-# CoDeNet's engine on the Ultra96 at 250 MHz: a 16×16 1×1 MAC array (4-bit weights × 8-bit
-# activations, DSP48E2), a 16-channel × 9-tap depthwise/deformable unit (one output vector per
-# cycle) with a 15-row (2R + 1, R = 7) line buffer, multiplier requant. The host drove it layer by
-# layer from PYNQ (one start + done-poll per call, every descriptor field an AXI-Lite register:
-# 26 + ap_start writes), and ran the stem conv and the heads' last 1×1 + decode on the ARM.
+# CoDeNet's engine on the Ultra96 at 250 MHz, as its published HLS builds it (hqjenny/CoDeNet hls/top):
+# one dataflow call = 1×1 conv (16×16 MACs, 4-bit weights × 8-bit activations, DSP48E2) → 3×3
+# depthwise/deformable (16 channels × 9 taps per cycle, 15-row line buffer), either skippable; no
+# pool or shift unit; a host split of layers wider than 512 output channels. Its loops pay a
+# pipeline depth per pixel and per output tile (microarch="codenet"): the four numbers the paper
+# does not give — tile drain, line-buffer and window cycles per pixel, the register read — are
+# fitted to the 16 per-call times of the authors' notebook (bench/estimate_codenet_fit.py,
+# reference.CODENET_CALLS_MS), not to the frame rates. The notebook's timers run from the ap_start
+# write to the done-poll (the 16 argument writes come before it: per_layer_arg_writes = 1); its
+# frame time adds the ARM's concat + channel interleave of every block (shuffle_on_cpu=True) and
+# runs the heads' last 1×1 on the accelerator. The stem conv and max-pool run on the ARM.
 CODENET_TIMING = ModelParams(mac_in_bits=8, mac_ii=1, spatial_lanes=16, spatial_taps_per_cycle=9,
-                             per_layer_arg_writes=27)
-CODENET_RESOURCE_PARAMS = ResourceParams()
+                             microarch="codenet", tile_drain_cycles=12, linebuf_pixel_cycles=51,
+                             window_pixel_cycles=22, reg_read_ms=0.01, start_overhead_ms=0.055,
+                             per_layer_arg_writes=1,
+                             max_call_cout=512, pool_unit=False, head_on_engine=True)
+# Six m_axi masters (fmap, out, k0_1, k0_3, quant, offsets: the INTERFACE pragmas of deform.cpp).
+CODENET_RESOURCE_PARAMS = ResourceParams(axi_masters=6)
 
 
 def codenet_config(graph=None, **changes: Any) -> HardwareConfig:
-    """16×16 W4A8 MACs at 250 MHz on the Ultra96; buffers sized for `graph` when given."""
-    hw = HardwareConfig(board="ultra96v2", pi=16, po=16, act_bits=8, weight_bits=4, acc_bits=32, bus_bits=128,
-                        max_channels=2048, max_width=256, max_line=256 * 128, max_weights=2048 * 1024,
-                        clock_mhz=250.0, **changes)
+    """16×16 W4A8 MACs at 250 MHz on the Ultra96.
+
+    Without `graph`: the one bitstream that ran configs a–e — weights for the largest call the
+    artifact notebook makes (1024 × 512 = 2048 × 256 weights; wider layers are split by the host at
+    512 output channels), a 3×3 line buffer for the widest 3×3 call (config e's stage 2 entry,
+    128 pixels × 128 channels). With `graph`: buffers sized exactly for it (`sized_for`).
+    """
+    hw = HardwareConfig(**{**dict(board="ultra96v2", pi=16, po=16, act_bits=8, weight_bits=4, acc_bits=32,
+                                  bus_bits=128, max_channels=2048, max_width=128, max_line=128 * 128,
+                                  max_weights=1024 * 512, clock_mhz=250.0), **changes})
     if graph is not None:
         from ..hw.scheduler import sized_for
         hw = sized_for(graph, hw)

@@ -47,6 +47,22 @@ CODENET = tuple(
         ("d", 512, "3x3 s4", 2.0, 5.2, 67.1),
         ("e", 512, "3x3 s2 + maxpool", 2.0, 4.6, 69.7),
     ))
+# Per-call times of CoDeNet's accelerator, measured by its authors on the Ultra96 (artifact notebook
+# hqjenny/CoDeNet sw/codenet.ipynb, cell 18: a ShuffleNetV2-2x CenterNet, 80 classes, 64x64x32 input
+# after the stem; every call runs 1x1 + 3x3 with deform off). Each row is (D, IC, OC, stride, ms): one
+# call on a D x D map, timed from the ap_start write to the done-poll that sees it finish. Repeated
+# calls of one shape are listed once (their times agree to 1 %). The source of CODENET_TIMING's loop
+# overheads and register read (bench/estimate_codenet_fit.py); not a frame rate.
+CODENET_CALLS_MS = (
+    (64, 32, 32, 2, 1.028), (32, 32, 128, 1, 0.609), (64, 32, 128, 2, 1.712), (32, 128, 128, 1, 0.740),
+    (32, 256, 256, 2, 1.859), (16, 256, 256, 1, 0.577), (16, 512, 512, 2, 1.586), (8, 512, 512, 1, 0.555),
+    (8, 1024, 512, 1, 0.840), (8, 2048, 1, 1, 0.152), (8, 2048, 256, 1, 0.800), (16, 256, 1, 1, 0.132),
+    (16, 256, 128, 1, 0.334), (32, 128, 1, 1, 0.374), (64, 128, 80, 1, 1.781), (64, 128, 2, 1, 1.313),
+)
+# The same notebook's ARM work: concat + 2-way channel interleave of two (1, D, D, C/2) int8 arrays
+# (numpy strided stores), (D, C, ms): an independent check of ModelParams.arm_copy_gbps (0.2-0.26 GB/s).
+CODENET_SHUFFLE_MS = ((32, 256, 1.345), (32, 256, 1.129), (16, 512, 0.627), (16, 512, 0.511), (8, 1024, 0.359),
+                      (8, 1024, 0.283))
 # CoDeNet's ARM stem time, config b (DESIGN.md §3) — the source of ModelParams.arm_gmacs.
 CODENET_STEM_MS_CONFIG_B = 7.9
 # Synetgy's channel shuffle on the ARM: block time 1.53 ms → 4.41 ms (DESIGN.md §3).

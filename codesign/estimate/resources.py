@@ -156,8 +156,9 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
         add("weight_buffer", lut=l * rp.weight_buffers, bram36=b * rp.weight_buffers)
 
     # line buffers: pool (one row of W/2 windows) and shift (two rows), PO lanes wide
-    b, l = memory_cost(_cdiv(hw.max_line, po), po * a, rp)
-    add("line_buffers", lut=3 * l, bram36=3 * b)
+    if p.pool_unit:
+        b, l = memory_cost(_cdiv(hw.max_line, po), po * a, rp)
+        add("line_buffers", lut=3 * l, bram36=3 * b)
 
     # spatial unit (dwconv3x3 / deform3x3): lanes × taps multipliers, a requant per lane, and a
     # (2R + 1)-row line buffer of the widest W × C (docs/engine.md, max_dilation)
@@ -176,6 +177,9 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
         rows = 2 * hw_max_dilation(hw) + 1
         b, l = memory_cost(_cdiv(hw.max_line, lanes), lanes * a, rp)
         add("spatial_line_buffer", lut=rows * l, bram36=rows * b)
+        # window: every tap read per cycle picks its row out of the 2R + 1 (one mux per bit), registered
+        window_bits = p.spatial_taps_per_cycle * lanes * a
+        add("spatial_line_buffer", lut=window_bits * math.ceil(rows * rp.lut_per_row_mux_input), ff=window_bits)
 
     # stream FIFOs between the dataflow stages: SRL32 shift registers when shallow
     in_depth, out_depth = 2 * _cdiv(hw.max_channels, pi), 2 * _cdiv(hw.max_channels, po)
@@ -190,7 +194,9 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
     add("datapath", lut=po * a * rp.lut_per_lane_bit + pi * ab * rp.lut_per_in_lane_bit,
         ff=po * a * rp.ff_per_lane_bit + pi * ab * rp.ff_per_in_lane_bit)
     add("address_arith", dsp=rp.dsp_addr_base + rp.dsp_addr_per_lane * po)
-    add("infrastructure", lut=rp.lut_base, ff=rp.ff_base, bram36=rp.bram_base)
+    add("infrastructure", lut=rp.lut_base + rp.axi_masters * rp.lut_per_axi_master,
+        ff=rp.ff_base + rp.axi_masters * rp.ff_per_axi_master,
+        bram36=rp.bram_base + rp.axi_masters * rp.bram_per_axi_master)
 
     tot = {k: sum(d[k] for d in parts.values()) for k in RESOURCE_KINDS}
     return ResourceEstimate(hw=hw, board=board, lut=int(round(tot["lut"])), ff=int(round(tot["ff"])),

@@ -202,3 +202,17 @@ def codenet_ir(config: str = "c", num_classes: int = 20, width: float = 1.0, res
                   {"synthetic": True, "config": config, "resolution": res, "width": width})
     validate(graph)
     return graph
+
+
+def codenet_notebook_call(d: int, ic: int, oc: int, stride: int = 1):
+    """One call of CoDeNet's accelerator as its artifact notebook makes it (reference.CODENET_CALLS_MS):
+    a 1×1 conv IC → OC on a D×D map followed by a depthwise 3×3 of stride 1 or 2, 8-bit activations,
+    4-bit weights. A `CallWork` for `cycles.call_estimate`."""
+    from .workload import CallWork
+
+    do = (d - 1) // stride + 1
+    return CallWork(name=f"D{d}_IC{ic}_OC{oc}_s{stride}", layers=("conv", "dw"), conv=True, prepool=False, pool=False,
+                    shift=False, in_h=d, in_w=d, in_cbuf=ic, in_rot=0, cin=ic, in_store_bits=8, in_value_bits=8,
+                    out_cbuf=oc, out_rot=0, cout=oc, out_bits=8, weight_bits=4,
+                    macs=d * d * ic * oc + do * do * oc * 9, reads_graph_input=False, spatial="dw",
+                    stride2=stride == 2, spatial_macs=do * do * oc * 9, spatial_weight_bits=4)

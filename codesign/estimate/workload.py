@@ -51,6 +51,7 @@ class CallWork:
     d_cbuf: int = 0  # DEFORM: channels of the dilation map's buffer (read one word per pixel)
     d_store_bits: int = 0
     copy: bool = False  # a pass-through copy inserted by the scheduler (no IR layer)
+    reads_host_output: bool = False  # its input is written by a host op before the engine (the stem)
 
     @property
     def h1(self) -> int:  # conv grid
@@ -105,6 +106,7 @@ class HostWork:
     pre: bool = False
     out_elems: int = 0  # elements of its output (decode work of a head; stem output copied to fmem)
     out_bits: int = 0
+    in_shape: tuple[int, int, int] = (0, 0, 0)  # H, W, C of its (first) input
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,7 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
     pre, calls, host = fuse_all(graph)
     buffers, views, calls = place(graph, calls, hw)
     t = graph.tensors
+    pre_out = {graph.input} | {graph.layer(n).output for n in pre}
     out: list[CallWork] = []
     for c in calls:
         vin, vout = views[c.input], views[c.output]
@@ -153,7 +156,8 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
             stride2=bool(sp is not None and sp.op == "dwconv3x3" and sp.attrs.get("stride", 1) == 2),
             upsample=c.upsample, in_stride=max(1, vin.stride), out_stride=max(1, vout.stride),
             spatial_macs=layer_macs(graph, sp) if sp else 0, spatial_weight_bits=sp.attrs["weight_bits"] if sp else 0,
-            d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0, copy=c.is_copy))
+            d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0, copy=c.is_copy,
+            reads_host_output=c.input in pre_out and c.input != graph.input))
     host_work = []
     for name, is_pre in [(n, True) for n in pre] + [(n, False) for n in host]:
         layer = graph.layer(name)
@@ -161,14 +165,14 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
             continue
         o = t[layer.output]
         n_out = o.shape[0] * o.shape[1] * o.shape[2]
+        shape_in = tuple(t[layer.inputs[0]].shape)
         if layer.op == "globalsumpool":
-            h, w, c = t[layer.inputs[0]].shape
-            host_work.append(HostWork(name, layer.op, h * w * c, 0, is_pre, n_out, o.bits))
+            h, w, c = shape_in
+            host_work.append(HostWork(name, layer.op, h * w * c, 0, is_pre, n_out, o.bits, shape_in))
         else:  # linear, conv2d (stem), conv1x1_head
             host_work.append(HostWork(name, layer.op, layer_macs(graph, layer), int(layer.params["weight"].size),
-                                      is_pre, n_out, o.bits))
+                                      is_pre, n_out, o.bits, shape_in))
     # What the host reads back: every engine tensor a host layer (or the graph's output) needs.
-    pre_out = {graph.input} | {graph.layer(n).output for n in pre}
     back: list[str] = []
     for name in host:
         for i in graph.layer(name).inputs:
