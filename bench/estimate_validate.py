@@ -15,10 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from codesign.estimate import (SYNETGY_RESOURCES, SYNETGY_TIMING, ModelParams, estimate, explore, resources,
-                               synetgy_config, workload, write_report)
-from codesign.estimate.reference import SYNETGY, SYNETGY_SHUFFLE_BLOCK_MS, relative_error
-from codesign.estimate.synthetic import diracdeltanet_ir
+from codesign.estimate import (CODENET_RESOURCE_PARAMS, CODENET_TIMING, SYNETGY_RESOURCES, SYNETGY_TIMING, ModelParams,
+                               codenet_config, estimate, explore, resources, synetgy_config, workload, write_report)
+from codesign.estimate.reference import (CODENET, CODENET_RESOURCES, SYNETGY, SYNETGY_SHUFFLE_BLOCK_MS,
+                                         relative_error)
+from codesign.estimate.synthetic import codenet_ir, diracdeltanet_ir
 from codesign.hw.scheduler import sized_for
 
 
@@ -41,6 +42,42 @@ def block_ms(wl, hw, params, batch: int, shuffle: bool, block: str = "stage1_1")
         _, h, w, c, bits = next(x for x in wl.concats if x[0] == block)
         t += batch * h * w * c * bits / 8 / (params.arm_copy_gbps * 1e9) + params.arm_op_overhead_ms * 1e-3
     return 1e3 * t
+
+
+def sensitivity_row(name: str, errs: list[float], width: int) -> str:
+    return f"  {name:<{width}} " + " ".join(f"{100 * x:+5.0f}%" for x in errs) + f"   max {100 * max(map(abs, errs)):.0f}%"
+
+
+def codenet() -> None:
+    """CoDeNet configs a–e on CODENET_TIMING (its HLS loops, per-layer PYNQ control, shuffle on the ARM)."""
+    print("\n== CoDeNet-like: 16x16 + 16x9 3x3 unit, 250 MHz, Ultra96, per-layer control, shuffle on the ARM ==")
+    wls = {p.config["config"]: workload(codenet_ir(p.config["config"]), 8) for p in CODENET}
+    hws = {c: codenet_config(codenet_ir(c)) for c in wls}
+
+    def errors(params):
+        return [relative_error(estimate(wls[c], hws[c], control="per_layer", shuffle_on_cpu=True, params=params).fps,
+                               p.fps[1]) for c, p in zip(wls, CODENET)]
+    print(f"{'config':>6} {'model FPS':>10} {'published':>10} {'error':>8}   breakdown per frame (ms)")
+    for c, point in zip(wls, CODENET):
+        e = estimate(wls[c], hws[c], control="per_layer", shuffle_on_cpu=True, params=CODENET_TIMING)
+        host = ", ".join(f"{k} {1e3 * v:.1f}" for k, v in e.host_s.items())
+        print(f"{c:>6} {e.fps:>10.1f} {point.fps[1]:>10.1f} {100 * relative_error(e.fps, point.fps[1]):>+7.1f}%   "
+              f"engine {1e3 * e.engine_s:.1f}, control {1e3 * e.control_s:.1f} "
+              f"({sum(x.starts for x in e.calls)} starts), host [{host}]")
+    r = resources(codenet_config(), CODENET_TIMING, CODENET_RESOURCE_PARAMS)
+    print("resources (the bitstream that ran a-e):")
+    for k, pub in CODENET_RESOURCES.items():
+        v = r.used()[k]
+        print(f"  {k:<7} model {v:>9,.0f}  published {pub:>9,.0f}  error {100 * relative_error(v, pub):+6.1f}%")
+    print("sensitivity (FPS error a..e):")
+    for name, changes in (("as documented", {}), ("16 argument writes too", {"per_layer_arg_writes": 17}),
+                          ("reg_read 0.04 ms", {"reg_read_ms": 0.04}), ("arm_copy 0.2 GB/s", {"arm_copy_gbps": 0.2}),
+                          ("arm_copy 0.4 GB/s", {"arm_copy_gbps": 0.4}),
+                          ("heads' 1x1 on the ARM", {"head_on_engine": False}),
+                          ("no 512-channel split", {"max_call_cout": 0}),
+                          ("ideal loops (II = 1)", {"microarch": "ideal"})):
+        errs = errors(CODENET_TIMING.with_(**changes))
+        print(sensitivity_row(name, errs, 24))
 
 
 def main() -> None:
@@ -86,7 +123,9 @@ def main() -> None:
         p = SYNETGY_TIMING.with_(**changes)
         errs = [relative_error(estimate(wl, hw, batch=b, control="per_layer", shuffle_on_cpu=True, params=p).fps, f)
                 for b, f in SYNETGY.fps.items()]
-        print(f"  {name:<20} " + " ".join(f"{100 * x:+5.0f}%" for x in errs) + f"   max {100 * max(map(abs, errs)):.0f}%")
+        print(sensitivity_row(name, errs, 20))
+
+    codenet()
 
     print("\n== our engine: descriptor table, same 32x32 array (4-bit MAC inputs like Synetgy's) ==")
     ours_syn = ModelParams(mac_in_bits=4)
