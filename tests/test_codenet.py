@@ -4,7 +4,7 @@ import torch
 
 from codesign.models import ModelConfigError, build_model
 from codesign.models.codenet import CODENET_CONFIGS, CoDeNet, ShuffleBlock, interleave_channels
-from codesign.models.deform import DeformConvBNAct
+from codesign.models.deform import DeformConv3x3, DeformConvBNAct
 from codesign.models.layers import QuantSpec
 from codesign.models.summary import count_params, summarize
 from codesign.train.checkpoint import load_checkpoint, save_checkpoint
@@ -14,30 +14,66 @@ TINY = {"model": "codenet", "num_classes": 5, "config": "a", "width": 0.25, "res
         "quant": {"weight_bits": 4, "act_bits": 8, "first_weight_bits": 8}}
 
 
-def deform_tap_macs(model: torch.nn.Module, resolution: int) -> int:
-    """The deformable depthwise taps (9 per output value), which `summarize` cannot see: the
-    square op reads `dw`'s weights without calling it."""
-    macs = []
-    hooks = [m.register_forward_hook(lambda mod, i, out: macs.append(9 * out[0].numel()))
-             for m in model.modules() if isinstance(m, DeformConvBNAct)]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, resolution, resolution))
-    for h in hooks:
-        h.remove()
-    return sum(macs)
-
-
 def test_config_c_matches_the_paper():
     model = build_model({"model": "codenet", "config": "c", "num_classes": 20}, quantize=False)
     assert model.config["resolution"] == 512
     params = count_params(model)
-    macs = sum(r.macs for r in summarize(model, 512))
-    taps = deform_tap_macs(model, 512)
+    rows = summarize(model, 512)
+    macs = sum(r.macs for r in rows)
+    taps = sum(r.macs for r in rows if r.kind.startswith("deform"))
     print(f"\nCoDeNet config c, 512², 20 classes: {params / 1e6:.3f} M params (paper 1.59 M), "
-          f"{macs / 1e9:.3f} G MACs in conv layers + {taps / 1e6:.1f} M deformable taps = "
-          f"{(macs + taps) / 1e9:.3f} G (paper 1.14 G)")
+          f"{macs / 1e9:.3f} G MACs incl. {taps / 1e6:.1f} M deformable taps (paper 1.14 G)")
     assert abs(params / PAPER_PARAMS - 1) < 0.05
-    assert abs(macs / PAPER_MACS - 1) < 0.05 and abs((macs + taps) / PAPER_MACS - 1) < 0.05
+    assert abs(macs / PAPER_MACS - 1) < 0.05
+    assert taps == 9 * (1024 * 16 * 16 + 256 * 32 * 32 + 128 * 64 * 64)  # 9.4 M: neck1..3 at 16², 32², 64²
+
+
+def test_summary_counts_the_deformable_taps_and_the_offset_convs():
+    """The square deformable conv applies `dw`'s weights through a gather, never through the conv's
+    forward: `summarize` still gives the taps a row (9 MACs per output value, as a depthwise 3×3),
+    after the offset conv's own row (1×1, c → 1)."""
+    model = build_model(TINY, quantize=False)
+    rows = summarize(model, TINY["resolution"])
+    by_name = {r.name: r for r in rows}
+    blocks = [name for name, m in model.named_modules() if isinstance(m, DeformConvBNAct)]
+    assert len(blocks) == 3
+    for name in blocks:
+        taps, offset = by_name[f"{name}.dw"], by_name[f"{name}.offset"]
+        c, h, w = taps.out_shape
+        assert taps.kind == "deform3x3/dw" and taps.macs == 9 * c * h * w and taps.params == 9 * c
+        assert offset.kind == "conv1x1" and offset.out_shape == (1, h, w) and offset.macs == c * h * w
+        assert rows.index(offset) < rows.index(taps)
+    # every weight the model holds is in some row (BN affine parameters aside)
+    bn = sum(p.numel() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for p in m.parameters())
+    assert sum(r.params for r in rows) == count_params(model) - bn
+
+
+@pytest.mark.parametrize("depthwise", [True, False])
+def test_summary_counts_the_ablation_family_taps(depthwise):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), DeformConv3x3(8, 8, depthwise=depthwise, square=False))
+    rows = {r.name: r for r in summarize(model, 6)}
+    assert rows["1.offset"].kind == "conv3x3" and rows["1.offset"].macs == 18 * 8 * 9 * 36
+    per_out = 9 if depthwise else 9 * 8
+    assert rows["1"].kind == "deform3x3" + ("/dw" if depthwise else "") and rows["1"].macs == 8 * 36 * per_out
+
+
+def test_default_quantization_is_w4a8():
+    """Without "quant" CoDeNet is W4A8 with 8-bit first-layer weights (DiracDeltaNet keeps W4A4);
+    the fields an explicit "quant" gives win, the others keep CoDeNet's defaults."""
+    config = {"model": "codenet", "config": "a", "num_classes": 3, "width": 0.125, "resolution": 64}
+    model = build_model(config)
+    assert model.config["quant"] == {"quantize": True, "weight_bits": 4, "act_bits": 8, "first_weight_bits": 8,
+                                     "fc_weight_bits": 8}
+    assert model.backbone.stage2_0.branch_main[0].act.act_quant.bit_width() == 8
+    assert model.backbone.stem.conv.quant_weight().bit_width == 8
+    assert model.neck.neck1.conv.conv.quant_weight().bit_width == 4
+    assert build_model(config, quantize=False).config["quant"]["act_bits"] == 8
+    explicit = build_model({**config, "quant": {"act_bits": 4, "first_weight_bits": 6}})
+    assert explicit.config["quant"] == {"quantize": True, "weight_bits": 4, "act_bits": 4, "first_weight_bits": 6,
+                                        "fc_weight_bits": 8}
+    assert explicit.backbone.stage2_0.branch_main[0].act.act_quant.bit_width() == 4
+    dirac = build_model({"model": "diracdeltanet", "width": 0.25, "resolution": 32})
+    assert dirac.config["quant"]["act_bits"] == 4
 
 
 @pytest.mark.parametrize("config", sorted(CODENET_CONFIGS))

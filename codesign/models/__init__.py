@@ -5,23 +5,28 @@ from typing import Any
 
 from torch import nn
 
-from .codenet import CoDeNet
+from .codenet import CODENET_QUANT, CoDeNet
 from .diracdeltanet import DiracBlock, DiracDeltaNet, DiracDownBlock
 from .layers import ModelConfigError, QuantSpec
 
 MODELS = {"diracdeltanet": DiracDeltaNet, "codenet": CoDeNet}
+# Each model's bit widths where its config says nothing: DiracDeltaNet W4A4 (Synetgy), CoDeNet W4A8
+# (4-bit per-channel weights, 8-bit activations, 8-bit first-layer weights).
+DEFAULT_QUANT = {"diracdeltanet": QuantSpec(), "codenet": CODENET_QUANT}
 
 
 def build_model(config: dict[str, Any], quantize: bool | None = None) -> nn.Module:
     """Build a model from its `config` dict (as stored in checkpoints).
 
-    `quantize` overrides config["quant"]["quantize"] (float pre-training builds the float twin).
+    config["quant"] holds QuantSpec fields; the ones it leaves out (or all, without "quant") take
+    the model's defaults (`DEFAULT_QUANT`). `quantize` overrides config["quant"]["quantize"] (float
+    pre-training builds the float twin).
     """
     cfg = dict(config)
     name = cfg.pop("model", None)
     if name not in MODELS:
         raise ModelConfigError(f"unknown model {name!r} (known: {', '.join(sorted(MODELS))})")
-    quant = dict(cfg.pop("quant", {}))
+    quant = {**DEFAULT_QUANT[name].to_dict(), **cfg.pop("quant", {})}
     if quantize is not None:
         quant["quantize"] = quantize
     try:
@@ -36,4 +41,4 @@ def build_model(config: dict[str, Any], quantize: bool | None = None) -> nn.Modu
         raise ModelConfigError(f"bad {name} settings: {e}") from None
 
 
-__all__ = ["DiracBlock", "DiracDeltaNet", "DiracDownBlock", "MODELS", "ModelConfigError", "QuantSpec", "build_model"]
+__all__ = ["DEFAULT_QUANT", "DiracBlock", "DiracDeltaNet", "DiracDownBlock", "MODELS", "ModelConfigError", "QuantSpec", "build_model"]
