@@ -37,6 +37,7 @@ from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.memory import initial_fmem, read_tensor  # noqa: E402
 from codesign.hw.scheduler import sized_for  # noqa: E402
 from codesign.models.codenet import CODENET_CONFIGS  # noqa: E402
+from codesign.models.calibrated import random_calibrated_model  # noqa: E402
 from codesign.quant import export_model  # noqa: E402
 
 MODELS = ("diracdeltanet", "codenet")
@@ -58,13 +59,10 @@ def diracdeltanet_graph(args: argparse.Namespace) -> tuple[str, Graph]:
 
 
 def codenet_graph(args: argparse.Namespace) -> tuple[str, Graph]:
-    sys.path.insert(0, str(BENCH.parent))  # the repository root: the CoDeNet tests' calibration helper
-    from tests.test_codenet_ir import calibrated_codenet
-
     res = CODENET_CONFIGS[args.codenet_config]["resolution"]
     config = {"model": "codenet", "config": args.codenet_config, "width": 1.0, "resolution": res,
               "num_classes": 20}  # no "quant": CoDeNet's default, W4A8 with 8-bit first-layer weights
-    model = calibrated_codenet(config, steps=2)
+    model = random_calibrated_model(config, steps=2)
     return f"CoDeNet {args.codenet_config} {res}² W4A8", export_model(model)
 
 

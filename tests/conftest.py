@@ -2,22 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from codesign.models import build_model
+from codesign.models.calibrated import random_calibrated_model
 
 TINY = {"model": "diracdeltanet", "num_classes": 10, "width": 0.25, "resolution": 32}
 
 
 def calibrated_qat_model(config: dict = TINY, seed: int = 0, steps: int = 10) -> torch.nn.Module:
-    """A QAT model with random weights whose BN statistics and activation scales have been
-    calibrated on random images, so activations are neither all zero nor all saturated."""
-    torch.manual_seed(seed)
-    model = build_model(config)
-    model.train()
-    res = config["resolution"]
-    with torch.no_grad():
-        for _ in range(steps):
-            model(torch.randint(0, 256, (16, 3, res, res)).float() / 255)
-    return model.eval()
+    """The tiny model (random weights, calibrated on random images; see random_calibrated_model)."""
+    return random_calibrated_model(config, seed, steps, batch=16)
 
 
 def random_images(n: int, res: int, seed: int = 0) -> np.ndarray:

@@ -20,7 +20,7 @@ from codesign.hw.scheduler import ScheduleError, schedule, sized_for
 from codesign.hw.verify import verify
 from codesign.quant import export_model, requant_constants
 
-from .test_codenet_ir import calibrated_codenet
+from codesign.models.calibrated import random_calibrated_model
 
 # One engine build serves the fuzz and the reduced CoDeNet: 8-bit activations (CoDeNet's), a small
 # MAC array (PI=4, PO=8) that random channel counts rarely fill, a 64-bit bus (8 lanes per word, so
@@ -205,7 +205,7 @@ def test_fuzz_covers_spread_dilations_and_strided_views():
 @pytest.fixture(scope="module", params=["a", "b"])
 def codenet_graph(request):
     """Config a (3×3/s4 stem) and b (3×3/s2 stem + 2×2 max-pool on the engine), random calibrated weights."""
-    return export_model(calibrated_codenet({**REDUCED, "config": request.param}, steps=3))
+    return export_model(random_calibrated_model({**REDUCED, "config": request.param}, steps=3))
 
 
 def test_reduced_codenet_csim_bit_exact(engine, codenet_graph):

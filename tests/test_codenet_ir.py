@@ -13,6 +13,7 @@ from torch import nn
 from codesign.golden import GoldenModel
 from codesign.graph import Graph, IRError, Layer, TensorInfo, load, save, validate
 from codesign.models import build_model
+from codesign.models.calibrated import random_calibrated_model
 from codesign.models.deform import DeformConvBNAct, DWConvBNAct, Upsample2x
 from codesign.models.layers import ConvBNAct, InputQuant, QuantSpec
 from codesign.quant import ExportError, export_model
@@ -21,33 +22,9 @@ CODENET_TINY = {"model": "codenet", "config": "a", "width": 0.125, "resolution":
                 "quant": {"act_bits": 8, "weight_bits": 4}}
 
 
-def calibrated_codenet(config: dict = CODENET_TINY, seed: int = 0, steps: int = 6) -> nn.Module:
-    """A QAT CoDeNet with random weights, BN statistics and activation scales calibrated on random
-    images, and offset convs drawn so that the dilations spread over several values."""
-    torch.manual_seed(seed)
-    model = build_model(config)
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.momentum = None  # cumulative average: calibrated in a few steps
-        if name.endswith(".offset") and hasattr(mod, "weight"):
-            nn.init.normal_(mod.weight, std=0.3)
-            nn.init.constant_(mod.bias, 2.0)
-    res = config["resolution"]
-    model.train()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convs: threads only spin (seconds per step on a loaded 2-core box)
-    try:
-        with torch.no_grad():
-            for _ in range(steps):
-                model(torch.randint(0, 256, (8, 3, res, res)).float() / 255)
-    finally:
-        torch.set_num_threads(threads)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def codenet_model():
-    return calibrated_codenet()
+    return random_calibrated_model(CODENET_TINY)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +195,7 @@ def test_codenet_golden_agrees_with_fake_quant(codenet_model, codenet_graph):
 
 
 def test_stem_s2pool_config_exports_conv2d_then_maxpool():
-    model = calibrated_codenet({**CODENET_TINY, "config": "b"}, steps=2)
+    model = random_calibrated_model({**CODENET_TINY, "config": "b"}, steps=2)
     g = export_model(model)
     assert [la.op for la in g.layers[:2]] == ["conv2d", "maxpool2x2"]
     # the stem keeps its 24 channels at any width

@@ -17,12 +17,12 @@ from codesign.hls.project import write_project
 from codesign.quant import export_model
 
 from .test_codenet_csim import HW, REDUCED
-from .test_codenet_ir import calibrated_codenet
+from codesign.models.calibrated import random_calibrated_model
 
 
 @pytest.fixture(scope="module")
 def codenet_graph():
-    return export_model(calibrated_codenet({**REDUCED, "config": "a"}, steps=3))
+    return export_model(random_calibrated_model({**REDUCED, "config": "a"}, steps=3))
 
 
 @pytest.fixture(scope="module")
