@@ -9,15 +9,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import CodesignError
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 EXIT_USER_ERROR = 2
 
 
 def _model_config_from_args(args: argparse.Namespace) -> dict:
     """A build_model config of the options given; the model's own defaults fill in the rest."""
-    given = lambda pairs: {k: v for k, v in pairs if v is not None}  # noqa: E731
+    def given(pairs: list[tuple[str, object]]) -> dict:
+        return {k: v for k, v in pairs if v is not None}
+
     quant = given([("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
                    ("first_weight_bits", args.first_bits), ("fc_weight_bits", args.fc_bits)])
     return {"model": args.model, **given([("num_classes", args.classes), ("width", args.width),
@@ -51,20 +57,20 @@ DETECTORS = ("codenet",)  # models trained by codesign.detection (boxes) rather 
 
 
 def _model_name(argv: list[str]) -> str | None:
-    """The model named by --model in a train command line (a name, or JSON / a .json file naming one)."""
-    for i, arg in enumerate(argv):
-        value = arg.split("=", 1)[1] if arg.startswith("--model=") else argv[i + 1] if arg == "--model" and \
-            i + 1 < len(argv) else None
-        if value is None:
-            continue
-        if value.endswith(".json") or value.lstrip().startswith("{"):
-            try:
-                config = json.loads(Path(value).read_text() if value.endswith(".json") else value)
-            except (OSError, json.JSONDecodeError):
-                return None  # the trainer's own parser reports it
-            return config.get("model") if isinstance(config, dict) else None
-        return value
-    return None
+    """The model named by the last --model in a train command line (as argparse takes the last):
+    a name, or JSON / a .json file naming one."""
+    values = [arg.split("=", 1)[1] if arg.startswith("--model=") else argv[i + 1]
+              for i, arg in enumerate(argv) if arg.startswith("--model=") or (arg == "--model" and i + 1 < len(argv))]
+    if not values:
+        return None
+    value = values[-1]
+    if value.endswith(".json") or value.lstrip().startswith("{"):
+        try:
+            config = json.loads(Path(value).read_text() if value.endswith(".json") else value)
+        except (OSError, json.JSONDecodeError):
+            return None  # the trainer's own parser reports it
+        return config.get("model") if isinstance(config, dict) else None
+    return value
 
 
 def train_parser(model: str | None) -> argparse.ArgumentParser:
@@ -74,14 +80,14 @@ def train_parser(model: str | None) -> argparse.ArgumentParser:
     if model in DETECTORS:
         from .detection import add_detection_train_arguments
 
-        p = argparse.ArgumentParser(prog="codesign train --model codenet",
+        p = argparse.ArgumentParser(prog="codesign train --model codenet", allow_abbrev=False,
                                     description="CoDeNet: float pre-training then W4A8 QAT on a VOC-format set")
         p.add_argument("--model", type=model_spec, dest="model_spec", required=True,
                        help="codenet, or a CoDeNet model config as JSON or a .json file")
         add_detection_train_arguments(p)
         return p
 
-    p = argparse.ArgumentParser(prog="codesign train", description="float pre-training then QAT; "
+    p = argparse.ArgumentParser(prog="codesign train", allow_abbrev=False, description="float pre-training then QAT; "
                                 f"`--model {DETECTORS[0]} --help` lists the detector's options")
     add_train_arguments(p)
     return p
@@ -126,8 +132,6 @@ def _load_images(args: argparse.Namespace, resolution: int):
     from .data import load_dataset
 
     if args.dataset:
-        if args.split not in ("train", "test"):
-            raise CodesignError(f"--split {args.split}: a classification data set has the splits train and test")
         data = load_dataset(args.dataset, resolution, args.split)
         return data.images, data.labels, data.class_names
     from .data.classification import load_image_files
@@ -157,11 +161,11 @@ def cmd_golden(args: argparse.Namespace) -> None:
         print(f"golden model top-1 on {len(labels)} images: {100 * float(np.mean(top1 == labels)):.2f} %")
 
 
-def _golden_detection(args: argparse.Namespace, graph) -> None:
+def _golden_detection(args: argparse.Namespace, graph: Graph) -> None:
     """A detector's IR: its boxes per image (--images) or its AP50 on a VOC split (--dataset);
     --draw writes every image with its boxes (and the ground truth, white) as PNG."""
     from .detection import draw_detections, mean_ap
-    from .driver.postprocess import detections_from_outputs
+    from .driver.postprocess import check_detector_classes, detections_from_outputs, detector_classes
     from .golden import GoldenModel
 
     golden = GoldenModel(graph)
@@ -171,6 +175,7 @@ def _golden_detection(args: argparse.Namespace, graph) -> None:
         from .data.voc import load_detection_set
 
         data = load_detection_set(args.dataset, args.split, res)
+        check_detector_classes(graph, data.class_names, args.dataset)
         images, ids, truth, names = data.images, data.ids, data.boxes, data.class_names
     else:
         from .data.classification import load_image_files
@@ -181,7 +186,7 @@ def _golden_detection(args: argparse.Namespace, graph) -> None:
         outputs = golden.run_outputs(images[i:i + 32])
         detections += detections_from_outputs(outputs, graph, res, args.top_k)
     if not names:
-        names = [str(c) for c in range(graph.tensors[graph.outputs[0]].shape[-1])]
+        names = [str(c) for c in range(detector_classes(graph))]
     if args.images:
         for path, det in zip(args.images, detections):
             keep = det.scores >= args.score
@@ -209,6 +214,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
     model, _ = load_checkpoint(args.checkpoint)
     graph = load(args.ir)
+    exported_from = graph.meta.get("model_config")
+    if exported_from is not None and exported_from != model.config:
+        differ = sorted(k for k in set(exported_from) | set(model.config) if exported_from.get(k) != model.config.get(k))
+        raise CodesignError(f"{args.ir} was not exported from {args.checkpoint}'s model: they differ in "
+                            + ", ".join(f"{k} ({exported_from.get(k)!r} vs {model.config.get(k)!r})" for k in differ))
     res = graph.tensors[graph.input].shape[0]
     if is_detector(graph):
         from .data.voc import load_detection_set
@@ -224,7 +234,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         report = compare(model, graph, data.images, data.labels)
     print(report.format())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.__dict__, indent=1, sort_keys=True))
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1, sort_keys=True))
 
 
 def _hw_for(args: argparse.Namespace, graph):

@@ -21,10 +21,10 @@ RES = 64
 def trained(tmp_path_factory):
     """A tiny CoDeNet trained by `codesign train --model codenet`, exported by `codesign export`."""
     tmp = tmp_path_factory.mktemp("codenet-cli")
-    voc = write_synthetic_voc(tmp / "shapes", 96, RES, seed=0)
+    voc = write_synthetic_voc(tmp / "shapes", 160, RES, seed=0)
     ckpt, ir = tmp / "codenet.pt", tmp / "codenet.ir"
     assert main(["train", "--model", '{"model": "codenet", "width": 0.25}', "--config", "a", "--dataset", str(voc),
-                 "--resolution", str(RES), "--float-epochs", "3", "--qat-epochs", "1", "--batch-size", "16",
+                 "--resolution", str(RES), "--float-epochs", "12", "--qat-epochs", "1", "--batch-size", "16", "--lr", "0.01",
                  "--threads", "1", "--no-progress", "-o", str(ckpt)]) == 0
     assert main(["export", str(ckpt), "-o", str(ir)]) == 0
     return voc, ckpt, ir
@@ -35,7 +35,8 @@ def test_train_command_builds_the_detector_it_was_asked_for(trained):
     model, meta = load_checkpoint(ckpt)
     assert (model.config["model"], model.config["config"], model.config["width"]) == ("codenet", "a", 0.25)
     assert model.config["quant"]["act_bits"] == 8 and model.config["quant"]["weight_bits"] == 4
-    assert [h["phase"] for h in meta["metrics"]["history"]] == ["float"] * 3 + ["qat"]
+    assert [h["phase"] for h in meta["metrics"]["history"]] == ["float"] * 12 + ["qat"]
+    assert meta["metrics"]["qat_ap50"] > 1  # it has learned something, so the AP checks below can fail
     assert load(ir).meta["class_names"] == ["circle", "square", "triangle", "cross", "star"]
 
 
@@ -47,7 +48,7 @@ def test_golden_reports_ap50_and_draws_boxes(trained, tmp_path, capsys):
     golden_ap = float(re.search(r"AP50 \(VOC07 11-point\) on (\d+) images .*: ([\d.]+) %", out).group(2))
     data = load_detection_set(voc, "test", RES)
     fq_ap, _ = evaluate_ap(load_checkpoint(ckpt)[0], data)
-    assert abs(golden_ap - fq_ap) <= 1.0, out  # the same model, integer vs fake-quant
+    assert fq_ap > 1 and abs(golden_ap - fq_ap) <= 1.0, out  # the same model, integer vs fake-quant
     for name in ("circle", "star"):
         assert re.search(rf"^  {name} +(n/a|[\d.]+) %$", out, re.M), out
     pngs = sorted(tmp_path.glob("*.png"))
@@ -72,9 +73,12 @@ def test_compare_finds_the_golden_boxes_equal(trained, capsys):
     report = compare_detection(load_checkpoint(ckpt)[0], load(ir), load_detection_set(voc, "test", RES),
                                min_score=0.02)
     assert report.boxes >= 20  # enough confident boxes for the share to mean something
-    assert report.box_agreement >= 0.98, report.format()
-    assert abs(report.golden_ap50 - report.fakequant_ap50) <= 1.0
-    assert min(report.layer_identical.values()) >= 0.95
+    # 97 % when written: this barely trained model's scores crowd near its 0.1 prior, where the
+    # ±1 seeds spreading through 60 8-bit layers move them past the 0.02 tolerance (the trained
+    # preset is held to 98 % in tests/test_detection.py; a wrong dequantization gave 33 %)
+    assert report.box_agreement >= 0.95, report.format()
+    assert report.fakequant_ap50 > 1 and abs(report.golden_ap50 - report.fakequant_ap50) <= 1.0
+    assert min(report.layer_identical.values()) >= 0.9  # spread seeds again (94.7 % when written)
     assert main(["compare", "--checkpoint", str(ckpt), "--ir", str(ir), "--dataset", str(voc), "--score", "0.02"]) == 0
     assert "equal boxes golden vs fake-quant" in capsys.readouterr().out
 
@@ -86,11 +90,48 @@ def test_count_equal_boxes_needs_class_box_and_score():
         return Detections(np.asarray(boxes, np.float32), np.asarray(scores, np.float32), np.asarray(labels))
 
     ref = [d([[0, 0, 10, 10], [5, 5, 9, 9], [1, 1, 2, 2]], [0.9, 0.5, 0.01], [0, 1, 0])]
-    assert count_equal_boxes(ref, ref, 0.1, 0.5) == (2, 2)  # the 0.01 box is below min_score
-    assert count_equal_boxes(ref, [d([[0, 0, 10, 10.4], [5, 5, 9, 9]], [0.905, 0.5], [0, 0])], 0.1, 0.5) == (2, 1)
-    assert count_equal_boxes(ref, [d([[0, 0, 10, 11]], [0.9], [0])], 0.1, 0.5) == (2, 0)
-    assert count_equal_boxes(ref, [d([[0, 0, 10, 10]], [0.8], [0])], 0.1, 0.5) == (2, 0)
+    assert count_equal_boxes(ref, ref, 0.1, 0.5) == (4, 4)  # 2 boxes each way; 0.01 is below min_score
+    near = [d([[0, 0, 10, 10.4], [5, 5, 9, 9]], [0.905, 0.5], [0, 0])]  # the first equal, the second's class not
+    assert count_equal_boxes(ref, near, 0.1, 0.5) == (4, 2)
+    assert count_equal_boxes(ref, [d([[0, 0, 10, 11]], [0.9], [0])], 0.1, 0.5) == (3, 0)  # 1 px off
+    assert count_equal_boxes(ref, [d([[0, 0, 10, 10]], [0.8], [0])], 0.1, 0.5) == (3, 0)  # score off
     assert count_equal_boxes(ref, [d(np.zeros((0, 4)), [], [])], 0.1, 0.5) == (2, 0)
+    extra = [d([[0, 0, 10, 10], [5, 5, 9, 9], [20, 20, 30, 30]], [0.9, 0.5, 0.7], [0, 1, 2])]
+    assert count_equal_boxes(ref, extra, 0.1, 0.5) == (5, 4)  # a box only the other model has counts too
+    with pytest.raises(ValueError, match="1 and 2 images"):
+        count_equal_boxes(ref, ref + ref, 0.1, 0.5)
+
+
+def test_train_picks_the_trainer_by_the_last_model_option(capsys):
+    from codesign.cli import _model_name
+
+    assert _model_name(["--model", "diracdeltanet", "--model=codenet"]) == "codenet"
+    assert _model_name(["--model", '{"model": "codenet", "width": 0.5}']) == "codenet"
+    assert _model_name(["--lr", "0.1", "--model"]) is None  # argparse reports the missing value
+    with pytest.raises(SystemExit):  # no abbreviations: `--mod codenet` must not train a classifier
+        main(["train", "--mod", "codenet"])
+    assert "unrecognized arguments: --mod codenet" in capsys.readouterr().err
+
+
+def test_compare_refuses_a_checkpoint_the_ir_was_not_exported_from(trained, tiny_graph, tmp_path, capsys):
+    from codesign.graph import save
+
+    voc, ckpt, _ = trained
+    other = save(tiny_graph, tmp_path / "dirac.ir")
+    assert main(["compare", "--checkpoint", str(ckpt), "--ir", str(other), "--dataset", str(voc)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was not exported from" in err[0] and "model ('diracdeltanet' vs 'codenet')" in err[0]
+
+
+def test_golden_refuses_a_data_set_with_other_classes(trained, tmp_path, capsys):
+    import shutil
+
+    voc, _, ir = trained
+    other = shutil.copytree(voc, tmp_path / "voc")
+    names = (other / "classes.txt").read_text().split()
+    (other / "classes.txt").write_text("\n".join(names + ["hexagon"]) + "\n")
+    assert main(["golden", "--ir", str(ir), "--dataset", str(other)]) == 2
+    assert "has 6 classes but the detector's heatmap has 5" in capsys.readouterr().err
 
 
 def test_detection_commands_reject_bad_input(trained, tmp_path, capsys):

@@ -122,6 +122,19 @@ def is_detector(graph: Any) -> bool:
     return HEADS <= {head_name(name) for name in graph.outputs}
 
 
+def detector_classes(graph: Any) -> int:
+    """The number of classes of a detector graph: its heatmap head's channels."""
+    name = next(n for n in graph.outputs if head_name(n) == "heatmap")
+    return graph.tensors[name].shape[-1]
+
+
+def check_detector_classes(graph: Any, class_names: list[str], source: str) -> None:
+    """A data set's classes must be the detector's (AP is computed per heatmap channel)."""
+    n = detector_classes(graph)
+    if len(class_names) != n:
+        raise CodesignError(f"{source} has {len(class_names)} classes but the detector's heatmap has {n}")
+
+
 def detections_from_outputs(outputs: dict[str, np.ndarray], graph: Any, input_size: int, top_k: int
                             ) -> list[Any] | None:
     """CenterNet decode of a batch of integer head outputs ({graph output: (N, H, W, C)}) into

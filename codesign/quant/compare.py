@@ -8,13 +8,17 @@ top-1 agreement and both accuracies (classifiers) or the share of equal boxes an
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..errors import CodesignError
+from ..data.voc import DetectionSet
+from ..detection.decode import Detections
 from ..golden import GoldenModel
 from ..graph import Graph
 from ..models.codenet import StemConvBNAct
@@ -32,6 +36,9 @@ class AgreementReport:
     fakequant_accuracy: float | None
     golden_accuracy: float | None
     layer_identical: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
 
     def worst_layer(self) -> tuple[str, float]:
         name = min(self.layer_identical, key=self.layer_identical.get)
@@ -86,7 +93,7 @@ def layer_agreement(fq_layers: dict[str, np.ndarray], trace: dict[str, np.ndarra
     shares = {}
     for name, fq in fq_layers.items():
         if name not in trace:
-            raise KeyError(f"golden trace has no tensor '{name}'")
+            raise CodesignError(f"the IR has no tensor '{name}' of the checkpoint's model: is it exported from it?")
         shares[name] = float(np.mean(fq == trace[name].astype(np.int64)))
     return shares
 
@@ -104,8 +111,9 @@ def compare(model: nn.Module, graph: Graph, images: np.ndarray, labels: np.ndarr
 
 @dataclass
 class DetectionAgreement:
-    """Golden vs fake-quant detector: how many of the fake-quant model's confident boxes
-    (score ≥ min_score) the golden model also outputs, both models' AP50, per-layer agreement."""
+    """Golden vs fake-quant detector: of the confident boxes (score ≥ min_score) of either model,
+    how many the other model also outputs (`count_equal_boxes`); both models' AP50; per-layer
+    agreement."""
 
     images: int
     boxes: int
@@ -117,13 +125,18 @@ class DetectionAgreement:
     layer_identical: dict[str, float] = field(default_factory=dict)
 
     @property
-    def box_agreement(self) -> float:
-        return self.equal_boxes / self.boxes if self.boxes else 1.0
+    def box_agreement(self) -> float | None:
+        """The share of equal boxes; None when neither model has a box with score ≥ min_score."""
+        return self.equal_boxes / self.boxes if self.boxes else None
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "box_agreement": self.box_agreement}
 
     def format(self) -> str:
+        share = "undefined" if self.box_agreement is None else f"{100 * self.box_agreement:.2f} %"
         lines = [f"images: {self.images}",
-                 f"equal boxes golden vs fake-quant: {self.equal_boxes}/{self.boxes} = {100 * self.box_agreement:.2f} % "
-                 f"(fake-quant boxes with score ≥ {self.min_score}; same class, corners within "
+                 f"equal boxes golden vs fake-quant: {self.equal_boxes}/{self.boxes} = {share} "
+                 f"(boxes with score ≥ {self.min_score} in either model; same class, corners within "
                  f"{self.tolerance_px} px, score within {SCORE_TOLERANCE})"]
         if self.fakequant_ap50 is not None:
             lines.append(f"AP50 (VOC07): fake-quant {self.fakequant_ap50:.2f} %, golden {self.golden_ap50:.2f} %")
@@ -142,29 +155,35 @@ class DetectionAgreement:
 SCORE_TOLERANCE = 0.02
 
 
-def count_equal_boxes(reference: list, other: list, min_score: float, tolerance_px: float) -> tuple[int, int]:
-    """(boxes of `reference` scoring ≥ min_score, how many of them `other` also has: a detection
-    of the same class with every corner within tolerance_px and the score within SCORE_TOLERANCE).
-    Both are per-image lists of codesign.detection.Detections."""
+def count_equal_boxes(a: Sequence[Detections], b: Sequence[Detections], min_score: float,
+                      tolerance_px: float) -> tuple[int, int]:
+    """(boxes scoring ≥ min_score in a and in b, how many of them have an equal box in the other
+    list: same class, every corner within tolerance_px, score within SCORE_TOLERANCE). Counted in
+    both directions, so a confident box only one model outputs lowers the agreement either way.
+    a and b hold one `Detections` per image, for the same images."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} and {len(b)} images of detections")
     total = equal = 0
-    for ref, oth in zip(reference, other):
-        keep = ref.scores >= min_score
-        total += int(keep.sum())
-        for box, score, label in zip(ref.boxes[keep], ref.scores[keep], ref.labels[keep]):
-            same = ((oth.labels == label) & (np.abs(oth.scores - score) <= SCORE_TOLERANCE)
-                    & (np.abs(oth.boxes - box).max(axis=1, initial=0) <= tolerance_px))
-            equal += bool(same.any())
+    for x, y in zip(a, b):
+        for ref, oth in ((x, y), (y, x)):
+            keep = ref.scores >= min_score
+            total += int(keep.sum())
+            for box, score, label in zip(ref.boxes[keep], ref.scores[keep], ref.labels[keep]):
+                same = ((oth.labels == label) & (np.abs(oth.scores - score) <= SCORE_TOLERANCE)
+                        & (np.abs(oth.boxes - box).max(axis=1, initial=0) <= tolerance_px))
+                equal += bool(same.any())
     return total, equal
 
 
-def compare_detection(model: nn.Module, graph: Graph, data, min_score: float = 0.1, tolerance_px: float = 0.5,
+def compare_detection(model: nn.Module, graph: Graph, data: DetectionSet, min_score: float = 0.1, tolerance_px: float = 0.5,
                       batch_size: int = 32) -> DetectionAgreement:
     """Fake-quant vs golden on a `codesign.data.voc.DetectionSet` (AP50 needs its ground truth),
     in batches so the golden trace of every tensor stays small."""
     from ..detection import TOP_K, decode_batch, mean_ap
-    from ..driver.postprocess import detections_from_outputs
+    from ..driver.postprocess import check_detector_classes, detections_from_outputs
     from ..models.codenet import OUTPUT_STRIDE
 
+    check_detector_classes(graph, data.class_names, "the data set")
     golden = GoldenModel(graph)
     fq_dets: list = []
     g_dets: list = []
