@@ -16,8 +16,24 @@ from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import sized_for
 from codesign.models import MODELS
 
-FPS_TOLERANCE = 0.25
-RESOURCE_TOLERANCE = 0.30
+FPS_TOLERANCE = 0.25  # acceptance (issue #4): every published FPS within ±25 %
+RESOURCE_TOLERANCE = 0.30  # and every published resource within ±30 %
+# Regression: the errors docs/estimator.md states, in percent. A change that moves any of them by more
+# than REGRESSION_PP percentage points fails, so the documented validation cannot drift silently;
+# update the docs and these numbers together.
+REGRESSION_PP = 1.0
+DOCUMENTED_SYNETGY_FPS = {1: -20.2, 2: -7.9, 4: +8.3, 8: +13.3, 16: +24.1}
+DOCUMENTED_SYNETGY_RESOURCES = {"lut": +15.3, "ff": +0.3, "bram36": -20.8, "dsp": 0.0}
+DOCUMENTED_CODENET_CALL_RMS = 4.97
+DOCUMENTED_CODENET_FPS = {"a": -14.5, "b": -15.0, "c": -11.9, "d": -7.4, "e": -8.3}
+DOCUMENTED_CODENET_RESOURCES = {"lut": +0.7, "ff": -8.1, "bram36": -22.0, "dsp": -20.0}
+
+
+def assert_documented(errors: dict, documented: dict, what: str) -> None:
+    """Each error (a fraction) within REGRESSION_PP points of the value docs/estimator.md states."""
+    drift = {k: f"{100 * errors[k]:+.1f}% (documented {documented[k]:+.1f}%)" for k in documented
+             if abs(100 * errors[k] - documented[k]) > REGRESSION_PP}
+    assert not drift, f"{what} moved from docs/estimator.md: {drift}"
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +59,7 @@ def test_synetgy_frame_rate_within_25_percent(ddn_workload):
               f"error {100 * errors[batch]:+.1f}%")
     bad = {b: f"{100 * x:+.1f}%" for b, x in errors.items() if abs(x) > FPS_TOLERANCE}
     assert not bad, f"FPS error beyond ±25 % at batch {bad}"
+    assert_documented(errors, DOCUMENTED_SYNETGY_FPS, "Synetgy FPS error")
     # Batching must help, as it did for Synetgy (control is paid per layer per batch).
     fps = [estimate(ddn_workload, hw, batch=b, control="per_layer", shuffle_on_cpu=True,
                     params=SYNETGY_TIMING).fps for b in SYNETGY.fps]
@@ -58,6 +75,7 @@ def test_synetgy_resources_within_30_percent():
               f"error {100 * errors[kind]:+.1f}%{'  (calibrated)' if kind == 'dsp' else ''}")
     bad = {k: f"{100 * x:+.1f}%" for k, x in errors.items() if abs(x) > RESOURCE_TOLERANCE}
     assert not bad, f"resource error beyond ±30 %: {bad}"
+    assert_documented(errors, DOCUMENTED_SYNETGY_RESOURCES, "Synetgy resource error")
     assert r.fits()
 
 
@@ -78,22 +96,74 @@ def codenet_irs():
     return {p.config["config"]: codenet_ir(p.config["config"]) for p in CODENET}
 
 
-def test_codenet_calls_against_the_authors_measurements():
-    """CODENET_TIMING's four fitted numbers reproduce the artifact notebook's 16 per-call times."""
-    from codesign.estimate import CODENET_TIMING, codenet_config
+def _codenet_call_errors(params) -> list[float]:
+    from codesign.estimate import codenet_config
     from codesign.estimate.cycles import per_layer_wall_s
     from codesign.estimate.reference import CODENET_CALLS_MS
     from codesign.estimate.synthetic import codenet_notebook_call
     hw = codenet_config()
-    errors = []
+    out = []
     for d, ic, oc, stride, ms in CODENET_CALLS_MS:
-        e = call_estimate(codenet_notebook_call(d, ic, oc, stride), hw, CODENET_TIMING, 6.0)
-        model = 1e3 * per_layer_wall_s(e.engine_s, e.starts, CODENET_TIMING)
-        errors.append(relative_error(model, ms))
-        print(f"CoDeNet call D{d} {ic}->{oc} s{stride}: model {model:.3f} ms, measured {ms:.3f}, error "
-              f"{100 * errors[-1]:+.0f}%")
-    assert max(map(abs, errors)) <= 0.20
-    assert math.sqrt(sum(x * x for x in errors) / len(errors)) <= 0.08
+        e = call_estimate(codenet_notebook_call(d, ic, oc, stride), hw, params, 6.0)
+        out.append(relative_error(1e3 * per_layer_wall_s(e.engine_s, e.starts, params), ms))
+    return out
+
+
+def _rms(errors) -> float:
+    return math.sqrt(sum(x * x for x in errors) / len(errors))
+
+
+FITTED = ("tile_drain_cycles", "linebuf_pixel_cycles", "window_pixel_cycles", "reg_read_ms", "start_overhead_ms")
+FIT_STEP = {"tile_drain_cycles": 1, "linebuf_pixel_cycles": 1, "window_pixel_cycles": 1, "reg_read_ms": 0.005,
+            "start_overhead_ms": 0.005}
+
+
+def test_codenet_calls_against_the_authors_measurements():
+    """CODENET_TIMING's five fitted numbers reproduce the artifact notebook's 16 per-call times."""
+    from codesign.estimate import CODENET_TIMING
+    from codesign.estimate.reference import CODENET_CALLS_MS
+    errors = _codenet_call_errors(CODENET_TIMING)
+    for (d, ic, oc, stride, ms), err in zip(CODENET_CALLS_MS, errors):
+        print(f"CoDeNet call D{d} {ic}->{oc} s{stride}: model {ms * (1 + err):.3f} ms, measured {ms:.3f}, "
+              f"error {100 * err:+.1f}%")
+    rms = _rms(errors)
+    print(f"CoDeNet per-call RMS {100 * rms:.2f}% (documented {DOCUMENTED_CODENET_CALL_RMS}%)")
+    assert max(map(abs, errors)) <= 0.10
+    assert abs(100 * rms - DOCUMENTED_CODENET_CALL_RMS) <= 0.01
+    # The committed values are the fit's optimum, not a hand-picked point: no one-step move of any of the
+    # five on the fit's grid lowers the RMS (the whole-grid search: bench/estimate_codenet_fit.py --check).
+    for name in FITTED:
+        for sign in (-1, 1):
+            value = round(getattr(CODENET_TIMING, name) + sign * FIT_STEP[name], 3)
+            if value < (FIT_STEP[name] if name == "reg_read_ms" else 0):
+                continue
+            assert _rms(_codenet_call_errors(CODENET_TIMING.with_(**{name: value}))) >= rms, (name, value)
+
+
+def test_codenet_notebook_frame_in_sample():
+    """The notebook's own frame (cell 18: 2× backbone, 80 classes, 256²): its 56 calls are the fit's 16 shapes
+    repeated, so this is a frame-level consistency check (call mix, ARM shuffle), not a held-out one."""
+    from codesign.estimate import CODENET_TIMING as p, codenet_config
+    from codesign.estimate.cycles import per_layer_wall_s
+    from codesign.estimate.reference import CODENET_CALLS_MS, CODENET_NOTEBOOK_FRAME_MS as measured
+    from codesign.estimate.synthetic import codenet_notebook_call, codenet_notebook_network
+    net = codenet_notebook_network()
+    assert len(net["calls"]) == 56 and len(net["shuffles"]) == 16
+    assert set(net["calls"]) == {r[:4] for r in CODENET_CALLS_MS}
+    hw = codenet_config()
+    conv_ms = 0.0
+    for call in net["calls"]:
+        e = call_estimate(codenet_notebook_call(*call), hw, p, 6.0)
+        conv_ms += 1e3 * per_layer_wall_s(e.engine_s, e.starts, p)
+    shuffle_ms = sum(1e3 * d * d * c / (p.arm_copy_gbps * 1e9) + p.arm_op_overhead_ms for d, c in net["shuffles"])
+    measured_sum = measured["convtime"] + measured["channel_shuffle"]
+    for what, model, meas in (("convtime", conv_ms, measured["convtime"]),
+                              ("channel_shuffle", shuffle_ms, measured["channel_shuffle"]),
+                              ("conv + shuffle", conv_ms + shuffle_ms, measured_sum)):
+        print(f"CoDeNet notebook frame (cell 18) {what}: model {model:.2f} ms, measured {meas:.2f} ms, "
+              f"error {100 * relative_error(model, meas):+.1f}%")
+    assert abs(relative_error(conv_ms, measured["convtime"])) <= 0.05
+    assert abs(relative_error(shuffle_ms, measured["channel_shuffle"])) <= 0.20
 
 
 def codenet_estimate(g, params=None):
@@ -113,6 +183,7 @@ def test_codenet_frame_rate_within_25_percent(codenet_irs):
         print(f"CoDeNet {cfg}: model {e.fps:5.1f} FPS, published {point.fps[1]:4.1f}, error {100 * errors[cfg]:+.1f}%")
     bad = {c: f"{100 * x:+.1f}%" for c, x in errors.items() if abs(x) > FPS_TOLERANCE}
     assert not bad, f"FPS error beyond ±25 %: {bad}"
+    assert_documented(errors, DOCUMENTED_CODENET_FPS, "CoDeNet FPS error")
     # Structure the model must get right: the ordering, and the stem on the ARM (a vs b, d vs e differ
     # only in the stem: published +6.1 ms and +25.1 ms per frame).
     fps = [1e3 / ms[c][0] for c in "abcde"]
@@ -132,6 +203,7 @@ def test_codenet_resources_within_30_percent():
         print(f"CoDeNet {k:<6}: model {r.used()[k]:>8,.0f}, published {v:>8,.0f}, error {100 * errors[k]:+.1f}%")
     bad = {k: f"{100 * x:+.1f}%" for k, x in errors.items() if abs(x) > RESOURCE_TOLERANCE}
     assert not bad, f"resource error beyond ±30 %: {bad}"
+    assert_documented(errors, DOCUMENTED_CODENET_RESOURCES, "CoDeNet resource error")
     assert r.fits()
     assert "line_buffers" not in r.breakdown  # no pool/shift unit in CoDeNet's engine
 
@@ -198,6 +270,53 @@ def test_channel_edges_cost_a_whole_tile():
     assert cin_edge.cycles["mac"] == 14 * 14 * 2 * 2  # ceil(33/32) = 2 input tiles
     # utilization of the array: 65/96 of the PO lanes do useful work
     assert edge.macs / (edge.cycles["mac"] * hw.pi * hw.po) == pytest.approx(64 * 65 / (64 * 96))
+
+
+def test_merge_sums_the_listed_fields_only():
+    """A layer split into several calls (`_merge`): every numeric field is either summed or taken from the
+    first part, by an explicit list (not by the fields' annotation strings)."""
+    import typing
+
+    from codesign.estimate.cycles import MERGE_FIRST, MERGE_SUMMED, CallEstimate
+    hints = typing.get_type_hints(CallEstimate)
+    numeric = {k for k, t in hints.items() if t in (int, float)}
+    assert numeric == set(MERGE_SUMMED) | {"passes"}
+    assert set(hints) == set(MERGE_SUMMED) | set(MERGE_FIRST) | {"cycles", "bound"}
+    hw = HardwareConfig(pi=16, po=16, weight_bits=4)
+    p = ModelParams(max_call_cout=32)
+    whole = call_estimate(_conv_call(64, 64), hw, ModelParams(), 6.0)
+    split = call_estimate(_conv_call(64, 64), hw, p, 6.0)  # two calls of 32 output channels
+    half = call_estimate(_conv_call(64, 32), hw, ModelParams(), 6.0)
+    assert split.starts == 2 and split.macs == whole.macs and split.passes == half.passes == 1
+    assert split.engine_s == pytest.approx(2 * half.engine_s)
+    assert split.cycles == {k: 2 * v for k, v in half.cycles.items()}
+    assert split.name == whole.name
+
+
+def test_codenet_full_calls_run_both_stages_as_the_notebook_does(codenet_irs):
+    """full_calls (CoDeNet's notebook: skip1 = skip3 = deform = 0 on every call): a 3×3-only call also runs an
+    IC → IC 1×1, a 1×1-only call also runs the 3×3 window, a deformable call runs as a plain 3×3; a call
+    that has both stages (every one the fit used) is unchanged."""
+    from codesign.estimate import CODENET_TIMING, codenet_config
+    from codesign.estimate.synthetic import codenet_notebook_call
+    wl = workload(codenet_irs["b"], act_bits=8)
+    hw = codenet_config(codenet_irs["b"])
+    full, skip = CODENET_TIMING, CODENET_TIMING.with_(full_calls=False)
+    by_flags = {}
+    for c in wl.calls:
+        by_flags.setdefault(c.flags, c)
+    dw, conv, deform = by_flags["DW+STRIDE2"], by_flags["CONV"], by_flags["DEFORM"]
+    a, b = call_estimate(dw, hw, full, 6.0), call_estimate(dw, hw, skip, 6.0)
+    assert a.cycles["mac"] > b.cycles["mac"] and a.engine_s > b.engine_s
+    a, b = call_estimate(conv, hw, full, 6.0), call_estimate(conv, hw, skip, 6.0)
+    assert a.cycles["spatial"] > b.cycles["spatial"] and a.engine_s > b.engine_s
+    a = call_estimate(deform, hw, full, 6.0)
+    assert a.read_bytes < call_estimate(deform, hw, skip, 6.0).read_bytes  # no dilation map read
+    both = codenet_notebook_call(32, 128, 128, 1)
+    assert call_estimate(both, hw, full, 6.0) == call_estimate(both, hw, skip, 6.0)
+    slow, fast = (codenet_estimate(codenet_irs["b"], p) for p in (full, skip))
+    print(f"CoDeNet b: {slow.fps:.1f} FPS with every call full (the notebook), {fast.fps:.1f} with skip flags")
+    assert slow.fps < fast.fps
 
 
 def test_view_words_and_read_modify_write():

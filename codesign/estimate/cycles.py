@@ -20,7 +20,7 @@ A frame or batch adds the control style and the host work:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..graph import Graph
@@ -192,20 +192,51 @@ def _chunk(c: CallWork, cout: int) -> CallWork:
     return replace(c, **share)
 
 
+# CallEstimate fields that add up when a layer runs as several engine calls (`_merge`); the others are
+# taken from the first part (name, flags, layers, passes, on_host), or merged below (cycles, bound).
+MERGE_SUMMED = ("macs", "compute_cycles", "fill_cycles", "read_bytes", "write_bytes", "rmw_bytes", "weight_bytes",
+                "compute_s", "memory_s", "weight_s", "overhead_s", "engine_s", "control_s", "time_s", "ops",
+                "dram_bytes", "starts")
+MERGE_FIRST = ("name", "flags", "layers", "passes", "on_host")
+
+
 def _merge(parts: list[CallEstimate]) -> CallEstimate:
     """One layer run as several engine calls: times, bytes and cycles add up."""
     first = parts[0]
-    summed = {f.name: sum(getattr(x, f.name) for x in parts) for f in fields(CallEstimate)
-              if f.type in ("int", "float") and f.name != "passes"}
+    summed: dict[str, Any] = {name: sum(getattr(x, name) for x in parts) for name in MERGE_SUMMED}
     summed["cycles"] = {k: sum(x.cycles[k] for x in parts) for k in first.cycles}
     summed["bound"] = max(parts, key=lambda x: x.engine_s).bound
     return replace(first, **summed)
 
 
+def call_parts(c: CallWork, p: ModelParams) -> list[CallWork]:
+    """The engine calls `c` runs as: itself, or ≤ `max_call_cout`-channel parts when the host splits it."""
+    m = p.max_call_cout
+    if m and c.cout > m:
+        return [_chunk(c, min(m, c.cout - i)) for i in range(0, c.cout, m)]
+    return [c]
+
+
+def _notebook_call(c: CallWork, hw: HardwareConfig) -> CallWork:
+    """`c` as CoDeNet's artifact notebook runs it (ModelParams.full_calls): its `conv()` wrapper passes
+    skip1 = skip3 = deform = 0 to every call, so the engine always runs the 1×1 (IC → OC; on a
+    depthwise-only layer an IC → IC one) and then the depthwise 3×3 (deformable addressing off)."""
+    if c.copy or not (c.conv or c.spatial):
+        return c
+    changes: dict[str, Any] = {}
+    if not c.conv:  # a depthwise-only call (cin == cout) gets a cin → cin 1×1
+        changes.update(conv=True, weight_bits=hw.weight_bits)
+    if c.spatial != "dw":
+        changes.update(spatial="dw", spatial_weight_bits=c.spatial_weight_bits or hw.weight_bits)
+    return replace(c, **changes) if changes else c
+
+
 def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: float) -> CallEstimate:
-    if p.max_call_cout and c.cout > p.max_call_cout:  # the host splits the layer into several calls
-        m = p.max_call_cout
-        return _merge([call_estimate(_chunk(c, min(m, c.cout - i)), hw, p, ddr_gbps) for i in range(0, c.cout, m)])
+    parts = call_parts(c, p)
+    if len(parts) > 1:  # the host splits the layer into several calls
+        return _merge([call_estimate(x, hw, p, ddr_gbps) for x in parts])
+    if p.microarch == "codenet" and p.full_calls:
+        c = _notebook_call(c, hw)
     f = hw.clock_mhz * 1e6
     bus_bytes = hw.bus_bits // 8
     nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
@@ -331,6 +362,15 @@ def _head_call(hk: HostWork, weight_bits: int, act_bits: int) -> CallWork:
 
 # ---- a batch --------------------------------------------------------------------------------------
 
+def engine_calls(wl: Workload, hw: HardwareConfig, p: ModelParams, shuffle_on_cpu: bool = False) -> list[CallWork]:
+    """What runs on the engine for one frame, in order. With the shuffle on the ARM, the ARM builds every
+    concat output, so the scheduler's pass-through copies do not run; without a pool unit, a call that
+    only pools runs on the ARM; with head_on_engine, the heads' last 1×1 convs are engine calls."""
+    work = [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and (p.pool_unit or not _pool_only(c))]
+    heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
+    return work + [_head_call(hk, hw.weight_bits, wl.act_bits) for hk in heads]
+
+
 def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, control: str = "descriptor",
              shuffle_on_cpu: bool = False, params: ModelParams | None = None,
              board: Board | None = None) -> FrameEstimate:
@@ -350,14 +390,9 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
     t_r, t_w = p.reg_read_ms * 1e-3, p.reg_write_ms * 1e-3
     ovh = p.arm_op_overhead_ms * 1e-3
 
-    # What runs on the engine. With the shuffle on the ARM, the ARM builds every concat output, so the
-    # scheduler's pass-through copies do not run; without a pool unit, a call that only pools runs on
-    # the ARM; with head_on_engine, the heads' last 1×1 convs are engine calls.
-    work = [c for c in wl.calls if not (shuffle_on_cpu and c.copy)]
-    host_pools = [] if p.pool_unit else [c for c in work if _pool_only(c)]
-    work = [c for c in work if p.pool_unit or not _pool_only(c)]
+    work = engine_calls(wl, hw, p, shuffle_on_cpu)
+    host_pools = [] if p.pool_unit else [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and _pool_only(c)]
     heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
-    work += [_head_call(hk, hw.weight_bits, wl.act_bits) for hk in heads]
     calls = [call_estimate(c, hw, p, ddr) for c in work]
     host: dict[str, float] = {}
     stem = None

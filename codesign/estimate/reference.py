@@ -59,6 +59,17 @@ CODENET_CALLS_MS = (
     (8, 1024, 512, 1, 0.840), (8, 2048, 1, 1, 0.152), (8, 2048, 256, 1, 0.800), (16, 256, 1, 1, 0.132),
     (16, 256, 128, 1, 0.334), (32, 128, 1, 1, 0.374), (64, 128, 80, 1, 1.781), (64, 128, 2, 1, 1.313),
 )
+# The same run's frame-level totals (cell 18's `showresult()`, s → ms): convtime = the sum of its 56 call times
+# (the 16 shapes above, repeated; `synthetic.codenet_notebook_network()` replays the call list), channel_shuffle =
+# its 16 concat_and_shuffle copies (2.36 MB), uptime = its 3 ARM upsamples, chansplit = its 13 channel_split
+# views; total 53.6 ms, 18.6 FPS. No stem, no input/output copies, no decode. Not independent of
+# CODENET_CALLS_MS (same calls): a frame-level consistency check, not a held-out one.
+# (Cell 49 prints convtime 165.9 ms, total 173.4 ms, 5.77 FPS, but its source was cleared and its op count,
+# 17.49 GOP/s × 0.1659 s = 2.90 G by the notebook's own formula, matches none of the notebook's networks —
+# 1.97 G for cell 18's, 2.99 G for the 1× backbone at 512², 7.87 G for the 2× at 512² — so what it timed is
+# unknown and it is not used.)
+CODENET_NOTEBOOK_FRAME_MS = {"convtime": 42.238, "channel_shuffle": 10.396, "uptime": 0.825, "chansplit": 0.166,
+                             "total": 53.625}
 # The same notebook's ARM work: concat + 2-way channel interleave of two (1, D, D, C/2) int8 arrays
 # (numpy strided stores), (D, C, ms): an independent check of ModelParams.arm_copy_gbps (0.2-0.26 GB/s).
 CODENET_SHUFFLE_MS = ((32, 256, 1.345), (32, 256, 1.129), (16, 512, 0.627), (16, 512, 0.511), (8, 1024, 0.359),

@@ -216,3 +216,69 @@ def codenet_notebook_call(d: int, ic: int, oc: int, stride: int = 1):
                     out_cbuf=oc, out_rot=0, cout=oc, out_bits=8, weight_bits=4,
                     macs=d * d * ic * oc + do * do * oc * 9, reads_graph_input=False, spatial="dw",
                     stride2=stride == 2, spatial_macs=do * do * oc * 9, spatial_weight_bits=4)
+
+
+def codenet_notebook_network(d: int = 64, w2: bool = True, heads: tuple[int, ...] = (80, 2, 2)) -> dict:
+    """The engine calls and ARM copies of the network CoDeNet's artifact notebook runs
+    (hqjenny/CoDeNet sw/codenet.ipynb, `Convlayer.PoseSufflenetv2`; cell 18 runs `w2=True` on a 64×64×32
+    input, i.e. 256² after the stem), replaying its host code: `conv()` splits a layer at 512 output
+    channels (and a `skip1` layer's input too), `BaseNode` makes 4 calls at stride 2 and 2 at stride 1,
+    `deform_conv` 2–3, `HeadConv` one per head. Every call runs 1×1 + 3×3 (`conv()` passes skip1 =
+    skip3 = 0 to `conv0`).
+
+    Returns {"calls": [(D, IC, OC, stride)], "shuffles": [(D, C)] (concat_and_shuffle outputs, int8),
+    "upsamples": [(D, C)] (inputs of the ARM's 2× repeat), "splits": int (channel_split views)}.
+    """
+    def c16(n: int) -> int:
+        return -(-n // 16) * 16
+
+    calls: list[tuple[int, int, int, int]] = []
+    shuffles: list[tuple[int, int]] = []
+    upsamples: list[tuple[int, int]] = []
+    splits = 0
+
+    def conv(x: tuple[int, int], ic: int, oc: int, stride: int, skip1: bool = False) -> tuple[int, int]:
+        size, out_c = x[0], 0
+        while True:
+            if oc > 512:
+                oc -= 512
+                if skip1:
+                    ic -= 512
+                calls.append((size, 512 if skip1 else ic, 512, stride))
+                out_c += 512
+            else:
+                calls.append((size, ic, oc, stride))
+                out_c += c16(oc)
+                return (size // 2 if stride == 2 else size, out_c)
+
+    def base_node(x: tuple[int, int], inp: int, oup: int, stride: int) -> tuple[int, int]:
+        nonlocal splits
+        half = oup // 2
+        if stride == 1:
+            splits += 1
+            y = conv(conv((x[0], x[1] // 2), half, half, 1), half, half, 1)
+            out = (x[0], x[1] // 2 + y[1])
+        else:
+            y1 = conv(conv(x, inp, inp, 2, skip1=True), inp, half, 1)
+            y2 = conv(conv(x, inp, half, 2), half, half, 1)
+            out = (y1[0], y1[1] + y2[1])
+        shuffles.append(out)
+        return out
+
+    ch = [32, 256, 512, 1024, 2048] if w2 else [32, 128, 256, 512, 1024]
+    x = (d, 32)
+    for i, repeats in enumerate((3, 7, 3)):
+        x = base_node(x, ch[i], ch[i + 1], 2)
+        for _ in range(repeats):
+            x = base_node(x, ch[i], ch[i + 1], 1)
+    x = conv(x, ch[3], ch[4], 1)
+    for ic, oc in zip([ch[4], 256, 128], (256, 128, 128)):
+        conv(x, ic, 1, 1)
+        x = conv(x, ic, ic, 1, skip1=True)
+        if ic != oc:
+            x = conv(x, ic, oc, 1)
+        upsamples.append(x)
+        x = (2 * x[0], x[1])
+    for oc in heads:
+        conv(x, 128, oc, 1)
+    return {"calls": calls, "shuffles": shuffles, "upsamples": upsamples, "splits": splits}
