@@ -177,7 +177,7 @@ def test_command_line_options():
 
 @pytest.mark.slow
 def test_synthetic_preset_float_and_qat_ap(tmp_path):
-    """The preset end to end (~6 CPU minutes): a meaningful float AP50, W4A8 QAT within 3 points of
+    """The preset end to end (~9 CPU minutes): a meaningful float AP50, W4A8 QAT within 3 points of
     it, and the golden model's detections equal to the fake-quant model's on ≥ 98 % of boxes."""
     from codesign.data.synthetic_voc import DEMO_SET
     from codesign.quant import export_model
@@ -191,7 +191,7 @@ def test_synthetic_preset_float_and_qat_ap(tmp_path):
     report = compare_detection(model, export_model(model), load_detection_set(voc, cfg.test_split, cfg.resolution))
     print(f"\nsynthetic VOC AP50: float {float_ap:.2f} %, W4A8 QAT {qat_ap:.2f} % ({meta['metrics']['wall_s']} s)\n"
           + report.format())
-    assert float_ap >= 40 and qat_ap >= float_ap - 3
+    assert float_ap >= 40 and qat_ap >= float_ap - 3  # seed 0: 75.9 and 76.5 % when written
     assert report.fakequant_ap50 == pytest.approx(qat_ap)
     assert report.boxes >= 400 and report.box_agreement >= 0.98
     assert abs(report.golden_ap50 - qat_ap) <= 0.5
