@@ -24,7 +24,7 @@ class CheckpointError(CodesignError):
     """A checkpoint that cannot be read or does not fit its own model config."""
 
 
-def _is_quantizer_key(key: str) -> bool:
+def is_quantizer_key(key: str) -> bool:
     """Keys that only a Brevitas model has (act_quant., weight_quant., ... sub-modules)."""
     return any(part.endswith("_quant") for part in key.split("."))
 
@@ -43,8 +43,8 @@ def load_weights(model: nn.Module, state_dict: dict[str, Any]) -> None:
             raise CheckpointError(f"state dict does not match the model: {key} has shape {tuple(value.shape)}, "
                                   f"the model expects {tuple(own[key].shape)}")
     result = model.load_state_dict(state_dict, strict=False)
-    missing = [k for k in result.missing_keys if not _is_quantizer_key(k)]
-    unexpected = [k for k in result.unexpected_keys if not _is_quantizer_key(k)]
+    missing = [k for k in result.missing_keys if not is_quantizer_key(k)]
+    unexpected = [k for k in result.unexpected_keys if not is_quantizer_key(k)]
     if missing or unexpected:
         parts = [f"{what} {len(keys)} keys (e.g. {keys[0]})"
                  for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
