@@ -272,6 +272,10 @@ def train(cfg: TrainConfig) -> Path:
                        "class_names": train_set.class_names, "train_config": dataclasses.asdict(cfg)}
             save_checkpoint(out, qat_model, metrics)
             log(f"float {float_acc:.2f} %, QAT {qat_acc:.2f} % in {wall:.0f} s; wrote {out}")
+        if created:
+            # every rank leaves together: a rank that tore gloo down while rank 0 was still saving
+            # was once killed by std::terminate (SIGABRT) in a loaded fresh-clone test run
+            dist.barrier()
         return out
     finally:
         if created:
