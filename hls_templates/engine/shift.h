@@ -27,21 +27,7 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
   HLS_PRAGMA(ARRAY_PARTITION variable = line cyclic factor = P dim = 2)
   const int nct = ceil_div(c, P);
   if (!enable) {
-  pass:
-    for (int y = 0; y < MAX_H; ++y) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_H)
-      if (y >= h) break;
-      for (int x = 0; x < MAX_W; ++x) {
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_W)
-        if (x >= w) break;
-        for (int k = 0; k < MAX_CT; ++k) {
-          HLS_PRAGMA(PIPELINE II = 1)
-          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CT)
-          if (k >= nct) break;
-          out.write(in.read());
-        }
-      }
-    }
+    pass_through<P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;
   }
   // ry: the input row being read (ry == h: flush); output row ry - 1 is emitted meanwhile.

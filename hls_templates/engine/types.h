@@ -79,6 +79,34 @@ struct call_t {
   int h4, w4;  // after UPSAMPLE: the output buffer's pixel grid
 };
 
+CODESIGN_CSIM_BEGIN
+
+// h x w pixels of ceil(c / P) vectors each, copied from `in` to `out`: what a stage does for a
+// call that does not use it (its stream still has to flow).
+template <int P, int B, int MAXC, int MAX_H, int MAX_W>
+void pass_through(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out, int h, int w, int c) {
+  HLS_PRAGMA(INLINE)
+  constexpr int MAX_CT = ceil_div(MAXC, P);
+  const int nct = ceil_div(c, P);
+pass:
+  for (int y = 0; y < MAX_H; ++y) {
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_H)
+    if (y >= h) break;
+    for (int x = 0; x < MAX_W; ++x) {
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_W)
+      if (x >= w) break;
+      for (int k = 0; k < MAX_CT; ++k) {
+        HLS_PRAGMA(PIPELINE II = 1)
+        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CT)
+        if (k >= nct) break;
+        out.write(in.read());
+      }
+    }
+  }
+}
+
+CODESIGN_CSIM_END
+
 }  // namespace codesign
 
 #endif  // CODESIGN_ENGINE_TYPES_H
