@@ -6,11 +6,12 @@ so the first n images of a split are a random sample of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Self, Sequence
 
 import numpy as np
 import torch
@@ -32,20 +33,11 @@ def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
 
 
-@dataclass
-class ImageSet:
-    """`images`: (N, H, W, 3) uint8 RGB; `labels`: (N,) int64 indices into `class_names`."""
+class PerImageData:
+    """What image data sets share: a dataclass whose `images` and every per-image field (all but
+    `class_names`) are indexed by image."""
 
     images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-
-    def __post_init__(self) -> None:
-        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] != 3:
-            raise DatasetError(f"images must be uint8 (N, H, W, 3), got {self.images.dtype} {self.images.shape}")
-        if self.labels.shape != (len(self.images),):
-            raise DatasetError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
-        self.labels = self.labels.astype(np.int64, copy=False)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -58,11 +50,28 @@ class ImageSet:
         """All images as the float NCHW model input (pixels / 255)."""
         return to_input(self.images)
 
-    def take(self, n: int | None) -> ImageSet:
+    def take(self, n: int | None) -> Self:
         """The first `n` images (a random sample: splits are shuffled); all of them for None."""
         if n is None or n >= len(self):
             return self
-        return ImageSet(self.images[:n], self.labels[:n], self.class_names)
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name)[:n] for f in dataclasses.fields(self)
+                                            if f.name != "class_names"})
+
+
+@dataclass
+class ImageSet(PerImageData):
+    """`images`: (N, H, W, 3) uint8 RGB; `labels`: (N,) int64 indices into `class_names`."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[3] != 3:
+            raise DatasetError(f"images must be uint8 (N, H, W, 3), got {self.images.dtype} {self.images.shape}")
+        if self.labels.shape != (len(self.images),):
+            raise DatasetError(f"{len(self.images)} images but labels of shape {self.labels.shape}")
+        self.labels = self.labels.astype(np.int64, copy=False)
 
 
 def _check_split(split: str) -> None:

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .classification import DatasetError, to_input
+from .classification import DatasetError, PerImageData
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -195,7 +194,7 @@ class VOCDataset:
 
 
 @dataclass
-class DetectionSet:
+class DetectionSet(PerImageData):
     """A detection split in memory, resized to the network input.
 
     images: (N, R, R, 3) uint8; boxes[i]: (K_i, 4) float32 in input pixels (continuous
@@ -209,24 +208,6 @@ class DetectionSet:
     difficult: list[np.ndarray]
     class_names: list[str]
     ids: list[str]
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def resolution(self) -> int:
-        return self.images.shape[1]
-
-    def to_tensor(self) -> torch.Tensor:
-        """All images as the float NCHW model input (pixels / 255)."""
-        return to_input(self.images)
-
-    def take(self, n: int | None) -> DetectionSet:
-        """The first n images (all for None)."""
-        if n is None or n >= len(self):
-            return self
-        return DetectionSet(self.images[:n], self.boxes[:n], self.labels[:n], self.difficult[:n],
-                            self.class_names, self.ids[:n])
 
 
 def load_detection_set(root: str | Path, split: str, resolution: int, on_error: str = "raise",
