@@ -307,14 +307,12 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
 
 def cmd_explore(args: argparse.Namespace) -> None:
-    from .estimate import explore
+    from .estimate import ModelParams, estimate, explore
     from .graph import load
 
     graph = load(args.model)
     result = explore(graph, board=args.board, batch_n=args.batch, workers=args.jobs, out_dir=Path(args.output))
     print(result.table())
-    from .estimate import ModelParams, estimate
-
     today = estimate(graph, result.best, params=ModelParams(microarch="template"))
     print(f"FPS above: the design target (one bus word per reader cycle). The HLS loops as written today "
           f"(microarch='template', docs/estimator.md) would give {today.fps:.1f} FPS at batch 1 for the choice.")

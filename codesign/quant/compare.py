@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import CodesignError
 from ..data.voc import DetectionSet
+from ..detection.ap import iou
 from ..detection.decode import Detections
 from ..golden import GoldenModel
 from ..graph import Graph
@@ -27,6 +28,15 @@ from ..models.layers import ConvBNAct
 
 # Modules whose output is one requantized activation tensor of the IR, named like the module.
 QUANTIZED_BLOCKS = (ConvBNAct, DWConvBNAct, DeformConvBNAct, StemConvBNAct)
+
+
+def layer_lines(layer_identical: dict[str, float]) -> list[str]:
+    """The report lines of the per-layer agreement, the lowest last."""
+    width = max(map(len, layer_identical), default=0) + 2
+    lowest = min(layer_identical, key=layer_identical.get)
+    return (["identical activations per requantized layer:"]
+            + [f"  {name:<{width}} {100 * share:8.3f} %" for name, share in layer_identical.items()]
+            + [f"lowest: {lowest} {100 * layer_identical[lowest]:.3f} %"])
 
 
 @dataclass
@@ -40,21 +50,13 @@ class AgreementReport:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
 
-    def worst_layer(self) -> tuple[str, float]:
-        name = min(self.layer_identical, key=self.layer_identical.get)
-        return name, self.layer_identical[name]
-
     def format(self) -> str:
         lines = [f"images: {self.images}",
                  f"top-1 agreement golden vs fake-quant: {100 * self.top1_agreement:.2f} %"]
         if self.fakequant_accuracy is not None:
             lines.append(f"accuracy: fake-quant {100 * self.fakequant_accuracy:.2f} %, "
                          f"golden {100 * self.golden_accuracy:.2f} %")
-        lines.append("identical activations per requantized layer:")
-        lines += [f"  {name:<28} {100 * share:8.3f} %" for name, share in self.layer_identical.items()]
-        name, share = self.worst_layer()
-        lines.append(f"lowest: {name} {100 * share:.3f} %")
-        return "\n".join(lines)
+        return "\n".join(lines + layer_lines(self.layer_identical))
 
 
 def fakequant_trace(model: nn.Module, images: np.ndarray, batch_size: int = 256
@@ -140,11 +142,7 @@ class DetectionAgreement:
                  f"score within {SCORE_TOLERANCE})"]
         if self.fakequant_ap50 is not None:
             lines.append(f"AP50 (VOC07): fake-quant {self.fakequant_ap50:.2f} %, golden {self.golden_ap50:.2f} %")
-        lines.append("identical activations per requantized layer:")
-        lines += [f"  {name:<36} {100 * share:8.3f} %" for name, share in self.layer_identical.items()]
-        name = min(self.layer_identical, key=self.layer_identical.get)
-        lines.append(f"lowest: {name} {100 * self.layer_identical[name]:.3f} %")
-        return "\n".join(lines)
+        return "\n".join(lines + layer_lines(self.layer_identical))
 
 
 # Two detections are equal when they have the same class, boxes overlapping with IoU ≥ min_iou
@@ -162,8 +160,6 @@ def count_equal_boxes(a: Sequence[Detections], b: Sequence[Detections], min_scor
     other list's detections: same class, IoU ≥ min_iou, score within SCORE_TOLERANCE). Counted in
     both directions, so a confident box only one model outputs lowers the agreement either way.
     a and b hold one `Detections` per image, for the same images."""
-    from ..detection.ap import iou
-
     if len(a) != len(b):
         raise ValueError(f"{len(a)} and {len(b)} images of detections")
     total = equal = 0
