@@ -28,7 +28,7 @@ from ..data.synthetic_voc import DEMO_SET, write_synthetic_voc
 from ..data.voc import DetectionSet, load_detection_set
 from ..errors import CodesignError
 from ..models import build_model
-from ..models.codenet import CODENET_QUANT, OUTPUT_STRIDE
+from ..models.codenet import OUTPUT_STRIDE
 from ..train.checkpoint import load_weights, save_checkpoint
 from ..models.deform import DeformConvBNAct
 from ..train.trainer import calibrate
@@ -210,7 +210,6 @@ def _model_config(cfg: DetectionTrainConfig, data: DetectionSet, resolution: int
     if model_cfg.setdefault("num_classes", n) != n:
         raise CodesignError(f"model has num_classes={model_cfg['num_classes']} but {cfg.dataset} has {n} classes")
     model_cfg["resolution"] = resolution
-    model_cfg.setdefault("quant", CODENET_QUANT.to_dict())
     return model_cfg
 
 
