@@ -57,7 +57,7 @@ def test_image(graph: Graph) -> np.ndarray:
 
 def hw_context(hw: HardwareConfig) -> dict:
     return {**hw.to_dict(), "lanes": hw.lanes, "lanes_in8": hw.lanes_in8, "lanes_w": hw.lanes_w,
-            "max_dilation": hw_max_dilation(hw)}
+            "max_dilation": hw_max_dilation(hw), "axi_latency": hw.axi_latency_cycles}
 
 
 def expected_fmem(sched: Schedule, graph: Graph, image: np.ndarray

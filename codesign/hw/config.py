@@ -5,6 +5,7 @@ the estimator, so they cannot disagree (TVM-VTA's idea).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,9 @@ class Board:
     ddr_gbps: float  # sustained DDR bandwidth the engine can expect, GB/s
     hp_ports: tuple[str, ...]  # PS slave ports the engine's AXI masters connect to
     pynq_board: str = ""
+    # Cycles from an m_axi read request to its first beat, as the cycle count charges every burst
+    # (HLS's m_axi `latency`); an assumption where the board file gives no measurement.
+    axi_latency_ns: float = 200.0
 
     @classmethod
     def load(cls, name: str) -> "Board":
@@ -65,6 +69,10 @@ class HardwareConfig:
     max_weights: int = 512 * 1024
     clock_mhz: float = 250.0
     max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
+    # Operand width of the MAC array's multipliers. Wider activations (the 8-bit image, A8) and
+    # weights (an 8-bit stem) run in mac_bits-wide slices, one pass per slice pair; 4-bit
+    # operands make LUT multipliers (Synetgy's 4-bit array), 8 makes one DSP48E2 per product.
+    mac_bits: int = 4
 
     def __post_init__(self) -> None:
         for name in ("pi", "po", "max_channels", "max_width", "max_line", "max_weights"):
@@ -77,6 +85,8 @@ class HardwareConfig:
             # Packed values must tile a bus word exactly, so no value straddles two words.
             if getattr(self, name) not in (2, 4, 8):
                 raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be 2, 4 or 8")
+        if self.mac_bits not in (2, 4, 8):
+            raise HardwareConfigError(f"mac_bits={self.mac_bits!r} must be 2, 4 or 8")
         if not 16 <= self.acc_bits <= 32:
             raise HardwareConfigError(f"acc_bits={self.acc_bits} must be 16..32")
         if self.clock_mhz <= 0:
@@ -97,6 +107,11 @@ class HardwareConfig:
 
     def board_info(self) -> Board:
         return Board.load(self.board)
+
+    @property
+    def axi_latency_cycles(self) -> int:
+        """The board's m_axi read latency in engine clock cycles."""
+        return math.ceil(self.board_info().axi_latency_ns * self.clock_mhz / 1000)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,6 +18,7 @@ FIELDS: tuple[str, ...] = (
     "flags", "in_addr", "in_h", "in_w", "in_cbuf", "in_rot", "cin",
     "out_addr", "out_cbuf", "out_rot", "cout", "w_addr", "q_addr", "shift", "act_max", "reserved",
     "in_stride", "out_stride", "d_addr", "d_cbuf", "d_rot", "d_max", "sw_addr", "sq_addr", "s_shift", "s_act_max",
+    "w_bits",
 )
 FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4,
                          "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8}

@@ -516,6 +516,7 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["w_addr"] = put(layout.pack_weights(conv.params["weight"], hw.weight_bits, hw.bus_bits))
             d["q_addr"] = put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits))
             d["shift"] = conv.attrs["shift"]
+            d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice
         elif vin.n != vout.n:
             raise ScheduleError(f"call '{c.name}': a copy must keep the channel count")
         if sp is not None:

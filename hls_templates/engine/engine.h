@@ -18,6 +18,7 @@
 #define CODESIGN_ENGINE_ENGINE_H
 
 #include "conv1x1.h"
+#include "cycles.h"
 #include "descriptor.h"
 #include "maxpool.h"
 #include "packing.h"
@@ -31,9 +32,15 @@
 #include <cstdio>
 #endif
 
+// II of the descriptor fetch loop (its PIPELINE pragma and the cycle count, cycles.h).
+#define CODESIGN_II_FETCH 1
+
 namespace codesign {
 
 CODESIGN_CSIM_BEGIN
+
+// Pipeline depth of the descriptor fetch: one m_axi read each word, the burst latency apart.
+constexpr int DEPTH_FETCH = 2;
 
 // Bits of an input value on the reader -> MAC stream: the image is 8-bit, activations A-bit.
 constexpr int IN_BITS = 8;
@@ -417,11 +424,18 @@ struct engine_t {
       if (d >= n) break;
       ap_uint<32> dw[DESC_WORDS];
       HLS_PRAGMA(ARRAY_PARTITION variable = dw complete)
+#ifndef __SYNTHESIS__
+      cycle_log().begin_call();
+#endif
+      CODESIGN_BURST(STAGE_DESC, C::AXI_LATENCY);
+      CODESIGN_LOOP_COUNTER(n_fetch);
     fetch:
       for (int i = 0; i < DESC_WORDS; ++i) {
-        HLS_PRAGMA(PIPELINE II = 1)
+        HLS_PRAGMA(PIPELINE II = CODESIGN_II_FETCH)
+        CODESIGN_TRIP(n_fetch);
         dw[i] = desc[d * DESC_WORDS + i];
       }
+      CODESIGN_LOOP_DONE(STAGE_DESC, n_fetch, CODESIGN_II_FETCH, DEPTH_FETCH);
       const call_t c = decode(dw);
       const int err = check(c);
       if (err) {
@@ -440,6 +454,9 @@ struct engine_t {
         load_requant<BUS, MAXC>(wmem, c.sq_addr, c.cout, smult, sbias);
       }
       run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
+#ifndef __SYNTHESIS__
+      cycle_log().end_call();
+#endif
     }
 #ifndef __SYNTHESIS__
     if (n_desc.to_uint() > unsigned(C::MAX_DESC)) {
