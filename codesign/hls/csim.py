@@ -106,6 +106,12 @@ class CsimEngine:
                        ctypes.c_uint64]
         self._fn = fn
         self.word_bytes = bus_bits // 8
+        self.lib.codesign_engine_csim_cycles.restype = ctypes.c_int
+        self.lib.codesign_engine_csim_cycles.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.lib.codesign_engine_csim_stage_name.restype = ctypes.c_char_p
+        self.lib.codesign_engine_csim_stage_name.argtypes = [ctypes.c_int]
+        n_stages = self.lib.codesign_engine_csim_num_stages()
+        self.stages = tuple(self.lib.codesign_engine_csim_stage_name(i).decode() for i in range(n_stages))
 
     def __call__(self, table: np.ndarray, wmem: np.ndarray, fmem: np.ndarray) -> np.ndarray:
         from ..hw import descriptor
@@ -119,3 +125,13 @@ class CsimEngine:
         if rc != 0:
             raise CsimError(f"C-simulation returned {rc}")
         return out
+
+    def last_cycles(self) -> list[dict[str, int]]:
+        """The cycle count of the last run (hls_templates/engine/cycles.h), one dict per engine call:
+        each stage's cycles and the call's "total" (cycle-counted C-sim, pragma IIs assumed met)."""
+        n = self.lib.codesign_engine_csim_cycles(None, 0)
+        width = len(self.stages) + 1
+        buf = np.zeros(max(n, 1) * width, dtype=np.uint64)
+        self.lib.codesign_engine_csim_cycles(buf.ctypes.data, n)
+        rows = buf[:n * width].reshape(n, width)
+        return [{**{s: int(v) for s, v in zip(self.stages, row)}, "total": int(row[-1])} for row in rows]
