@@ -271,6 +271,14 @@ def cmd_csim(args: argparse.Namespace) -> None:
 
     report = simulate_project(Path(args.project), per_call=not args.end_to_end_only, testbench=not args.no_testbench)
     print(report)
+    if args.cycles or args.json:
+        from .hls.cycles import count_project
+
+        counted = count_project(Path(args.project))
+        print(counted.table())
+        print(counted.summary())
+        if args.json:
+            print(f"cycle count: {counted.write_json(args.json)}")
 
 
 def cmd_bitstream(args: argparse.Namespace) -> None:
@@ -398,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--project", required=True)
     cs.add_argument("--end-to-end-only", action="store_true", help="skip the per-call check")
     cs.add_argument("--no-testbench", action="store_true", help="skip the stand-alone C++ testbench")
+    cs.add_argument("--cycles", action="store_true",
+                    help="also count cycles: per call and stage, cycles per frame, FPS at the clock, MAC utilisation")
+    cs.add_argument("--json", metavar="FILE", help="write the cycle count as JSON (implies --cycles)")
     cs.set_defaults(func=cmd_csim)
 
     bs = sub.add_parser("bitstream", help="run Vitis HLS and Vivado on a compiled project (.bit + .hwh)")

@@ -141,6 +141,11 @@ class SimulatedDevice(Device):
         self._run.restype = ctypes.c_int
         self._run.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
                               ctypes.c_uint64]
+        self._cycles = self.lib.codesign_engine_csim_cycles
+        self._cycles.restype = ctypes.c_int
+        self._cycles.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self._stages = self.lib.codesign_engine_csim_num_stages()
+        self.started_cycles: list[int] = []  # cycle-counted engine cycles of each start (hls/cycles.py)
 
     def _allocate(self, nbytes: int, name: str) -> DeviceBuffer:
         buf = DeviceBuffer(name, nbytes, self._next, np.zeros(nbytes, dtype=np.uint8))
@@ -199,6 +204,10 @@ class SimulatedDevice(Device):
         if rc != 0:
             raise DeviceError(f"the simulated engine rejected the descriptor table "
                               f"(codesign_engine_csim returned {rc})")
+        n = self._cycles(None, 0)
+        counts = np.zeros(max(n, 1) * (self._stages + 1), dtype=np.uint64)
+        self._cycles(counts.ctypes.data, n)
+        self.started_cycles.append(int(counts.reshape(-1, self._stages + 1)[:n, -1].sum()))
 
 
 # ---- PYNQ --------------------------------------------------------------------------------------

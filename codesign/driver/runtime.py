@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import CodesignError
+from ..figures import CYCLE_COUNTED
 from ..golden import GoldenModel
 from ..hw.memory import initial_fmem, read_tensor
 from . import postprocess
@@ -244,6 +245,10 @@ class BenchmarkReport:
     wall_s: float
     fps: float
     stages: dict[str, Stats]  # per frame: pack, engine (one start = one engine call), readback, host
+    # simulated device only: the engine's cycles per frame as the counting C-simulation gives them
+    # (hls/cycles.py), and the engine-only frame rate they mean at the configured clock
+    counted_cycles_per_frame: int = 0
+    counted_fps: float = 0.0
 
     def format(self) -> str:
         lines = [f"{self.package} on {self.device}: {self.frames} frames, batch {self.batch}: "
@@ -251,6 +256,9 @@ class BenchmarkReport:
                  f"{'per frame':<10} {'mean ms':>9} {'median':>9} {'min':>9} {'max':>9}"]
         for name, st in self.stages.items():
             lines.append(f"{name:<10} {st.mean_ms:9.3f} {st.median_ms:9.3f} {st.min_ms:9.3f} {st.max_ms:9.3f}")
+        if self.counted_cycles_per_frame:
+            lines.append(f"engine on the FPGA: {self.counted_cycles_per_frame:,} cycles per frame = "
+                         f"{self.counted_fps:.1f} FPS engine-only [{CYCLE_COUNTED}]")
         return "\n".join(lines)
 
     def to_json(self) -> dict:
@@ -276,5 +284,10 @@ def benchmark(package_dir: str | Path, device: str = "sim", frames: int = 32, ba
         wall = time.perf_counter() - t0
         stages = {name: Stats.of([getattr(t, f"{name}_s") for t in timings])
                   for name in ("pack", "engine", "readback", "host")}
-        return BenchmarkReport(rt.package.name, rt.device.kind, rt.device.timing_note, frames, batch, wall,
-                               frames / wall, stages)
+        report = BenchmarkReport(rt.package.name, rt.device.kind, rt.device.timing_note, frames, batch, wall,
+                                 frames / wall, stages)
+        counted = getattr(rt.device, "started_cycles", None)
+        if counted:  # one start per frame, each running the same table
+            report.counted_cycles_per_frame = counted[-1]
+            report.counted_fps = rt.package.schedule.hw.clock_mhz * 1e6 / report.counted_cycles_per_frame
+        return report

@@ -373,10 +373,12 @@ def engine_calls(wl: Workload, hw: HardwareConfig, p: ModelParams, shuffle_on_cp
 
 def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, control: str = "descriptor",
              shuffle_on_cpu: bool = False, params: ModelParams | None = None,
-             board: Board | None = None) -> FrameEstimate:
+             board: Board | None = None, engine_cycles: list[int] | None = None) -> FrameEstimate:
     """Latency and steady-state FPS of `batch` frames of `graph` on the engine `hw`.
 
     `graph` may be a precomputed `Workload` (what `explore` passes to its workers).
+    `engine_cycles`, one per engine call in schedule order, replaces the modeled engine time of each
+    call by a measured or cycle-counted one (hls/cycles.py); host and control stay modeled.
     """
     if control not in CONTROL_STYLES:
         raise ValueError(f"control={control!r} must be one of {CONTROL_STYLES}")
@@ -394,6 +396,12 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
     host_pools = [] if p.pool_unit else [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and _pool_only(c)]
     heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
     calls = [call_estimate(c, hw, p, ddr) for c in work]
+    if engine_cycles is not None:
+        if len(engine_cycles) != len(calls):
+            raise ValueError(f"{len(engine_cycles)} counted calls for {len(calls)} engine calls")
+        for ce, cyc in zip(calls, engine_cycles):
+            ce.engine_s = ce.time_s = cyc / (hw.clock_mhz * 1e6)
+            ce.weight_s = 0.0  # inside the count
     host: dict[str, float] = {}
     stem = None
     pre = [hk for hk in wl.host if hk.pre]

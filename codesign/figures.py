@@ -1,0 +1,8 @@
+"""What a printed figure means (DESIGN §8): the labels every FPS or resource number carries.
+
+One place, so the CLI, the benchmarks, the driver and the docs say the same words.
+"""
+CYCLE_COUNTED = "cycle-counted C-sim (pragma IIs assumed met)"
+MODELED = "modeled (analytic estimator of the engine as written)"
+PAPER_PRESET = "modeled (paper-reproduction preset)"
+PUBLISHED = "published"
