@@ -35,7 +35,7 @@ from .hw.config import HardwareConfig
 CODESIGN_DIR = Path(__file__).resolve().parent
 TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
-RUNTIME_MODULES = ("__init__.py", "errors.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
 # Shipped when present: the detection postprocess decodes with it. Without the package's __init__
 # (which pulls in training code and torch), codesign.detection is a namespace package on the board.
 OPTIONAL_RUNTIME_MODULES = ("detection/decode.py",)

@@ -382,9 +382,9 @@ def test_resources_fit_check():
     assert not big.fits() and any("dsp" in v for v in big.violations())
     small = resources(HardwareConfig(pi=8, po=8, weight_bits=8, max_weights=64 * 1024))
     assert small.fits()
-    # LUT MACs for 4×4 bits, DSP MACs above
+    # LUT MACs for 4×4 bits, DSP MACs for an 8-bit array (mac_bits 8)
     lut_macs = resources(HardwareConfig(pi=16, po=16, weight_bits=4), ModelParams(mac_in_bits=4))
-    dsp_macs = resources(HardwareConfig(pi=16, po=16, weight_bits=8))
+    dsp_macs = resources(HardwareConfig(pi=16, po=16, weight_bits=8, mac_bits=8))
     assert lut_macs.breakdown["mac_array"]["dsp"] == 0 and dsp_macs.breakdown["mac_array"]["dsp"] == 128
     assert lut_macs.breakdown["mac_array"]["lut"] > 10 * dsp_macs.breakdown["mac_array"]["lut"] / 4
 

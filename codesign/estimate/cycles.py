@@ -180,7 +180,8 @@ def _passes(c: CallWork, hw: HardwareConfig, p: ModelParams) -> int:
     """Bit-serial passes when operands are wider than the MAC array (e.g. an 8-bit stem)."""
     if not c.conv:
         return 1
-    return _cdiv(c.weight_bits, hw.weight_bits) * _cdiv(c.in_value_bits, p.mac_in_bits)
+    mac = p.mac_in_bits or hw.mac_bits
+    return _cdiv(c.weight_bits, min(hw.weight_bits, mac)) * _cdiv(c.in_value_bits, mac)
 
 
 def _chunk(c: CallWork, cout: int) -> CallWork:

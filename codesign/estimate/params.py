@@ -26,10 +26,10 @@ class ModelParams:
     """Timing parameters (engine microarchitecture, DDR, PYNQ control, ARM host)."""
 
     # ---- engine microarchitecture -------------------------------------------------------------
-    # Bits of an activation entering the MAC array. Our template streams 8-bit values into the
-    # array (IN_BITS = 8 in engine.h) so the 8-bit image can be read by the same path; Synetgy's
-    # array took 4-bit activations.
-    mac_in_bits: int = 8
+    # Operand width of the MAC array's multipliers; wider activations and weights run in passes.
+    # 0: the hardware config's mac_bits (the engine as written); the paper presets set their own
+    # (Synetgy's array took 4-bit activations, CoDeNet's 8-bit).
+    mac_in_bits: int = 0
     # "ideal": every dataflow stage moves one PI/PO-wide vector or one bus word per cycle (the
     # design target of docs/engine.md, what the MAC-array formula assumes). "template": the loops
     # of the current hls_templates/engine as written (reader moves one channel per cycle, the

@@ -111,8 +111,10 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
     p = params or ModelParams()
     rp = rparams or ResourceParams()
     board = board or hw.board_info()
-    pi, po, a, wb = hw.pi, hw.po, hw.act_bits, hw.weight_bits
-    ab = p.mac_in_bits
+    pi, po, a = hw.pi, hw.po, hw.act_bits
+    # the multipliers' operands: mac_bits-wide slices (the array runs wider values in passes)
+    ab = p.mac_in_bits or hw.mac_bits
+    wb = min(hw.weight_bits, p.mac_in_bits or hw.mac_bits)
     nmac = pi * po
     parts: dict[str, dict[str, float]] = {}
 

@@ -57,8 +57,9 @@ class Board:
 @dataclass(frozen=True)
 class HardwareConfig:
     board: str = "ultra96v2"
-    pi: int = 16
-    po: int = 16
+    # 32 x 32 4-bit MACs in LUTs (Synetgy's array size): DiracDeltaNet's W4A4 trunk in one pass
+    pi: int = 32
+    po: int = 32
     act_bits: int = 4
     weight_bits: int = 8
     acc_bits: int = 32
