@@ -378,7 +378,7 @@ def test_estimate_accepts_graph_and_workload_alike(ddn224, ddn_workload):
 
 
 def test_resources_fit_check():
-    big = resources(HardwareConfig(pi=64, po=64, weight_bits=8))
+    big = resources(HardwareConfig(pi=64, po=64, weight_bits=8, mac_bits=8))
     assert not big.fits() and any("dsp" in v for v in big.violations())
     small = resources(HardwareConfig(pi=8, po=8, weight_bits=8, max_weights=64 * 1024))
     assert small.fits()
