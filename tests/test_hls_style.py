@@ -1,0 +1,126 @@
+"""Static checks of the HLS units for the patterns that break II = 1 (shared/HLS-STYLE.md).
+
+The cycle count assumes every pipelined loop meets its II. These checks catch, in the source, the
+access patterns that made the first engine miss it by a factor of the lane count: a partitioned
+array indexed by a run-time expression (`line[x*c + ch]`, `out[view.logical(p)]`), so that every
+unrolled lane may hit every bank; banks chosen by index arithmetic (cyclic/block partitions); and
+nested pipelined loops that pay their fill per inner trip.
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+ENGINE_DIR = Path(__file__).resolve().parents[1] / "hls_templates" / "engine"
+HEADERS = sorted(ENGINE_DIR.glob("*.h"))
+PARTITION = re.compile(r"ARRAY_PARTITION variable = (\w+) (complete|cyclic|block)[^)]*?(?:dim = (\d+))?\)")
+UNROLLED_FOR = re.compile(r"for \(int (\w+) = [^;]*;[^)]*\)\s*\{\s*(?:\w+:\s*)?HLS_PRAGMA\(UNROLL")
+CONST_LOCAL = re.compile(r"const int (\w+) = ([^;]+);")
+
+
+def _code(text: str) -> str:
+    """The source without comments."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+def _subscripts(code: str, name: str) -> list[list[str]]:
+    """Every access name[a][b]... as its list of subscript expressions (balanced brackets)."""
+    out = []
+    for m in re.finditer(rf"(?<![\w.]){name}\s*\[", code):
+        i, subs = m.end() - 1, []
+        while i < len(code) and code[i] == "[":
+            depth, j = 0, i
+            while True:
+                depth += {"[": 1, "]": -1}.get(code[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            subs.append(code[i + 1:j].strip())
+            i = j + 1
+            while i < len(code) and code[i] == " ":
+                i += 1
+        out.append(subs)
+    return out
+
+
+def _lane_names(code: str) -> set[str]:
+    """Unrolled loop indices, and `const int` locals computed from them and constants only (a constant
+    per lane after unrolling, e.g. `const int pi = l * SB / 64`)."""
+    names = set(UNROLLED_FOR.findall(code))
+    defs = CONST_LOCAL.findall(code)
+    grew = True
+    while grew:
+        grew = False
+        for name, expr in defs:
+            if name not in names and all(_is_lane_index(e, names) for n, e in defs if n == name):
+                names.add(name)
+                grew = True
+    return names
+
+
+def _is_lane_index(expr: str, unrolled: set[str]) -> bool:
+    """An unrolled loop index, a compile-time constant, or arithmetic of those only."""
+    for token in re.findall(r"[A-Za-z_]\w*", expr):
+        if token in unrolled or token.isupper() or token.startswith("C::") or token in ("C",):
+            continue
+        return False
+    return True
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=lambda p: p.name)
+def test_no_banks_chosen_by_index_arithmetic(header):
+    """Cyclic/block partitions pick the bank from the index; with a run-time index that is every bank."""
+    bad = [m.group(0) for m in PARTITION.finditer(_code(header.read_text())) if m.group(2) != "complete"]
+    assert not bad, f"{header.name}: {bad} - pack the lanes into one word or partition a lane dimension completely"
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=lambda p: p.name)
+def test_partitioned_dimensions_are_indexed_by_lanes_or_constants(header):
+    code = _code(header.read_text())
+    unrolled = _lane_names(code)
+    problems = []
+    for m in PARTITION.finditer(code):
+        name, dim = m.group(1), int(m.group(3) or 1)
+        for subs in _subscripts(code, name):
+            dims = range(len(subs)) if dim == 0 else [dim - 1]
+            for d in dims:
+                if d < len(subs) and not _is_lane_index(subs[d], unrolled):
+                    problems.append(f"{name}[...{subs[d]}...] (partitioned dim {d + 1})")
+    assert not problems, f"{header.name}: run-time index into a partitioned dimension: {sorted(set(problems))}"
+
+
+@pytest.mark.parametrize("header", HEADERS, ids=lambda p: p.name)
+def test_pipelined_loops_are_flat(header):
+    """No pipelined loop directly inside another loop's body that also breaks out early: the nest-and-break
+    pattern (`for rows { for cols { if (x >= w) break; ... PIPELINE` ) pays the fill per inner trip."""
+    code = _code(header.read_text())
+    nest_and_break = re.findall(r"if \(\w+ >= [\w.]+\) break;", code)
+    assert not nest_and_break, f"{header.name}: loops bounded by `break` instead of a run-time trip count: " \
+                               f"{nest_and_break[:3]}"
+
+
+def test_the_checks_catch_the_old_patterns():
+    """The checks above would have failed the first engine's reader and shift unit."""
+    old_shift = """
+      static ap_uint<B> line[2][MAX_LINE];
+      HLS_PRAGMA(ARRAY_PARTITION variable = line cyclic factor = P dim = 2)
+      for (int i = 0; i < P; ++i) {
+        HLS_PRAGMA(UNROLL)
+        r = line[cur][x * c + k * P + i];
+      }
+      for (int x = 0; x < MAX_W; ++x) { if (x >= w) break; }"""
+    assert PARTITION.search(old_shift).group(2) == "cyclic"
+    old_reader = """
+      ap_uint<8> out[N];
+      HLS_PRAGMA(ARRAY_PARTITION variable = out complete)
+      for (int l = 0; l < LANES; ++l) {
+        HLS_PRAGMA(UNROLL)
+        const int j = view.logical(lo + l);
+        out[j] = lane[l];
+      }"""
+    code = _code(old_reader)
+    unrolled = _lane_names(code)
+    assert unrolled == {"l"}  # j is computed from run-time state (the view): not a lane constant
+    assert not _is_lane_index(_subscripts(code, "out")[-1][0], unrolled)
+    assert re.findall(r"if \(\w+ >= [\w.]+\) break;", old_shift)
