@@ -77,27 +77,64 @@ def test_no_banks_chosen_by_index_arithmetic(header):
 
 @pytest.mark.parametrize("header", HEADERS, ids=lambda p: p.name)
 def test_partitioned_dimensions_are_indexed_by_lanes_or_constants(header):
+    """An array partitioned on one dimension and not the others is a set of memories (banks): a run-time
+    index in the partitioned dimension makes every lane need a port on every bank. (An array partitioned
+    completely is registers; a run-time index there is a multiplexer, which costs LUTs, not II.)"""
     code = _code(header.read_text())
     unrolled = _lane_names(code)
     problems = []
     for m in PARTITION.finditer(code):
         name, dim = m.group(1), int(m.group(3) or 1)
-        for subs in _subscripts(code, name):
-            dims = range(len(subs)) if dim == 0 else [dim - 1]
-            for d in dims:
-                if d < len(subs) and not _is_lane_index(subs[d], unrolled):
-                    problems.append(f"{name}[...{subs[d]}...] (partitioned dim {d + 1})")
+        accesses = _subscripts(code, name)
+        ndim = len(accesses[0]) if accesses else 0  # the declaration comes first
+        if dim == 0 or ndim <= 1 or len(re.findall(rf"variable = {name} complete", code)) >= ndim:
+            continue  # registers
+        for subs in accesses[1:]:
+            if dim - 1 < len(subs) and not _is_lane_index(subs[dim - 1], unrolled):
+                problems.append(f"{name}[...{subs[dim - 1]}...] (partitioned dim {dim} of {ndim})")
     assert not problems, f"{header.name}: run-time index into a partitioned dimension: {sorted(set(problems))}"
+
+
+# Loops that may enclose a pipelined loop: the engine's per-descriptor loop (one call after another).
+OUTER_LOOPS_ALLOWED = {"calls"}
+
+
+def _loops(code: str) -> list[tuple[str, int, int, bool]]:
+    """(label, body start, body end, unrolled) of every for-loop with a braced body."""
+    out = []
+    for m in re.finditer(r"(?:(\w+):\s*)?for\s*\(", code):
+        i = code.index("{", m.end())
+        depth, j = 0, i
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[j], 0)
+            if depth == 0:
+                break
+            j += 1
+        unrolled = re.match(r"\{\s*(?:\w+:\s*)?HLS_PRAGMA\(UNROLL", code[i:]) is not None
+        out.append((m.group(1) or "", i, j, unrolled))
+    return out
+
+
+def _nested_pipelines(code: str) -> list[str]:
+    """Pipelined loops that sit inside another (not unrolled, not allowed) loop: nest-and-break style,
+    paying the pipeline's fill on every outer trip."""
+    loops = _loops(code)
+    bad = []
+    for p in re.finditer(r"HLS_PRAGMA\(PIPELINE", code):
+        enclosing = [lp for lp in loops if lp[1] < p.start() < lp[2]]
+        own = max(enclosing, key=lambda lp: lp[1])  # the innermost: the pipelined loop itself
+        outer = [lp for lp in enclosing if lp is not own and not lp[3] and lp[0] not in OUTER_LOOPS_ALLOWED]
+        if outer:
+            bad.append(f"{own[0] or '?'} inside {', '.join(lp[0] or '?' for lp in outer)}")
+    return bad
 
 
 @pytest.mark.parametrize("header", HEADERS, ids=lambda p: p.name)
 def test_pipelined_loops_are_flat(header):
-    """No pipelined loop directly inside another loop's body that also breaks out early: the nest-and-break
-    pattern (`for rows { for cols { if (x >= w) break; ... PIPELINE` ) pays the fill per inner trip."""
-    code = _code(header.read_text())
-    nest_and_break = re.findall(r"if \(\w+ >= [\w.]+\) break;", code)
-    assert not nest_and_break, f"{header.name}: loops bounded by `break` instead of a run-time trip count: " \
-                               f"{nest_and_break[:3]}"
+    """One flat pipelined loop per stage (rows × columns × vectors as one index space): a pipelined loop
+    nested in another loop pays its fill and drain on every outer trip."""
+    bad = _nested_pipelines(_code(header.read_text()))
+    assert not bad, f"{header.name}: nested pipelined loops: {bad}"
 
 
 def test_the_checks_catch_the_old_patterns():
@@ -113,7 +150,7 @@ def test_the_checks_catch_the_old_patterns():
     assert PARTITION.search(old_shift).group(2) == "cyclic"
     old_reader = """
       ap_uint<8> out[N];
-      HLS_PRAGMA(ARRAY_PARTITION variable = out complete)
+      HLS_PRAGMA(ARRAY_PARTITION variable = out cyclic factor = P)
       for (int l = 0; l < LANES; ++l) {
         HLS_PRAGMA(UNROLL)
         const int j = view.logical(lo + l);
@@ -123,4 +160,13 @@ def test_the_checks_catch_the_old_patterns():
     unrolled = _lane_names(code)
     assert unrolled == {"l"}  # j is computed from run-time state (the view): not a lane constant
     assert not _is_lane_index(_subscripts(code, "out")[-1][0], unrolled)
-    assert re.findall(r"if \(\w+ >= [\w.]+\) break;", old_shift)
+    assert PARTITION.search(code).group(2) == "cyclic"
+    old_nest = """
+      rows: for (int y = 0; y < MAX_H; ++y) {
+        if (y >= h) break;
+        cols: for (int x = 0; x < MAX_W; ++x) {
+          HLS_PRAGMA(PIPELINE II = 1)
+          if (x >= w) break;
+        }
+      }"""
+    assert _nested_pipelines(old_nest) == ["cols inside rows"]
