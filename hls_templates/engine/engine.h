@@ -391,8 +391,8 @@ struct engine_t {
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
     reader(fmem_rd, c, s_in, s_dil);
     mac(s_in, s_mac, c, wbuf, mult, bias);
-    maxpool2x2_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool, c.h1,
-                                                                    c.w1, c.cout);
+    maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
+                                                                                c.h1, c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
                                                                      c.h2, c.w2, c.cout);
     spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(

@@ -68,7 +68,7 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
   HLS_PRAGMA(ARRAY_PARTITION variable = line cyclic factor = P dim = 2)
   const int nct = ceil_div(c, P);
   if (!dw && !deform) {
-    pass_through<P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
+    pass_through<STAGE_SPATIAL, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;
   }
   const int s = stride2 ? 2 : 1;
