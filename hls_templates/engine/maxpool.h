@@ -11,9 +11,9 @@
 // slack for the padding of the last vector of each pixel.
 //
 // Ports: one read and one write of `line` per cycle, at the same address. The odd column reads
-// what the even column wrote nct vectors before: for nct == 1 that is the previous iteration,
-// forwarded from a register (the histogram idiom), so the inter-iteration dependence on `line`
-// is at distance >= 2, which the 1-cycle read-to-write path meets.
+// what the even column wrote nct vectors before: for nct <= 2 that is forwarded from registers
+// (the histogram idiom), so the inter-iteration dependence on `line` left to the memory is at
+// distance >= 3, which the read -> max -> write path (at most 2 cycles) meets.
 #ifndef CODESIGN_ENGINE_MAXPOOL_H
 #define CODESIGN_ENGINE_MAXPOOL_H
 
@@ -46,7 +46,6 @@ void maxpool2x2_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& 
   typedef ap_uint<P * B> word_t;
   constexpr int LW = pool_line_words<P, MAXC, MAX_W, MAX_LINE>::value;
   constexpr int MAX_N = MAX_H * MAX_W * ceil_div(MAXC, P);
-  (void)MAX_N;  // the LOOP_TRIPCOUNT bound only
   static word_t line[LW];
   HLS_PRAGMA(DEPENDENCE variable = line inter false)
   if (!enable) {
@@ -59,12 +58,13 @@ void maxpool2x2_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& 
   const int wp = (w / 2) * 2;
   int k = 0, x = 0, y = 0;
   int xb = 0;        // (x / 2) * nct
-  word_t fwd = 0;    // the word written by the previous iteration (nct == 1: this one's input)
+  word_t fwd1 = 0, fwd2 = 0;  // the words written 1 and 2 iterations ago (forwarding)
   CODESIGN_LOOP_COUNTER(trips);
 vectors:
-  for (int j = 0; j < n; ++j) {
+  for (int j = 0; j < MAX_N; ++j) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_POOL)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_N)
+    if (j >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
     const vec_t<P, B> v = in.read();
     const bool inside = y < hp && x < wp;
@@ -72,7 +72,7 @@ vectors:
     const bool last = (y % 2 == 1) && (x % 2 == 1);   // bottom-right: emits it
     const int a = xb + k;
     word_t old = line[a];
-    if (nct == 1 && (x % 2 == 1)) old = fwd;  // written by the previous iteration
+    if (x % 2 == 1 && nct <= 2) old = nct == 1 ? fwd1 : fwd2;  // written 1 or 2 iterations ago
     word_t m = 0;
   lanes:
     for (int i = 0; i < P; ++i) {
@@ -82,7 +82,8 @@ vectors:
     }
     if (inside) {
       line[a] = m;
-      fwd = m;
+      fwd2 = fwd1;
+      fwd1 = m;
       if (last) {
         vec_t<P, B> r;
         for (int i = 0; i < P; ++i) {

@@ -13,9 +13,11 @@
 // slot of row r-1 (nxt) is read once (above, at x) and then overwritten with input (r+1, x) at
 // the same address. The left neighbour is the centre of the previous pixel, from a delay line of
 // nct words (`left`). So each memory sees at most 2 accesses per cycle, and only constant
-// indices reach the partitioned slot dimension. Read-after-write at distance 1 (tiny images:
-// w*nct <= 2, or nct == 1 for the delay line) is forwarded from registers; larger distances are
-// met by the 1-cycle read-to-write path, hence the DEPENDENCE pragmas.
+// indices reach the partitioned slot dimension. Read-after-write at short distances is
+// forwarded from registers: `line` at distance 1 (tiny images, w*nct <= 2; its writes take the
+// stream input, 1 cycle), `left` at distance 1 and 2 (nct <= 2; its writes follow a BRAM read,
+// <= 2 cycles); what is left to the memories meets their write paths, hence the DEPENDENCE
+// pragmas.
 //
 // Line buffer depth: w*nct words <= (W*C + W*(P-1)) / P per slot, so W x C <= MAX_LINE (the
 // engine's and the scheduler's check, in values) bounds it with MAX_W*(P-1)/P words of slack
@@ -52,7 +54,6 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
   constexpr int MAX_CT = ceil_div(MAXC, P);
   constexpr int LW = row_words<P, MAXC, MAX_W, MAX_LINE>::value;
   constexpr int MAX_N = (MAX_H + 1) * MAX_W * MAX_CT;
-  (void)MAX_N;  // the LOOP_TRIPCOUNT bound only
   static word_t line[2][LW];
   static word_t left[MAX_CT];
   HLS_PRAGMA(ARRAY_PARTITION variable = line complete dim = 1)
@@ -71,12 +72,13 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
   // the previous iteration's write of `line` (for forwarding) and centre (nct == 1: left)
   bool fw_on = false;
   int fw_s = 0, fw_a = 0;
-  word_t fw_v = 0, prev_ctr = 0;
+  word_t fw_v = 0, ctr1 = 0, ctr2 = 0;  // ctr1, ctr2: the centres of 1 and 2 iterations ago
   CODESIGN_LOOP_COUNTER(trips);
 vectors:
-  for (int j = 0; j < n; ++j) {
+  for (int j = 0; j < MAX_N; ++j) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_SHIFT)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 2 max = MAX_N)
+    if (j >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
     const bool reading = ry < h;
     const bool emitting = ry >= 1;
@@ -112,9 +114,10 @@ vectors:
     const word_t ctr = at_a[1 - nxt];
     const word_t rgt = has_right ? at_ar : word_t(0);
     word_t lft = 0;
-    if (x >= 1) lft = nct == 1 ? prev_ctr : left[k];
+    if (x >= 1) lft = nct == 1 ? ctr1 : nct == 2 ? ctr2 : left[k];
     left[k] = ctr;
-    prev_ctr = ctr;
+    ctr2 = ctr1;
+    ctr1 = ctr;
     if (emitting) {
       vec_t<P, B> o;
     lanes:

@@ -107,13 +107,13 @@ template <int STAGE, int P, int B, int MAXC, int MAX_H, int MAX_W>
 void pass_through(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out, int h, int w, int c) {
   HLS_PRAGMA(INLINE)
   constexpr int MAX_N = MAX_H * MAX_W * ceil_div(MAXC, P);
-  (void)MAX_N;  // the LOOP_TRIPCOUNT bound only
   const int n = h * w * ceil_div(c, P);
   CODESIGN_LOOP_COUNTER(trips);
 pass:
-  for (int j = 0; j < n; ++j) {
+  for (int j = 0; j < MAX_N; ++j) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_PASS)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_N)
+    if (j >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
     out.write(in.read());
   }
