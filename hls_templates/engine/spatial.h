@@ -30,8 +30,9 @@
 // not slid. Reading all 9 taps per cycle needs 3 reads of each of 3 rows per cycle: 3 copies of
 // the ring (3 x NR rows of the widest line) beside the write port. We read one tap column (3 taps,
 // one read of 3 row memories at one address) per cycle instead: 3 cycles per output vector, with
-// one input vector written every 3rd cycle. The choice keeps the ring at 1x memory, the largest
-// buffer of the engine (NR = 15 rows for R = 7), for layers that are few in CoDeNet.
+// one input vector written every 3rd cycle (every cycle while the first L pixels fill the ring).
+// The choice keeps the ring at 1x memory, the largest buffer of the engine (16 rows for R = 7),
+// for layers that are few in CoDeNet (3 of config b's 65 calls).
 //
 // Read-after-write at short distances is forwarded from registers (the DEPENDENCE pragmas leave
 // longer ones to the memories, whose write paths take at most 2 cycles): the ring's row being
@@ -87,6 +88,7 @@ void load_spatial_weights(const ap_uint<BUS>* wmem, int sw_addr, int c,
   const int wpr = ceil_div(c, LW);
   const int n = 9 * wpr * SUBS;
   int t = 0, j = 0, sub = 0;  // tap, word of the row, part of the word
+  int wi = 0;                 // t*wpr + j: the words, consecutive (one burst)
   int cb = 0;                 // the channel of the part's first lane: j*LW + sub*P
   ap_uint<WB> lane[LW];
   HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
@@ -98,7 +100,7 @@ words:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 9 max = MAX_N)
     if (it >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
-    if (sub == 0) L::unpack(wmem[sw_addr + t * wpr + j], lane);  // consecutive words: one burst
+    if (sub == 0) L::unpack(wmem[sw_addr + wi], lane);
     const int r0 = cb % P, k0 = cb / P;
   lanes:  // memory (t, i) takes lane l = (i - r0) mod P of this part: a rotation
     for (int i = 0; i < P; ++i) {
@@ -116,6 +118,7 @@ words:
     cb += P;
     if (++sub == SUBS) {
       sub = 0;
+      ++wi;
       cb = (j + 1) * LW;
       if (++j == wpr) {
         j = 0;
@@ -187,7 +190,7 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
   constexpr int MAXR = (NR - 1) / 2;
   constexpr int NRING = NR + 1;  // + the row being written while the top row is still read
   constexpr int MAX_DW = (MAX_H * MAX_W + MAX_W + 1) * MAX_CT;
-  constexpr int MAX_DF = 3 * (MAX_H * MAX_W + MAXR * MAX_W + MAXR) * MAX_CT;
+  constexpr int MAX_DF = (3 * MAX_H * MAX_W + MAXR * MAX_W + MAXR) * MAX_CT;
   static word_t ring[NRING][LW];
   static col_t win1[MAX_CT], win2[MAX_CT];
   static ap_uint<8> dring[NRING * MAX_W];
@@ -313,8 +316,9 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
     return;
   }
 
-  // deform: 3 iterations (tap columns tc = 0, 1, 2) per vector slot
-  const int n = npix > 0 ? 3 * (npix + lag) * nct : 0;
+  // deform: 3 iterations (tap columns tc = 0, 1, 2) per vector slot that computes, 1 per slot of
+  // the fill (the first `lag` pixels, input only)
+  const int n = npix > 0 ? (lag + 3 * npix) * nct : 0;
   int tc = 0, dil = 0;
   word_t vin = 0;  // the input vector of this slot
   ap_int<ACC_BITS> acc[P];
@@ -390,8 +394,8 @@ deform_vectors:
         out.write(y);
       }
     }
-    // next: the tap column, then k, then the input pixel (and the output pixel)
-    if (++tc == 3) {
+    // next: the tap column (none to compute while the ring fills), then k, then the input pixel
+    if (++tc == 3 || !computing) {
       tc = 0;
       ++pa;
       if (++k == nct) {
