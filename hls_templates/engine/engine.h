@@ -376,8 +376,8 @@ struct engine_t {
   // One call's pipeline.
   static void run_call(const call_t c, const word_t* fmem_rd, word_t* fmem_wr,
                        const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
-                       const rq_wide_t bias[MAXC], const ap_int<WB> wsp[9][MAXC],
-                       const rq_mult_t smult[MAXC], const rq_wide_t sbias[MAXC]) {
+                       const rq_wide_t bias[MAXC], const ap_int<WB> wsp[9][PO][MAX_CO_T],
+                       const rq_mult_t smult[PO][MAX_CO_T], const rq_wide_t sbias[PO][MAX_CO_T]) {
     HLS_PRAGMA(INLINE off)
     HLS_PRAGMA(DATAFLOW)
     hls::stream<in_vec> s_in("s_in");
@@ -391,8 +391,8 @@ struct engine_t {
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
     reader(fmem_rd, c, s_in, s_dil);
     mac(s_in, s_mac, c, wbuf, mult, bias);
-    maxpool2x2_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool, c.h1,
-                                                                    c.w1, c.cout);
+    maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
+                                                                                c.h1, c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
                                                                      c.h2, c.w2, c.cout);
     spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
@@ -411,12 +411,14 @@ struct engine_t {
     static rq_wide_t bias[MAXC];
     HLS_PRAGMA(ARRAY_PARTITION variable = mult cyclic factor = PO)
     HLS_PRAGMA(ARRAY_PARTITION variable = bias cyclic factor = PO)
-    static ap_int<WB> wsp[9][MAXC];
-    static rq_mult_t smult[MAXC];
-    static rq_wide_t sbias[MAXC];
-    HLS_PRAGMA(ARRAY_PARTITION variable = wsp cyclic factor = PO dim = 2)
-    HLS_PRAGMA(ARRAY_PARTITION variable = smult cyclic factor = PO)
-    HLS_PRAGMA(ARRAY_PARTITION variable = sbias cyclic factor = PO)
+    // the spatial unit's weights and constants: one memory per (tap, lane) / lane, read at k
+    static ap_int<WB> wsp[9][PO][MAX_CO_T];
+    static rq_mult_t smult[PO][MAX_CO_T];
+    static rq_wide_t sbias[PO][MAX_CO_T];
+    HLS_PRAGMA(ARRAY_PARTITION variable = wsp complete dim = 1)
+    HLS_PRAGMA(ARRAY_PARTITION variable = wsp complete dim = 2)
+    HLS_PRAGMA(ARRAY_PARTITION variable = smult complete dim = 1)
+    HLS_PRAGMA(ARRAY_PARTITION variable = sbias complete dim = 1)
     const int n = n_desc.to_uint() > unsigned(C::MAX_DESC) ? C::MAX_DESC : int(n_desc.to_uint());
   calls:
     for (int d = 0; d < C::MAX_DESC; ++d) {
@@ -450,8 +452,8 @@ struct engine_t {
         load_requant<BUS, MAXC>(wmem, c.q_addr, c.cout, mult, bias);
       }
       if (c.dw || c.deform) {
-        load_spatial_weights<BUS, WB, MAXC>(wmem, c.sw_addr, c.cout, wsp);
-        load_requant<BUS, MAXC>(wmem, c.sq_addr, c.cout, smult, sbias);
+        load_spatial_weights<BUS, WB, PO, MAXC, C::AXI_LATENCY>(wmem, c.sw_addr, c.cout, wsp);
+        load_spatial_requant<BUS, PO, MAXC, C::AXI_LATENCY>(wmem, c.sq_addr, c.cout, smult, sbias);
       }
       run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
 #ifndef __SYNTHESIS__

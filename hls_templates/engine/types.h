@@ -79,34 +79,50 @@ struct call_t {
   int h4, w4;  // after UPSAMPLE: the output buffer's pixel grid
 };
 
+}  // namespace codesign
+
+#endif  // CODESIGN_ENGINE_TYPES_H
+
+// pass_through counts its cycles with the macros of cycles.h, and cycles.h includes this file
+// for CODESIGN_CSIM_BEGIN: it is defined (once) as soon as both are complete, whichever of the
+// two a unit includes first (every unit includes types.h, so it is there for all of them).
+#ifndef CODESIGN_ENGINE_PASS_THROUGH_H
+#include "cycles.h"
+#ifdef CODESIGN_LOOP_DONE  // cycles.h fully read (not in the middle of including this file)
+#define CODESIGN_ENGINE_PASS_THROUGH_H
+
+// II of pass_through's loop (its PIPELINE pragma and the cycle count).
+#define CODESIGN_II_PASS 1
+
+namespace codesign {
+
 CODESIGN_CSIM_BEGIN
 
+// Pipeline depth of pass_through: stream read, stream write.
+constexpr int DEPTH_PASS = 2;
+
 // h x w pixels of ceil(c / P) vectors each, copied from `in` to `out`: what a stage does for a
-// call that does not use it (its stream still has to flow).
-template <int P, int B, int MAXC, int MAX_H, int MAX_W>
+// call that does not use it (its stream still has to flow), counted to STAGE. One flat loop.
+template <int STAGE, int P, int B, int MAXC, int MAX_H, int MAX_W>
 void pass_through(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out, int h, int w, int c) {
   HLS_PRAGMA(INLINE)
-  constexpr int MAX_CT = ceil_div(MAXC, P);
-  const int nct = ceil_div(c, P);
+  constexpr int MAX_N = MAX_H * MAX_W * ceil_div(MAXC, P);
+  const int n = h * w * ceil_div(c, P);
+  CODESIGN_LOOP_COUNTER(trips);
 pass:
-  for (int y = 0; y < MAX_H; ++y) {
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_H)
-    if (y >= h) break;
-    for (int x = 0; x < MAX_W; ++x) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_W)
-      if (x >= w) break;
-      for (int k = 0; k < MAX_CT; ++k) {
-        HLS_PRAGMA(PIPELINE II = 1)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CT)
-        if (k >= nct) break;
-        out.write(in.read());
-      }
-    }
+  for (int j = 0; j < MAX_N; ++j) {
+    HLS_PRAGMA(PIPELINE II = CODESIGN_II_PASS)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_N)
+    if (j >= n) break;  // one flat loop, run-time extent
+    CODESIGN_TRIP(trips);
+    out.write(in.read());
   }
+  CODESIGN_LOOP_DONE(STAGE, trips, CODESIGN_II_PASS, DEPTH_PASS);
 }
 
 CODESIGN_CSIM_END
 
 }  // namespace codesign
 
-#endif  // CODESIGN_ENGINE_TYPES_H
+#endif  // CODESIGN_LOOP_DONE
+#endif  // CODESIGN_ENGINE_PASS_THROUGH_H
