@@ -35,6 +35,7 @@ struct CfgA {
   static constexpr int PI = 4, PO = 8, A_BITS = 4, W_BITS = 8, ACC_BITS = 32, BUS_BITS = 64;
   static constexpr int MAX_C = 48, MAX_H = 12, MAX_W = 12, MAX_LINE = 12 * 48;
   static constexpr int MAX_WEIGHTS = 48 * 48, MAX_DESC = 64;
+  static constexpr int MAC_BITS = 4, AXI_LATENCY = 50;  // 8-bit weights and IN8: 2 x 2 passes
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // A = 3 and W = 5: lanes straddle the 64-bit parts of a 128-bit word; PI > PO; 24-bit acc.
@@ -42,6 +43,7 @@ struct CfgB {
   static constexpr int PI = 8, PO = 4, A_BITS = 3, W_BITS = 5, ACC_BITS = 24, BUS_BITS = 128;
   static constexpr int MAX_C = 40, MAX_H = 10, MAX_W = 11, MAX_LINE = 11 * 40;
   static constexpr int MAX_WEIGHTS = 40 * 40, MAX_DESC = 64;
+  static constexpr int MAC_BITS = 2, AXI_LATENCY = 50;  // W5 in 3 slices, A3 in 2, IN8 in 4
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // A = 8 (IN8 copies allowed), 4-bit weights.
@@ -49,6 +51,7 @@ struct CfgC {
   static constexpr int PI = 16, PO = 16, A_BITS = 8, W_BITS = 4, ACC_BITS = 32, BUS_BITS = 128;
   static constexpr int MAX_C = 64, MAX_H = 9, MAX_W = 9, MAX_LINE = 9 * 64;
   static constexpr int MAX_WEIGHTS = 64 * 64, MAX_DESC = 64;
+  static constexpr int MAC_BITS = 8, AXI_LATENCY = 50;  // one pass, full products
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // The default (DiracDeltaNet) configuration rendered from config.h.j2.
