@@ -27,6 +27,9 @@
 
 #include "cycles.h"
 #include "packing.h"
+#ifndef __SYNTHESIS__
+#include <cassert>
+#endif
 #include "requant.h"
 #include "types.h"
 
@@ -46,8 +49,10 @@ constexpr int max_weight_tiles(int pi, int po, int maxc, int maxw) {
   return ceil_div(maxw, pi * po) + ceil_div(maxc, pi) + ceil_div(maxc, po) + 1;
 }
 
+// Compile-time helpers (bounded loops: the sources must not hold while loops or recursion).
 constexpr int cgcd(int a, int b) {
-  while (b) {
+  for (int k = 0; k < 64; ++k) {  // Euclid on ints takes fewer than 64 steps
+    if (b == 0) break;
     const int t = a % b;
     a = b;
     b = t;
@@ -56,9 +61,9 @@ constexpr int cgcd(int a, int b) {
 }
 
 constexpr int clog2(int n) {
-  int b = 0;
-  while ((1 << b) < n) ++b;
-  return b;
+  for (int b = 0; b < 31; ++b)
+    if ((1 << b) >= n) return b;
+  return 31;
 }
 
 // Pipeline depth of the weight load: m_axi beat into the stream 1, merge into the reservoir 1,
@@ -132,23 +137,28 @@ void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout,
   (void)MAX_STEPS;  // read by the TRIPCOUNT pragma only
   const int wpr = ceil_div(cin, LW);
   const int nci = ceil_div(cin, PI);
+  // Steps per row. A word of at least a tile: every step writes a tile (reading first when the
+  // reservoir is short), nci steps. A smaller word: every step reads while the row has words,
+  // the greedy writes floor(j * UU / TU) tiles in the first j steps and one more at the row's
+  // last word, then one tile per step.
+  const int row_steps = UU >= TU ? nci : wpr + nci - ((wpr - 1) * UU / TU + 1);
+  const int n = cout * row_steps;
   ap_uint<RB> res = 0;
   int nu = 0;          // reservoir fill in units of G bits
   int wleft = wpr;     // words of this row not yet read
   int tleft = nci;     // tiles of this row not yet written
-  int o = 0, t = 0, tbase = 0, rows = cout;
-  bool done = cout <= 0;
+  int o = 0, t = 0, tbase = 0;
   CODESIGN_LOOP_COUNTER(n_pack);
 wpack:
-  while (!done) {
+  for (int k = 0; k < n; ++k) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_WPACK)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_STEPS)
     CODESIGN_TRIP(n_pack);
     if (wleft > 0 && nu < TU) {
       const ap_uint<RB> wv = ap_uint<RB>(in.read().range(UB - 1, 0));
-      for (int k = 0; k < TU; ++k) {
+      for (int q = 0; q < TU; ++q) {
         HLS_PRAGMA(UNROLL)
-        if (nu == k) res |= wv << (k * G);
+        if (nu == q) res |= wv << (q * G);
       }
       nu += UU;
       --wleft;
@@ -172,11 +182,14 @@ wpack:
           tbase += nci;
         }
         t = tbase;
-        done = --rows == 0;
       }
     }
   }
   CODESIGN_LOOP_DONE(STAGE_LOAD, n_pack, CODESIGN_II_WPACK, DEPTH_WPACK);
+#ifndef __SYNTHESIS__
+  // the step count above is exact: every row complete, every word read
+  assert(cout <= 0 || (wleft == wpr && tleft == nci && tbase / nci * PO + o == cout && in.empty()));
+#endif
 }
 
 // Load a call's weights into wbuf (see the file header): one burst, packed at a tile per cycle.

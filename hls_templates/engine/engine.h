@@ -3,8 +3,8 @@
 // Per descriptor ("call"):
 //
 //   load weights + requant constants (CONV; spatial weights + constants for DW / DEFORM)
-//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array + requant | copy
-//             -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
+//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array | copy
+//             -> requant (a copy passes through) -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
 //             -> write view (channel stride; UPSAMPLE: each pixel to 2x2)
 //
 // with hls::stream between the stages. Stages that a call does not use pass their stream on.
