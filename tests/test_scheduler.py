@@ -45,6 +45,15 @@ def test_weight_and_requant_pack_roundtrip(cout, cin, bits, bus, data):
     assert np.array_equal(m2, m) and np.array_equal(b2, b)
 
 
+def test_pack_requant_refuses_constants_the_engine_cannot_hold():
+    """The engine reads M as 24-bit signed (accumulator x 24-bit product) and B as 48-bit."""
+    layout.pack_requant(np.array([-(1 << 23), (1 << 23) - 1]), np.array([-(1 << 47), (1 << 47) - 1]), 64)
+    with pytest.raises(layout.LayoutError, match="multiplier M of channel 1"):
+        layout.pack_requant(np.array([0, 1 << 23]), np.array([0, 0]), 64)
+    with pytest.raises(layout.LayoutError, match="bias B of channel 0"):
+        layout.pack_requant(np.array([0]), np.array([1 << 47]), 64)
+
+
 def test_descriptor_roundtrip_and_field_check():
     d = {name: i + 1 for i, name in enumerate(descriptor.FIELDS)}
     assert descriptor.decode(descriptor.encode([d]))[0] == d

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import CodesignError
+
+# The engine holds M as a 24-bit signed value (its requant product is accumulator x 24 bits,
+# hls_templates/engine/requant.h) and B as the low 48 bits; the exporter's M_BITS = 24 keeps
+# |M| < 2^23 and the contract's 48-bit bound keeps |B| < 2^47.
+REQUANT_M_BITS = 24
+REQUANT_B_BITS = 48
+
+
+class LayoutError(CodesignError):
+    """A value does not fit the field the engine reads it from."""
+
 
 def words_per_pixel(cbuf: int, store_bits: int, bus_bits: int) -> int:
     lanes = bus_bits // store_bits
@@ -80,8 +92,16 @@ REQUANT_WORDS = 2  # words per output channel
 
 
 def pack_requant(mult: np.ndarray, bias: np.ndarray, bus_bits: int) -> np.ndarray:
-    """Per channel two words: word0 = M (int32) | B[31:0]; word1 = B[63:32] (docs/engine.md)."""
+    """Per channel two words: word0 = M (int32) | B[31:0]; word1 = B[63:32] (docs/engine.md).
+    M must fit REQUANT_M_BITS and B REQUANT_B_BITS signed bits (what the engine reads)."""
     n = len(mult)
+    m64, b64 = np.asarray(mult, dtype=np.int64), np.asarray(bias, dtype=np.int64)
+    for name, v, bits in (("multiplier M", m64, REQUANT_M_BITS), ("bias B", b64, REQUANT_B_BITS)):
+        bad = (v < -(1 << (bits - 1))) | (v >= 1 << (bits - 1))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise LayoutError(f"requant {name} of channel {i} = {int(v[i])} does not fit the engine's "
+                              f"{bits}-bit signed field")
     words = np.zeros((n, REQUANT_WORDS, bus_bits // 8), dtype=np.uint8)
     b = bias.astype(np.int64)
     words[:, 0, 0:4] = mult.astype("<i4").view(np.uint8).reshape(n, 4)

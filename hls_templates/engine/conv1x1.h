@@ -1,21 +1,43 @@
-// The PI x PO MAC array: 1x1 convolution + requantization of a pixel stream.
+// The PI x PO MAC array: 1x1 convolution of a pixel stream into accumulators (requantized by the
+// requant process, requant.h), and the pass-through copy of calls without CONV.
 //
 // Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem, each row padded to a
 // multiple of lanes_w = BUS / W_BITS values (a row starts on a word), two's complement, lowest
-// bits first. They are loaded per call into an on-chip buffer of PO x PI tiles:
+// bits first. They are loaded per call into an on-chip buffer of PI-lane words, one memory per
+// output lane o:
 //
-//   wbuf[t][o][i] = W[ct*PO + o][it*PI + i],  t = ct * nci + it,  nci = ceil(cin / PI)
+//   wbuf[o][t] lanes i = W[ct*PO + o][it*PI + i],  t = ct * nci + it,  nci = ceil(cin / PI)
 //
-// completely partitioned on (o, i), so one tile feeds the whole array in one cycle. Per pixel
-// the array runs ceil(cout/PO) x ceil(cin/PI) tiles; channel counts that are not multiples of
-// PI / PO are handled by zero padding of the input vector (the weights of padded input lanes
-// are never initialised but always multiply 0) and by dropping padded outputs.
+// (dim 1 completely partitioned, lanes packed into one word), so the unrolled o loop reads a
+// whole PO x PI tile in one cycle. Lanes beyond cin hold whatever followed in wmem (never
+// initialised values): they always multiply a zero input lane.
+//
+// Passes (MAC_BITS, the multipliers' operand width): x (8-bit image or A-bit activations,
+// unsigned) is cut into px = ceil(xbits / MAC_BITS) slices, w (signed, w_bits wide) into
+// pw = ceil(w_bits / MAC_BITS) slices, the top one signed, the others unsigned. Pass (sx, sw)
+// adds (sum_i x_sx[i] * w_sw[i]) << MAC_BITS*(sx + sw) to the accumulator, which is exactly
+// sum_i x[i] * w[i] once every pass has run (two's complement wrap-around in ACC_BITS cancels).
+//
+// Per call the array runs ONE flat pipelined loop over pixels x output tiles x passes x input
+// tiles; the accumulator is reset at the first (pass, input tile) and sent to the requant
+// process at the last. A pixel's input vectors are read from the stream on their first use
+// (output tile 0, pass 0) and kept, packed, in xbuf for the later output tiles and passes.
 #ifndef CODESIGN_ENGINE_CONV1X1_H
 #define CODESIGN_ENGINE_CONV1X1_H
 
+#include "cycles.h"
 #include "packing.h"
+#ifndef __SYNTHESIS__
+#include <cassert>
+#endif
 #include "requant.h"
 #include "types.h"
+
+// IIs of the pipelined loops here (their PIPELINE pragmas and the cycle count, cycles.h).
+#define CODESIGN_II_WREAD 1
+#define CODESIGN_II_WPACK 1
+#define CODESIGN_II_MAC 1
+#define CODESIGN_II_COPY 1
 
 namespace codesign {
 
@@ -27,111 +49,336 @@ constexpr int max_weight_tiles(int pi, int po, int maxc, int maxw) {
   return ceil_div(maxw, pi * po) + ceil_div(maxc, pi) + ceil_div(maxc, po) + 1;
 }
 
-template <int BUS, int W_BITS, int PI, int PO, int MAXC, int MAXT>
-void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout,
-                  ap_int<W_BITS> wbuf[MAXT][PO][PI]) {
+// Compile-time helpers (bounded loops: the sources must not hold while loops or recursion).
+constexpr int cgcd(int a, int b) {
+  for (int k = 0; k < 64; ++k) {  // Euclid on ints takes fewer than 64 steps
+    if (b == 0) break;
+    const int t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+constexpr int clog2(int n) {
+  for (int b = 0; b < 31; ++b)
+    if ((1 << b) >= n) return b;
+  return 31;
+}
+
+// Pipeline depth of the weight load: m_axi beat into the stream 1, merge into the reservoir 1,
+// tile write 1.
+constexpr int DEPTH_WPACK = 3;
+// Pipeline depth of the copy: stream read, lane placement, stream write.
+constexpr int DEPTH_COPY = 3;
+
+// Pipeline depth of the MAC loop: xbuf / wbuf read 2, slice select 1, multiplier (LUT 1, DSP 3),
+// adder tree of PI products (two levels per cycle), shift select + accumulate 1, stream write 1.
+template <int PI, int MB>
+struct mac_depth {
+  static constexpr int value = 2 + 1 + (MB <= 4 ? 1 : 3) + ceil_div(clog2(PI), 2) + 1 + 1;
+};
+
+// One slice product: (MB+1)-bit signed weight slice x MB-bit unsigned activation slice. A 4 x 4
+// product is a LUT multiplier; wider ones take a DSP.
+template <int MB, bool FABRIC = (MB <= 4)>
+struct slice_mul;
+template <int MB>
+struct slice_mul<MB, true> {
+  static ap_int<2 * MB + 1> mul(const ap_int<MB + 1>& w, const ap_uint<MB>& x) {
+    HLS_PRAGMA(INLINE)
+    ap_int<2 * MB + 1> p = w * x;
+    HLS_PRAGMA(BIND_OP variable = p op = mul impl = fabric)
+    return p;
+  }
+};
+template <int MB>
+struct slice_mul<MB, false> {
+  static ap_int<2 * MB + 1> mul(const ap_int<MB + 1>& w, const ap_uint<MB>& x) {
+    HLS_PRAGMA(INLINE)
+    ap_int<2 * MB + 1> p = w * x;
+    HLS_PRAGMA(BIND_OP variable = p op = mul impl = dsp)
+    return p;
+  }
+};
+
+// The bus words of a call's weights (cout rows of wpr words, consecutive) as one burst.
+template <int BUS, int MAXW>
+void read_weight_words(const ap_uint<BUS>* wmem, int w_addr, int n, int axi_latency,
+                       hls::stream<ap_uint<BUS> >& out) {
   HLS_PRAGMA(INLINE off)
-  typedef lanes_t<BUS, W_BITS> L;
-  constexpr int LW = L::LANES;
-  constexpr int MAX_WPR = ceil_div(MAXC, LW);
-  const int wpr = ceil_div(cin, LW);
-  const int nci = ceil_div(cin, PI);
-  int addr = w_addr;
-rows:
-  for (int co = 0; co < MAXC; ++co) {
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXC)
-    if (co >= cout) break;
-    const int tbase = (co / PO) * nci;
-    const int o = co % PO;
-  words:
-    for (int k = 0; k < MAX_WPR; ++k) {
-      HLS_PRAGMA(PIPELINE II = 1)
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_WPR)
-      if (k >= wpr) break;
-      ap_uint<W_BITS> lane[LW];
-      HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
-      L::unpack(wmem[addr + k], lane);
-      for (int l = 0; l < LW; ++l) {
-        HLS_PRAGMA(UNROLL)
-        const int ci = k * LW + l;
-        if (ci < cin) wbuf[tbase + ci / PI][o][ci % PI] = ap_int<W_BITS>(lane[l]);
-      }
-    }
-    addr += wpr;
+  // Counted: the burst's latency. Its beats are not: the packer runs concurrently (DATAFLOW)
+  // and takes at least one step per word, so its count covers them.
+  CODESIGN_BURST(STAGE_LOAD, axi_latency);
+wread:
+  for (int k = 0; k < n; ++k) {
+    HLS_PRAGMA(PIPELINE II = CODESIGN_II_WREAD)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXW)
+    out.write(wmem[w_addr + k]);
   }
 }
 
-// The conv stage of the dataflow region: npix pixels of cin channels (ceil(cin/PI) vectors of
-// PI values each, zero beyond cin) in, npix pixels of cout channels (ceil(cout/PO) vectors of
-// PO values, zero beyond cout) out.
-template <int PI, int PO, int W_BITS, int ACC_BITS, int IB, int A, int MAXC, int MAXT, int MAXPIX>
-void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<vec_t<PO, A> >& out, int npix,
-                   int cin, int cout, const ap_int<W_BITS> wbuf[MAXT][PO][PI],
-                   const rq_mult_t mult[MAXC], const rq_wide_t bias[MAXC], int shift,
-                   int act_max) {
+// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). Per row the lanes pass through a
+// reservoir register: a step reads a word when the reservoir holds less than a tile (and the
+// row has words left) and writes a tile when it holds one (or the row's words are all in: the
+// row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, word bits), written
+// as a mux of constant shifts.
+template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
+void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout,
+                       ap_uint<PI * WB> wbuf[PO][MAXT]) {
+  HLS_PRAGMA(INLINE off)
+  constexpr int LW = BUS / WB;      // values per bus word
+  constexpr int UB = LW * WB;       // used bits of a word
+  constexpr int TB = PI * WB;       // bits of a tile word
+  constexpr int G = cgcd(UB, TB);   // reservoir fill is a multiple of G bits
+  constexpr int TU = TB / G, UU = UB / G;
+  constexpr int RB = TB + UB;       // reservoir bits: < TB before a read, < TB + UB after
+  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LW) + ceil_div(MAXC, PI));
+  (void)MAX_STEPS;  // read by the TRIPCOUNT pragma only
+  const int wpr = ceil_div(cin, LW);
+  const int nci = ceil_div(cin, PI);
+  // Steps per row. A word of at least a tile: every step writes a tile (reading first when the
+  // reservoir is short), nci steps. A smaller word: every step reads while the row has words,
+  // the greedy writes floor(j * UU / TU) tiles in the first j steps and one more at the row's
+  // last word, then one tile per step.
+  const int row_steps = UU >= TU ? nci : wpr + nci - ((wpr - 1) * UU / TU + 1);
+  const int n = cout * row_steps;
+  ap_uint<RB> res = 0;
+  int nu = 0;          // reservoir fill in units of G bits
+  int wleft = wpr;     // words of this row not yet read
+  int tleft = nci;     // tiles of this row not yet written
+  int o = 0, t = 0, tbase = 0;
+  CODESIGN_LOOP_COUNTER(n_pack);
+wpack:
+  for (int k = 0; k < n; ++k) {
+    HLS_PRAGMA(PIPELINE II = CODESIGN_II_WPACK)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_STEPS)
+    CODESIGN_TRIP(n_pack);
+    if (wleft > 0 && nu < TU) {
+      const ap_uint<RB> wv = ap_uint<RB>(in.read().range(UB - 1, 0));
+      for (int q = 0; q < TU; ++q) {
+        HLS_PRAGMA(UNROLL)
+        if (nu == q) res |= wv << (q * G);
+      }
+      nu += UU;
+      --wleft;
+    }
+    if (nu >= TU || wleft == 0) {
+      const ap_uint<TB> tile = res.range(TB - 1, 0);
+      for (int l = 0; l < PO; ++l) {
+        HLS_PRAGMA(UNROLL)
+        if (l == o) wbuf[l][t] = tile;
+      }
+      res >>= TB;
+      nu = nu >= TU ? nu - TU : 0;
+      ++t;
+      if (--tleft == 0) {  // the row is complete (its words are all read): next row
+        res = 0;
+        nu = 0;
+        wleft = wpr;
+        tleft = nci;
+        if (++o == PO) {
+          o = 0;
+          tbase += nci;
+        }
+        t = tbase;
+      }
+    }
+  }
+  CODESIGN_LOOP_DONE(STAGE_LOAD, n_pack, CODESIGN_II_WPACK, DEPTH_WPACK);
+#ifndef __SYNTHESIS__
+  // the step count above is exact: every row complete, every word read
+  assert(cout <= 0 || (wleft == wpr && tleft == nci && tbase / nci * PO + o == cout && in.empty()));
+#endif
+}
+
+// Load a call's weights into wbuf (see the file header): one burst, packed at a tile per cycle.
+template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
+void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int axi_latency,
+                  ap_uint<PI * WB> wbuf[PO][MAXT]) {
+  HLS_PRAGMA(INLINE off)
+  HLS_PRAGMA(DATAFLOW)
+  constexpr int LW = BUS / WB;
+  hls::stream<ap_uint<BUS> > words("wload_words");
+  HLS_PRAGMA(STREAM variable = words depth = 4)
+  read_weight_words<BUS, MAXC * ceil_div(MAXC, LW)>(wmem, w_addr, cout * ceil_div(cin, LW),
+                                                    axi_latency, words);
+  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, wbuf);
+}
+
+// The MAC process of a CONV call: npix pixels of cin channels (ceil(cin/PI) vectors of PI values
+// each, zero beyond cin) in; npix x ceil(cout/PO) accumulator vectors out. xbits: the width of
+// the input values (8: the image, else A); w_bits: the layer's weight width (0: WB).
+template <int PI, int PO, int WB, int MB, int ACC_BITS, int IB, int MAXC, int MAXT, int MAXPIX>
+void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
+                   int npix, int cin, int cout, int xbits, int w_bits,
+                   const ap_uint<PI * WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   constexpr int MAX_CI_T = ceil_div(MAXC, PI);
   constexpr int MAX_CO_T = ceil_div(MAXC, PO);
+  (void)MAX_CO_T;  // read by the TRIPCOUNT pragma only
+  constexpr int NPX = ceil_div(IB, MB), NPW = ceil_div(WB, MB);  // most slices of x / w
+  constexpr int NSH = NPX + NPW - 1;                             // partial-sum shifts
+  constexpr int PS_BITS = 2 * MB + 1 + clog2(PI);                // sum of PI slice products
+  constexpr int DEPTH = mac_depth<PI, MB>::value;
   typedef ap_int<ACC_BITS> acc_t;
   const int nci = ceil_div(cin, PI);
   const int nco = ceil_div(cout, PO);
-  const ap_uint<A> amax = act_max;
-  ap_uint<IB> x[MAX_CI_T][PI];
-  HLS_PRAGMA(ARRAY_PARTITION variable = x complete dim = 2)
-pixels:
-  for (int px = 0; px < MAXPIX; ++px) {
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXPIX)
-    if (px >= npix) break;
-  load_x:
-    for (int it = 0; it < MAX_CI_T; ++it) {
-      HLS_PRAGMA(PIPELINE II = 1)
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
-      if (it >= nci) break;
+  const int wb = w_bits <= 0 || w_bits > WB ? WB : w_bits;
+  const int xb = xbits <= 0 || xbits > IB ? IB : xbits;
+  const int px = ceil_div(xb, MB), pw = ceil_div(wb, MB);
+  const long long n = (long long)npix * nco * px * pw * nci;
+  ap_uint<PI * IB> xbuf[MAX_CI_T];  // the pixel's input vectors, packed
+  acc_t acc[PO];
+  HLS_PRAGMA(ARRAY_PARTITION variable = acc complete)
+  int it = 0, t = 0, tbase = 0, sx = 0, sw = 0, ct = 0;
+  CODESIGN_LOOP_COUNTER(n_mac);
+mac:
+  for (long long k = 0; k < n; ++k) {
+    HLS_PRAGMA(PIPELINE II = CODESIGN_II_MAC)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXPIX * MAX_CO_T * MAX_CI_T)
+    CODESIGN_TRIP(n_mac);
+    const bool first_pass = sx == 0 && sw == 0;
+    ap_uint<PI * IB> xw;
+    if (ct == 0 && first_pass) {  // first use of this input vector: from the stream
       const vec_t<PI, IB> v = in.read();
       for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        x[it][i] = v.v[i];
+        xw.range(IB * i + IB - 1, IB * i) = v.v[i];
       }
+      xbuf[it] = xw;
+    } else {
+      xw = xbuf[it];
     }
-  out_tiles:
-    for (int ct = 0; ct < MAX_CO_T; ++ct) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CO_T)
-      if (ct >= nco) break;
-      acc_t acc[PO];
-      HLS_PRAGMA(ARRAY_PARTITION variable = acc complete)
-      for (int o = 0; o < PO; ++o) {
+    const bool w_top = sw == pw - 1;  // the weight's top slice is signed
+    const int shs = sx + sw;          // the partial sum is shifted by MB * shs
+    acc_vec_t<PO, ACC_BITS> y;
+  mac_o:
+    for (int o = 0; o < PO; ++o) {
+      HLS_PRAGMA(UNROLL)
+      const ap_uint<PI * WB> ww = wbuf[o][t];
+      ap_int<PS_BITS> s = 0;
+    mac_i:
+      for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        acc[o] = 0;
-      }
-      const int tbase = ct * nci;
-    in_tiles:
-      for (int it = 0; it < MAX_CI_T; ++it) {
-        HLS_PRAGMA(PIPELINE II = 1)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
-        if (it >= nci) break;
-      mac_o:
-        for (int o = 0; o < PO; ++o) {
+        const ap_uint<NPX * MB> xe = ap_uint<IB>(xw.range(IB * i + IB - 1, IB * i));
+        const ap_int<NPW * MB> we = ap_int<WB>(ww.range(WB * i + WB - 1, WB * i));
+        ap_uint<MB> xs = 0, ws = 0;
+        for (int k2 = 0; k2 < NPX; ++k2) {
           HLS_PRAGMA(UNROLL)
-          acc_t s = 0;
-        mac_i:
-          for (int i = 0; i < PI; ++i) {
-            HLS_PRAGMA(UNROLL)
-            s += wbuf[tbase + it][o][i] * x[it][i];
+          if (sx == k2) xs = xe.range(MB * k2 + MB - 1, MB * k2);
+        }
+        for (int k2 = 0; k2 < NPW; ++k2) {
+          HLS_PRAGMA(UNROLL)
+          if (sw == k2) ws = ap_uint<NPW * MB>(we).range(MB * k2 + MB - 1, MB * k2);
+        }
+        ap_int<MB + 1> wop = ws;  // zero-extended
+        wop[MB] = w_top && ws[MB - 1];  // sign-extended for the top slice
+        s += slice_mul<MB>::mul(wop, xs);
+      }
+      acc_t a = first_pass && it == 0 ? acc_t(0) : acc[o];
+      for (int k2 = 0; k2 < NSH; ++k2) {
+        HLS_PRAGMA(UNROLL)
+        if (shs == k2) a += acc_t(s) << (MB * k2);
+      }
+      acc[o] = a;
+      y.v[o] = a;
+    }
+    if (sx == px - 1 && w_top && it == nci - 1) out.write(y);
+    // next (pixel, ct, sx, sw, it)
+    ++t;
+    if (++it == nci) {
+      it = 0;
+      if (++sw == pw) {
+        sw = 0;
+        if (++sx == px) {
+          sx = 0;
+          if (++ct == nco) {
+            ct = 0;
+            tbase = 0;
+          } else {
+            tbase += nci;
           }
-          acc[o] += s;
         }
       }
-      vec_t<PO, A> y;
-    requant_o:
+      t = tbase;
+    }
+  }
+  CODESIGN_LOOP_DONE(STAGE_MAC, n_mac, CODESIGN_II_MAC, DEPTH);
+}
+
+// The MAC process of a call without CONV: a copy (cin == cout = ch) of PI-vectors to PO-vectors,
+// npix pixels, as accumulator vectors for the requant process to pass through. One step per
+// segment of the channel range cut at every multiple of PI and of PO (max(nci, nco) steps when
+// one of PI, PO divides the other): it reads an input vector when the segment starts one and
+// writes an output vector when the segment ends one. Lanes move by d = ct*PO - it*PI, a multiple
+// of G = gcd(PI, PO): a mux of constant shifts of the packed vectors.
+template <int PI, int PO, int ACC_BITS, int IB, int MAXC, int MAXPIX>
+void copy_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
+                int npix, int ch) {
+  HLS_PRAGMA(INLINE off)
+  constexpr int G = cgcd(PI, PO);
+  constexpr int NU_IN = PI / G, NU_OUT = PO / G;  // d / G in (-NU_OUT, NU_IN)
+  constexpr int MAX_SEG = ceil_div(MAXC, PI) + ceil_div(MAXC, PO);
+  (void)MAX_SEG;  // read by the TRIPCOUNT pragma only
+  constexpr int XB = (PI + PO) * IB;
+  // segments per pixel: the distinct multiples of PI or PO in (0, ch), plus one
+  const int nci = ceil_div(ch, PI), nco = ceil_div(ch, PO);
+  const int l = PI / G * PO;  // lcm(PI, PO)
+  const int nseg = nci + nco - ceil_div(ch, l);
+  const long long n = (long long)npix * nseg;
+  ap_uint<PI * IB> xw = 0;
+  ap_uint<PO * IB> ow = 0;
+  int in_lo = 0, out_lo = 0;  // first channel of the current input / output vector
+  CODESIGN_LOOP_COUNTER(n_copy);
+copy:
+  for (long long k = 0; k < n; ++k) {
+    HLS_PRAGMA(PIPELINE II = CODESIGN_II_COPY)
+    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXPIX * MAX_SEG)
+    CODESIGN_TRIP(n_copy);
+    const int lo = in_lo > out_lo ? in_lo : out_lo;  // the segment's first channel
+    if (lo == in_lo) {  // a new input vector
+      const vec_t<PI, IB> v = in.read();
+      for (int i = 0; i < PI; ++i) {
+        HLS_PRAGMA(UNROLL)
+        xw.range(IB * i + IB - 1, IB * i) = v.v[i];
+      }
+    }
+    // the input vector's lanes at their output-lane positions: lane i to i - d; every lane of
+    // the input inside this output vector belongs to it (lanes beyond ch are zero)
+    const int du = (out_lo - in_lo) / G;
+    ap_uint<XB> placed = 0;
+    for (int u = -(NU_OUT - 1); u < NU_IN; ++u) {
+      HLS_PRAGMA(UNROLL)
+      if (du == u) {
+        const ap_uint<XB> wide = ap_uint<XB>(xw) << (IB * PO);  // lane i at PO + i
+        placed = wide >> (IB * (PO + u * G));                   // lane i at i - d
+      }
+    }
+    const ap_uint<PO * IB> mask_new = placed.range(PO * IB - 1, 0);
+    const ap_uint<PO * IB> cur = lo == out_lo ? ap_uint<PO * IB>(0) : ow;
+    const ap_uint<PO * IB> nw = cur | mask_new;
+    const int in_hi = in_lo + PI, out_hi = out_lo + PO;
+    const int hi = in_hi < out_hi ? in_hi : out_hi;  // the segment's end
+    const bool last = hi >= ch;
+    if (hi == out_hi || last) {
+      acc_vec_t<PO, ACC_BITS> y;
       for (int o = 0; o < PO; ++o) {
         HLS_PRAGMA(UNROLL)
-        const int c = ct * PO + o;
-        y.v[o] = c < cout ? requant<ACC_BITS, A>(acc[o], mult[c], bias[c], shift, amax)
-                          : ap_uint<A>(0);
+        y.v[o] = ap_int<ACC_BITS>(ap_uint<IB>(nw.range(IB * o + IB - 1, IB * o)));
       }
       out.write(y);
     }
+    ow = nw;
+    if (last) {
+      in_lo = 0;
+      out_lo = 0;
+    } else {
+      if (hi == in_hi) in_lo = in_hi;
+      if (hi == out_hi) out_lo = out_hi;
+    }
   }
+  CODESIGN_LOOP_DONE(STAGE_MAC, n_copy, CODESIGN_II_COPY, DEPTH_COPY);
 }
 
 CODESIGN_CSIM_END

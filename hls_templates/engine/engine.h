@@ -3,15 +3,15 @@
 // Per descriptor ("call"):
 //
 //   load weights + requant constants (CONV; spatial weights + constants for DW / DEFORM)
-//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array + requant | copy
-//             -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
+//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array | copy
+//             -> requant (a copy passes through) -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
 //             -> write view (channel stride; UPSAMPLE: each pixel to 2x2)
 //
 // with hls::stream between the stages. Stages that a call does not use pass their stream on.
 //
 // Config (a struct generated from config.h.j2) provides, as static constexpr int:
 //   PI, PO, A_BITS, W_BITS, ACC_BITS, BUS_BITS, MAX_C, MAX_H, MAX_W, MAX_LINE, MAX_WEIGHTS,
-//   MAX_WTILES, MAX_DESC and (optional, default 7) MAX_DILATION.
+//   MAX_WTILES, MAX_DESC, MAC_BITS, AXI_LATENCY and (optional, default 7) MAX_DILATION.
 // descriptor.h (generated from codesign/hw/descriptor.py) provides DESC_WORDS, DESC_<FIELD>
 // word offsets and FLAG_<NAME> bit masks.
 #ifndef CODESIGN_ENGINE_ENGINE_H
@@ -71,7 +71,7 @@ inline int& csim_rejected() {
 
 template <class C>
 struct engine_t {
-  static constexpr int PI = C::PI, PO = C::PO, A = C::A_BITS, WB = C::W_BITS;
+  static constexpr int PI = C::PI, PO = C::PO, A = C::A_BITS, WB = C::W_BITS, MB = C::MAC_BITS;
   static constexpr int BUS = C::BUS_BITS, MAXC = C::MAX_C;
   static constexpr int MAX_CI_T = ceil_div(MAXC, PI), MAX_CO_T = ceil_div(MAXC, PO);
   static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
@@ -85,11 +85,14 @@ struct engine_t {
   static_assert(WB >= 2 && WB <= 16, "weight_bits must be in 2..16");
   static_assert(BUS % 64 == 0, "bus_bits must be a multiple of 64");
   static_assert(PI >= 1 && PO >= 1, "MAC array must be non-empty");
+  static_assert(MB >= 1 && MB <= 16, "mac_bits must be in 1..16");
   static_assert(MAXR >= 1 && MAXR <= 127, "max_dilation must be in 1..127");
 
   typedef ap_uint<BUS> word_t;
   typedef vec_t<PI, IN_BITS> in_vec;
   typedef vec_t<PO, A> out_vec;
+  typedef acc_vec_t<PO, C::ACC_BITS> acc_vec;
+  typedef ap_uint<PI * WB> wword_t;  // PI weights of one output lane of a tile
 
   static call_t decode(const ap_uint<32> dw[DESC_WORDS]) {
     HLS_PRAGMA(INLINE)
@@ -118,6 +121,7 @@ struct engine_t {
     c.q_addr = dw[DESC_Q_ADDR].to_uint();
     c.shift_s = dw[DESC_SHIFT].to_uint();
     c.act_max = dw[DESC_ACT_MAX].to_uint();
+    c.w_bits = dw[DESC_W_BITS].to_uint();
     c.in_sh = stride_log2(dw[DESC_IN_STRIDE].to_uint());
     c.out_sh = stride_log2(dw[DESC_OUT_STRIDE].to_uint());
     c.d_addr = dw[DESC_D_ADDR].to_uint();
@@ -250,52 +254,22 @@ struct engine_t {
     }
   }
 
-  // Stage 2 without CONV: the pass-through copy (cin == cout), PI-wide to PO-wide vectors.
-  static void copy(hls::stream<in_vec>& in, hls::stream<out_vec>& out, int npix, int ch) {
-    HLS_PRAGMA(INLINE off)
-    const int nci = ceil_div(ch, PI), nco = ceil_div(ch, PO);
-    ap_uint<IN_BITS> x[MAX_CI_T * PI];
-    HLS_PRAGMA(ARRAY_PARTITION variable = x cyclic factor = PI)
-  pixels:
-    for (int px = 0; px < MAX_PIX; ++px) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_PIX)
-      if (px >= npix) break;
-    load:
-      for (int k = 0; k < MAX_CI_T; ++k) {
-        HLS_PRAGMA(PIPELINE II = 1)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
-        if (k >= nci) break;
-        const in_vec v = in.read();
-        for (int i = 0; i < PI; ++i) {
-          HLS_PRAGMA(UNROLL)
-          x[k * PI + i] = v.v[i];
-        }
-      }
-    store:
-      for (int k = 0; k < MAX_CO_T; ++k) {
-        HLS_PRAGMA(PIPELINE II = 1)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CO_T)
-        if (k >= nco) break;
-        out_vec v;
-        for (int i = 0; i < PO; ++i) {
-          HLS_PRAGMA(UNROLL)
-          const int ch_i = k * PO + i;
-          v.v[i] = ch_i < ch ? ap_uint<A>(x[ch_i]) : ap_uint<A>(0);
-        }
-        out.write(v);
-      }
-    }
+  // Stage 2 without CONV: the pass-through copy (cin == cout), PI-wide to PO-wide vectors, as
+  // accumulator vectors that the requant process passes through.
+  static void copy(hls::stream<in_vec>& in, hls::stream<acc_vec>& out, int npix, int ch) {
+    HLS_PRAGMA(INLINE)
+    copy_stage<PI, PO, C::ACC_BITS, IN_BITS, MAXC, MAX_PIX>(in, out, npix, ch);
   }
 
-  // Stage 2: the MAC array (CONV) or the copy; one dataflow process either way.
-  static void mac(hls::stream<in_vec>& in, hls::stream<out_vec>& out, const call_t c,
-                  const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
-                  const rq_wide_t bias[MAXC]) {
+  // Stage 2: the MAC array (CONV) or the copy; one dataflow process either way. Its accumulators
+  // go to the requant process (stage 3).
+  static void mac(hls::stream<in_vec>& in, hls::stream<acc_vec>& out, const call_t c,
+                  const wword_t wbuf[PO][MAXT]) {
     HLS_PRAGMA(INLINE off)
     const int npix = c.h1 * c.w1;
     if (c.conv)
-      conv1x1_stage<PI, PO, WB, C::ACC_BITS, IN_BITS, A, MAXC, MAXT, MAX_PIX>(
-          in, out, npix, c.cin, c.cout, wbuf, mult, bias, c.shift_s, c.act_max);
+      conv1x1_stage<PI, PO, WB, MB, C::ACC_BITS, IN_BITS, MAXC, MAXT, MAX_PIX>(
+          in, out, npix, c.cin, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf);
     else
       copy(in, out, npix, c.cin);
   }
@@ -375,22 +349,26 @@ struct engine_t {
 
   // One call's pipeline.
   static void run_call(const call_t c, const word_t* fmem_rd, word_t* fmem_wr,
-                       const ap_int<WB> wbuf[MAXT][PO][PI], const rq_mult_t mult[MAXC],
-                       const rq_wide_t bias[MAXC], const ap_int<WB> wsp[9][PO][MAX_CO_T],
+                       const wword_t wbuf[PO][MAXT], const rq_mult_t mult[PO][MAX_CO_T],
+                       const rq_wide_t bias[PO][MAX_CO_T], const ap_int<WB> wsp[9][PO][MAX_CO_T],
                        const rq_mult_t smult[PO][MAX_CO_T], const rq_wide_t sbias[PO][MAX_CO_T]) {
     HLS_PRAGMA(INLINE off)
     HLS_PRAGMA(DATAFLOW)
     hls::stream<in_vec> s_in("s_in");
+    hls::stream<acc_vec> s_acc("s_acc");
     hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift"), s_sp("s_sp");
     hls::stream<ap_uint<8> > s_dil("s_dil");
     HLS_PRAGMA(STREAM variable = s_in depth = IN_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_acc depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_mac depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_pool depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
     reader(fmem_rd, c, s_in, s_dil);
-    mac(s_in, s_mac, c, wbuf, mult, bias);
+    mac(s_in, s_acc, c, wbuf);
+    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1 * c.w1, c.cout, c.conv,
+                                                         mult, bias, c.shift_s, c.act_max);
     maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
                                                                                 c.h1, c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
@@ -404,13 +382,14 @@ struct engine_t {
   static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,
                   const word_t* fmem_rd, word_t* fmem_wr) {
     HLS_PRAGMA(INLINE)
-    static ap_int<WB> wbuf[MAXT][PO][PI];
-    HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 2)
-    HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 3)
-    static rq_mult_t mult[MAXC];
-    static rq_wide_t bias[MAXC];
-    HLS_PRAGMA(ARRAY_PARTITION variable = mult cyclic factor = PO)
-    HLS_PRAGMA(ARRAY_PARTITION variable = bias cyclic factor = PO)
+    // MAC array weights: one memory of PI-lane words per output lane; requant constants per lane
+    // of an output tile (conv1x1.h, requant.h). Loaded before the call's dataflow region.
+    static wword_t wbuf[PO][MAXT];
+    HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 1)
+    static rq_mult_t mult[PO][MAX_CO_T];
+    static rq_wide_t bias[PO][MAX_CO_T];
+    HLS_PRAGMA(ARRAY_PARTITION variable = mult complete dim = 1)
+    HLS_PRAGMA(ARRAY_PARTITION variable = bias complete dim = 1)
     // the spatial unit's weights and constants: one memory per (tap, lane) / lane, read at k
     static ap_int<WB> wsp[9][PO][MAX_CO_T];
     static rq_mult_t smult[PO][MAX_CO_T];
@@ -448,12 +427,12 @@ struct engine_t {
         continue;
       }
       if (c.conv) {
-        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, wbuf);
-        load_requant<BUS, MAXC>(wmem, c.q_addr, c.cout, mult, bias);
+        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, C::AXI_LATENCY, wbuf);
+        load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }
       if (c.dw || c.deform) {
         load_spatial_weights<BUS, WB, PO, MAXC, C::AXI_LATENCY>(wmem, c.sw_addr, c.cout, wsp);
-        load_spatial_requant<BUS, PO, MAXC, C::AXI_LATENCY>(wmem, c.sq_addr, c.cout, smult, sbias);
+        load_requant<BUS, PO, MAX_CO_T>(wmem, c.sq_addr, c.cout, C::AXI_LATENCY, smult, sbias);
       }
       run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
 #ifndef __SYNTHESIS__

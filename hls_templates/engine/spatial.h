@@ -58,7 +58,6 @@
 
 // IIs of the spatial unit's loops (their PIPELINE pragmas and the cycle count, cycles.h).
 #define CODESIGN_II_SPW_LOAD 1
-#define CODESIGN_II_SPQ_LOAD 1
 #define CODESIGN_II_DW 1
 #define CODESIGN_II_DEFORM 1
 
@@ -70,7 +69,6 @@ CODESIGN_CSIM_BEGIN
 // multiply, adder tree ~log2(9), requant multiply + add + shift + clamp, stream write); deform
 // (the same with 3 taps per cycle and the accumulate).
 constexpr int DEPTH_SPW_LOAD = 3;
-constexpr int DEPTH_SPQ_LOAD = 3;
 constexpr int DEPTH_DW = 10;
 constexpr int DEPTH_DEFORM = 10;
 
@@ -128,49 +126,6 @@ words:
     }
   }
   CODESIGN_LOOP_DONE(STAGE_LOAD, trips, CODESIGN_II_SPW_LOAD, DEPTH_SPW_LOAD);
-}
-
-// The requant constants of c channels (two words each, requant.h's layout) to mult/bias[lane][k].
-template <int BUS, int P, int MAXC, int AXI_LAT>
-void load_spatial_requant(const ap_uint<BUS>* wmem, int sq_addr, int c,
-                          rq_mult_t mult[P][ceil_div(MAXC, P)], rq_wide_t bias[P][ceil_div(MAXC, P)]) {
-  HLS_PRAGMA(INLINE off)
-  static_assert(BUS >= 64, "requant constants need 64-bit words");
-  constexpr int MAX_N = 2 * MAXC;
-  const int n = 2 * c;
-  ap_uint<BUS> w0 = 0;
-  int lane = 0, k = 0;
-  CODESIGN_BURST(STAGE_LOAD, AXI_LAT);
-  CODESIGN_LOOP_COUNTER(trips);
-words:
-  for (int it = 0; it < MAX_N; ++it) {
-    HLS_PRAGMA(PIPELINE II = CODESIGN_II_SPQ_LOAD)
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 2 max = MAX_N)
-    if (it >= n) break;  // one flat loop, run-time extent
-    CODESIGN_TRIP(trips);
-    const ap_uint<BUS> w = wmem[sq_addr + it];
-    if (it % 2 == 0) {
-      w0 = w;
-    } else {
-      ap_uint<64> b64;
-      b64.range(31, 0) = w0.range(63, 32);
-      b64.range(63, 32) = w.range(31, 0);
-      const rq_mult_t m = rq_mult_t(w0.range(31, 0));
-      const rq_wide_t b = rq_wide_t(ap_int<64>(b64));  // |B| < 2^40: the low 48 bits hold it
-      for (int i = 0; i < P; ++i) {
-        HLS_PRAGMA(UNROLL)
-        if (i == lane) {
-          mult[i][k] = m;
-          bias[i][k] = b;
-        }
-      }
-      if (++lane == P) {
-        lane = 0;
-        ++k;
-      }
-    }
-  }
-  CODESIGN_LOOP_DONE(STAGE_LOAD, trips, CODESIGN_II_SPQ_LOAD, DEPTH_SPQ_LOAD);
 }
 
 // enable (dw || deform) == false: a pass-through of h x w pixels. h x w is the input grid;

@@ -69,6 +69,7 @@ struct call_t {
   int in_addr, in_h, in_w, in_cbuf, in_rot, cin;
   int out_addr, out_cbuf, out_rot, cout;
   int w_addr, q_addr, shift_s, act_max;
+  int w_bits;  // CONV: the layer's weight width (0: the config's W_BITS), for the MAC passes
   int in_sh, out_sh;  // log2 of the views' channel strides (-1: a stride the engine does not take)
   int d_addr, d_cbuf, d_rot, d_max;  // deform: the dilation map's view, its range R
   int sw_addr, sq_addr, s_shift, s_act_max;  // spatial weights [9][C], requant, shift, saturation
