@@ -24,14 +24,21 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..graph import Graph
+from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
 from ..hw.scheduler import hw_max_dilation
 from .params import ModelParams
 from .workload import CallWork, HostWork, Workload, workload
 
 CONTROL_STYLES = ("descriptor", "per_layer")
-MICROARCHS = ("ideal", "template", "codenet")
-DESC_BYTES = 16 * 4
+MICROARCHS = ("engine", "ideal", "codenet")
+DESC_BYTES = descriptor.WORDS * 4
+# Dataflow stages of one call, as the counting C-simulation names them (hls_templates/engine/cycles.h)
+ENGINE_STAGES = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "write")
+# Pipeline depth of each stage's main loop (what a stage adds to the call as the fill when it is not the
+# slowest one): the order of magnitude the units state; the count uses the exact constants.
+STAGE_FILL = {"read": 3, "unpack": 3, "prepool": 3, "mac": 9, "requant": 7, "pool": 3, "shift": 3, "spatial": 10,
+              "pack": 3, "write": 3}
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -232,6 +239,60 @@ def _notebook_call(c: CallWork, hw: HardwareConfig) -> CallWork:
     return replace(c, **changes) if changes else c
 
 
+def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[dict[str, int], int]:
+    """(cycles of each dataflow stage, cycles before the dataflow region) of one call, as the loops of
+    hls_templates/engine are written: every stage one flat II = 1 loop (the unit's header names the trip
+    count), every m_axi burst its latency. The counting C-simulation is the reference (tests/test_cycles.py)."""
+    lat = hw.axi_latency_cycles
+    nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
+    pix_in, pix1, pix2, pix3 = c.in_h * c.in_w, c.h1 * c.w1, c.h2 * c.w2, c.h3 * c.w3
+    in_lanes = hw.bus_bits // c.in_store_bits
+    in_wpp = _cdiv(c.in_cbuf, in_lanes)
+    out_wpp = _cdiv(c.out_cbuf, hw.bus_bits // hw.act_bits)
+    copies = 4 if c.upsample else 1
+    cyc = dict.fromkeys(ENGINE_STAGES, 0)
+    # reader: one burst over the input region (DEFORM: per row, the dilation words then the pixels)
+    if c.spatial == "deform":
+        d_wpp = _cdiv(c.d_cbuf, hw.bus_bits // c.d_store_bits)
+        cyc["read"] = c.in_h * 2 * lat + pix_in * (in_wpp + d_wpp)
+    else:
+        cyc["read"] = lat + pix_in * in_wpp
+    cyc["unpack"] = pix_in * max(in_wpp, nci)
+    if c.prepool:
+        cyc["prepool"] = pix_in * nci
+    cyc["mac"] = pix1 * (nco * passes * nci if c.conv else max(nci, nco))
+    cyc["requant"] = pix1 * nco
+    cyc["pool"] = pix1 * nco  # pool, or its pass-through
+    cyc["shift"] = ((c.h2 + 1) * c.w2 if c.shift else pix2) * nco
+    if c.spatial == "dw":
+        cyc["spatial"] = (pix2 + c.w2 + 1) * nco
+    elif c.spatial == "deform":
+        reach = c.max_dilation
+        cyc["spatial"] = (reach * c.w2 + reach + 3 * pix2) * nco
+    else:
+        cyc["spatial"] = pix2 * nco
+    cyc["pack"] = pix3 * max(nco, out_wpp)
+    cyc["write"] = (c.h3 * (2 if c.upsample else 1)) * lat + pix3 * copies * out_wpp
+    # before the dataflow region: the descriptor, then the weights and constants (each a burst)
+    seq = lat + descriptor.WORDS
+    if c.conv:
+        lanes_w = hw.bus_bits // weight_store_bits(c.weight_bits, hw)
+        wpr = _cdiv(c.cin, lanes_w)
+        # conv1x1.h pack_weight_tiles: per row, a tile per step when a word holds a tile, else a word
+        # per step while the row has words and the tiles they complete
+        steps = nci if lanes_w >= hw.pi else wpr + nci - ((wpr - 1) * lanes_w // hw.pi + 1)
+        seq += lat + c.cout * steps + lat + 2 * c.cout
+    if c.spatial:
+        lanes_sp = hw.bus_bits // hw.weight_bits
+        seq += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
+    return cyc, seq
+
+
+def weight_store_bits(weight_bits: int, hw: HardwareConfig) -> int:
+    """Bits a conv layer's weights take in wmem: 4 for layers of at most 4 bits, else the engine's width."""
+    return 4 if weight_bits <= 4 and hw.weight_bits >= 4 else hw.weight_bits
+
+
 def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: float) -> CallEstimate:
     parts = call_parts(c, p)
     if len(parts) > 1:  # the host splits the layer into several calls
@@ -255,6 +316,8 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     tap_cycles = _cdiv(9, p.spatial_taps_per_cycle)
 
     cyc: dict[str, int] = {}
+    if p.microarch == "engine":
+        return _engine_call_estimate(c, hw, passes, ddr_gbps)
     if codenet:
         # CoDeNet's HLS (hqjenny/CoDeNet hls/top/conv.h): the 1×1 stage, per pixel, reads its nci input
         # words, then for each of nco output tiles runs nci pipelined cycles and drains the pipeline;
@@ -268,14 +331,9 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         if c.spatial:
             cyc["spatial"] += pix2 * (ncs * tap_cycles + p.window_pixel_cycles)
     else:
-        if p.microarch == "ideal":
-            cyc["read"] = pix1 * max(taps * in_words + d_words, nci)
-            cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
-            cyc["write"] = pix3 * max(nco, out_words)
-        else:  # the loops of hls_templates/engine as written (one channel per cycle in the reader)
-            cyc["read"] = pix1 * (taps * (2 * c.cin + 6) + nci + 3 + d_words)
-            cyc["mac"] = pix1 * (nci + nco * (nci * passes * p.mac_ii + p.tile_drain_cycles) if c.conv else nci + nco)
-            cyc["write"] = pix3 * (nco + out_words + 4)
+        cyc["read"] = pix1 * max(taps * in_words + d_words, nci)  # "ideal": a word or a vector per cycle
+        cyc["mac"] = pix1 * (nci * nco * passes * p.mac_ii if c.conv else max(nci, nco))
+        cyc["write"] = pix3 * max(nco, out_words)
         cyc["pool"] = pix1 * nco  # pass-through when POOL is off: one vector per cycle either way
         if c.spatial:
             # The spatial unit: `spatial_lanes` channels × `spatial_taps_per_cycle` taps per cycle per
@@ -322,6 +380,32 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         compute_cycles=compute_cycles, fill_cycles=fill, read_bytes=read_bytes, write_bytes=write_bytes,
         rmw_bytes=rmw_bytes, weight_bytes=weight_bytes, compute_s=compute_s, memory_s=memory_s,
         weight_s=weight_s, overhead_s=overhead_s, engine_s=engine_s, time_s=engine_s, bound=bound,
+        ops=2 * c.macs, dram_bytes=read_bytes + write_bytes + rmw_bytes + weight_bytes + DESC_BYTES)
+
+
+def _engine_call_estimate(c: CallWork, hw: HardwareConfig, passes: int, ddr_gbps: float) -> CallEstimate:
+    """One call of the engine as written: DESC + LOAD + the slowest stage + the others' fill (cycles.h)."""
+    f = hw.clock_mhz * 1e6
+    cyc, seq = engine_stage_cycles(c, hw, passes)
+    slowest = max(cyc, key=lambda k: cyc[k])
+    fill = sum(STAGE_FILL[k] for k in ENGINE_STAGES if k != slowest and cyc[k])
+    compute = cyc[slowest]
+    bus_bytes = hw.bus_bits // 8
+    in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits, c.in_stride)
+    out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits, c.out_stride)
+    read_bytes = c.in_h * c.in_w * _cdiv(c.in_cbuf, hw.bus_bits // c.in_store_bits) * bus_bytes
+    write_bytes = c.h3 * c.w3 * (4 if c.upsample else 1) * out_words * bus_bytes
+    rmw_bytes = c.h3 * c.w3 * (4 if c.upsample else 1) * out_partial * bus_bytes
+    weight_bytes = (seq - hw.axi_latency_cycles - descriptor.WORDS) * bus_bytes if (c.conv or c.spatial) else 0
+    engine_s = (seq + compute + fill) / f
+    memory_s = (read_bytes + write_bytes + rmw_bytes) / (ddr_gbps * 1e9)
+    return CallEstimate(
+        name=c.name, flags=c.flags, layers=list(c.layers), macs=c.macs, passes=passes, cycles=cyc,
+        compute_cycles=compute, fill_cycles=fill, read_bytes=read_bytes, write_bytes=write_bytes,
+        rmw_bytes=rmw_bytes, weight_bytes=weight_bytes, compute_s=compute / f, memory_s=memory_s,
+        weight_s=(seq - hw.axi_latency_cycles - descriptor.WORDS) / f, overhead_s=(hw.axi_latency_cycles
+                                                                                  + descriptor.WORDS + fill) / f,
+        engine_s=engine_s, time_s=engine_s, bound="memory" if memory_s > engine_s else "compute",
         ops=2 * c.macs, dram_bytes=read_bytes + write_bytes + rmw_bytes + weight_bytes + DESC_BYTES)
 
 

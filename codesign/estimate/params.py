@@ -30,15 +30,15 @@ class ModelParams:
     # 0: the hardware config's mac_bits (the engine as written); the paper presets set their own
     # (Synetgy's array took 4-bit activations, CoDeNet's 8-bit).
     mac_in_bits: int = 0
-    # "ideal": every dataflow stage moves one PI/PO-wide vector or one bus word per cycle (the
-    # design target of docs/engine.md, what the MAC-array formula assumes). "template": the loops
-    # of the current hls_templates/engine as written (reader moves one channel per cycle, the
-    # conv stage drains its adder tree per output tile) — to see what the HLS code would give.
-    # "codenet": the loops of CoDeNet's published HLS (hqjenny/CoDeNet hls/top, CODENET_TIMING): every
-    # stage loops over pixels and pays its pipelined inner loops' depth per pixel (docs/estimator.md).
-    microarch: str = "ideal"
-    # Adder-tree + requant depth drained per output tile in the "template" and "codenet"
-    # microarchitectures (the input-tile loop is pipelined, the output-tile loop is not).
+    # "engine": the loops of hls_templates/engine as written, stage by stage as the counting C-simulation
+    # counts them (hls_templates/engine/cycles.h; tests/test_cycles.py holds this model to the count).
+    # "ideal": every dataflow stage moves one PI/PO-wide vector or one bus word per cycle (a design
+    # target that no code implements; not for headlines). "codenet": the loops of CoDeNet's published
+    # HLS (hqjenny/CoDeNet hls/top, CODENET_TIMING): every stage loops over pixels and pays its
+    # pipelined inner loops' depth per pixel (docs/estimator.md).
+    microarch: str = "engine"
+    # Adder-tree + requant depth drained per output tile in the "codenet" microarchitecture (the
+    # input-tile loop is pipelined, the output-tile loop is not).
     tile_drain_cycles: int = 8
     # "codenet" only: cycles the 3×3 line buffer's pixel loop spends per input pixel beyond its
     # words (loop iteration + the read loop's pipeline depth), and per 3×3 output pixel beyond its
@@ -212,7 +212,7 @@ class ResourceParams:
 # Its reported compute time, ~0.15 ms per block at batch 1 (DESIGN.md §3), is twice what an II = 1
 # array needs for DiracDeltaNet's blocks (0.07 ms on average, this model): modelled as II = 2.
 SYNETGY_TIMING = ModelParams(mac_in_bits=4, mac_ii=2, requant="threshold", reuse_weights_in_batch=True,
-                             stem_on_cpu=True, spatial_unit=False)
+                             stem_on_cpu=True, spatial_unit=False, microarch="ideal")
 # Synetgy reports 360 DSPs "for address arithmetic only". How many address products its HLS code
 # replicated per lane is not published: three 32-bit index products per output lane (feature-map,
 # pool and shift buffer addressing) at 3.5 DSP48E2 each is a structural guess that reproduces the

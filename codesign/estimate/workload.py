@@ -50,6 +50,7 @@ class CallWork:
     spatial_weight_bits: int = 0
     d_cbuf: int = 0  # DEFORM: channels of the dilation map's buffer (read one word per pixel)
     d_store_bits: int = 0
+    max_dilation: int = 0  # DEFORM: the layer's range R (the spatial unit's reach)
     copy: bool = False  # a pass-through copy inserted by the scheduler (no IR layer)
     reads_host_output: bool = False  # its input is written by a host op before the engine (the stem)
 
@@ -156,7 +157,8 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
             stride2=bool(sp is not None and sp.op == "dwconv3x3" and sp.attrs.get("stride", 1) == 2),
             upsample=c.upsample, in_stride=max(1, vin.stride), out_stride=max(1, vout.stride),
             spatial_macs=layer_macs(graph, sp) if sp else 0, spatial_weight_bits=sp.attrs["weight_bits"] if sp else 0,
-            d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0, copy=c.is_copy,
+            d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0,
+            max_dilation=sp.attrs["max_dilation"] if sp is not None and sp.op == "deform3x3" else 0, copy=c.is_copy,
             reads_host_output=c.input in pre_out and c.input != graph.input))
     host_work = []
     for name, is_pre in [(n, True) for n in pre] + [(n, False) for n in host]:
