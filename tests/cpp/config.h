@@ -5,7 +5,9 @@
 //   pi, po, act_bits, weight_bits, acc_bits, bus_bits, max_channels, max_width, max_line,
 //   max_weights; optional: max_height (default max_width), max_desc (default 1024),
 //   max_wtiles (default: the bound from max_weights and max_channels, see conv1x1.h),
-//   max_dilation (default 7: the spatial unit's line buffer holds 2 * max_dilation + 1 rows).
+//   max_dilation (default 7: the spatial unit's line buffer holds 2 * max_dilation + 1 rows),
+//   mac_bits (default 8: the MAC array's operand width), axi_latency (default 50: m_axi read
+//   latency in cycles, what the cycle count charges per burst).
 #ifndef CODESIGN_CONFIG_H
 #define CODESIGN_CONFIG_H
 
@@ -27,6 +29,8 @@ struct Config {
   static constexpr int MAX_WEIGHTS = 524288;
   static constexpr int MAX_DESC = 1024;
   static constexpr int MAX_DILATION = 7;
+  static constexpr int MAC_BITS = 8;
+  static constexpr int AXI_LATENCY = 50;
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 

@@ -13,7 +13,7 @@
 
 namespace codesign {
 
-constexpr int DESC_WORDS = 26;
+constexpr int DESC_WORDS = 27;
 
 constexpr int DESC_FLAGS = 0;
 constexpr int DESC_IN_ADDR = 1;
@@ -41,6 +41,7 @@ constexpr int DESC_SW_ADDR = 22;
 constexpr int DESC_SQ_ADDR = 23;
 constexpr int DESC_S_SHIFT = 24;
 constexpr int DESC_S_ACT_MAX = 25;
+constexpr int DESC_W_BITS = 26;
 
 constexpr unsigned FLAG_PREPOOL = 1u << 0;
 constexpr unsigned FLAG_CONV = 1u << 1;

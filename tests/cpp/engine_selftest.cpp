@@ -34,21 +34,21 @@ using codesign::max_weight_tiles;
 struct CfgA {
   static constexpr int PI = 4, PO = 8, A_BITS = 4, W_BITS = 8, ACC_BITS = 32, BUS_BITS = 64;
   static constexpr int MAX_C = 48, MAX_H = 12, MAX_W = 12, MAX_LINE = 12 * 48;
-  static constexpr int MAX_WEIGHTS = 48 * 48, MAX_DESC = 64;
+  static constexpr int MAX_WEIGHTS = 48 * 48, MAX_DESC = 64, AXI_LATENCY = 50;
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // A = 3 and W = 5: lanes straddle the 64-bit parts of a 128-bit word; PI > PO; 24-bit acc.
 struct CfgB {
   static constexpr int PI = 8, PO = 4, A_BITS = 3, W_BITS = 5, ACC_BITS = 24, BUS_BITS = 128;
   static constexpr int MAX_C = 40, MAX_H = 10, MAX_W = 11, MAX_LINE = 11 * 40;
-  static constexpr int MAX_WEIGHTS = 40 * 40, MAX_DESC = 64;
+  static constexpr int MAX_WEIGHTS = 40 * 40, MAX_DESC = 64, AXI_LATENCY = 50;
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // A = 8 (IN8 copies allowed), 4-bit weights.
 struct CfgC {
   static constexpr int PI = 16, PO = 16, A_BITS = 8, W_BITS = 4, ACC_BITS = 32, BUS_BITS = 128;
   static constexpr int MAX_C = 64, MAX_H = 9, MAX_W = 9, MAX_LINE = 9 * 64;
-  static constexpr int MAX_WEIGHTS = 64 * 64, MAX_DESC = 64;
+  static constexpr int MAX_WEIGHTS = 64 * 64, MAX_DESC = 64, AXI_LATENCY = 50;
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
 };
 // The default (DiracDeltaNet) configuration rendered from config.h.j2.
@@ -523,6 +523,7 @@ void random_tables(const char* cfg, int tables, uint64_t seed) {
         const int cin = int(b.uni(1, cmax)), cout = int(b.uni(1, cmax));
         const int co = (flags & CONV) ? cout : cin;
         const int w1 = (flags & PREPOOL) ? w / 2 : w, w2 = (flags & POOL) ? w1 / 2 : w1;
+        if ((flags & PREPOOL) && (w / 2) * cin > C::MAX_LINE) continue;
         if ((flags & POOL) && (w1 / 2) * co > C::MAX_LINE) continue;
         if ((flags & SHIFT) && w2 * co > C::MAX_LINE) continue;
         const int ie = b.coin(0.5) ? 0 : int(b.uni(1, 20)), oe = b.coin(0.5) ? 0 : int(b.uni(1, 20));
