@@ -289,8 +289,8 @@ struct engine_t {
     HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_wr depth = IO::MAX_TOUCH)
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
-    IO::read(fmem_rd, c, s_rd, s_dil);
-    IO::unpack(s_rd, s_un, c);
+    IO::read_words(fmem_rd, c, s_rd, s_dil);
+    IO::unpack_view(s_rd, s_un, c);
     maxpool2x2_stage<PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_un, s_in, c.prepool,
                                                                        c.in_h, c.in_w, c.cin);
     mac(s_in, s_mac, c, wbuf, mult, bias);
@@ -301,8 +301,8 @@ struct engine_t {
     spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
         s_shift, s_sp, s_dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift,
         c.s_act_max, wsp, smult, sbias);
-    IO::pack(s_sp, s_wr, c);
-    IO::write(s_wr, fmem_wr, c);
+    IO::pack_view(s_sp, s_wr, c);
+    IO::write_words(s_wr, fmem_wr, c);
   }
 
   static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,

@@ -48,8 +48,8 @@ struct io_t {
   static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
   // words of the input view one pixel touches, at most (the most with the narrowest lanes: 8 bits)
   static constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, BUS / 8) + 2;
-  // the writer's prefetch chunk: one 4 KB AXI burst of BUS-bit words at most
-  static constexpr int WCHUNK = cmin(256, 4096 * 8 / BUS);
+  // the writer's prefetch chunk (a read burst, then a write burst, per chunk): 16 KB
+  static constexpr int WCHUNK = 16384 * 8 / BUS;
   // UPSAMPLE: one input row of output words held to write it twice (check(): w3 * wpp <= ROW_WORDS)
   static constexpr int ROW_WORDS = ceil_div(C::MAX_LINE, LA) + C::MAX_W;
 
@@ -86,7 +86,7 @@ struct io_t {
   // The input region (whole pixels, in_h x in_w) to `words`; DEFORM: the dilation of each
   // pixel of the h1 x w1 grid (channel d_rot of the A-bit d_cbuf-channel map) to `dil`, each
   // row's before the input rows it belongs to (one m_axi port: a single process reads both).
-  static void read(const word_t* fmem, const call_t c, hls::stream<word_t>& words,
+  static void read_words(const word_t* fmem, const call_t c, hls::stream<word_t>& words,
                    hls::stream<ap_uint<8> >& dil) {
     HLS_PRAGMA(INLINE off)
     const int wpp = wpp_in(c);
@@ -246,7 +246,7 @@ struct io_t {
   }
 
   // The in_h x in_w grid of the input view (8-bit image lanes when IN8, else A-bit).
-  static void unpack(hls::stream<word_t>& in, hls::stream<in_vec>& out, const call_t c) {
+  static void unpack_view(hls::stream<word_t>& in, hls::stream<in_vec>& out, const call_t c) {
     HLS_PRAGMA(INLINE off)
     const int npix = c.in_h * c.in_w;
     if (c.in8)
@@ -288,7 +288,7 @@ struct io_t {
   // h x w pixels of ceil(cout / PO) vectors -> wpp words per pixel of the output view with the
   // bits each sets (the view's lanes; a word the view covers completely also zeroes its
   // unused lanes, as an unread write would).
-  static void pack(hls::stream<out_vec>& in, hls::stream<mword_t>& out, const call_t c) {
+  static void pack_view(hls::stream<out_vec>& in, hls::stream<mword_t>& out, const call_t c) {
     HLS_PRAGMA(INLINE off)
     typedef lanes_t<BUS, A> LS;
     const view_t view = {c.out_cbuf, c.out_rot, c.cout, c.out_sh};
@@ -438,7 +438,7 @@ struct io_t {
   // The h3 x w3 pixels' words to the output buffer (UPSAMPLE: each pixel to its 2 x 2 pixels of
   // the h4 x w4 grid: each input row held in `row` and written as two output rows of doubled
   // pixels, every burst over consecutive addresses). Without UPSAMPLE the region is one run.
-  static void write(hls::stream<mword_t>& in, word_t* fmem, const call_t c) {
+  static void write_words(hls::stream<mword_t>& in, word_t* fmem, const call_t c) {
     HLS_PRAGMA(INLINE off)
     static mword_t row[ROW_WORDS];
     HLS_PRAGMA(AGGREGATE variable = row)
