@@ -382,12 +382,18 @@ class Requirements:
 
 
 def _call_geometry(graph: Graph, call: Call) -> tuple[int, int, int, int, int]:
-    """(H, W) after the read stage, cin, cout and the widest line (W × C) the pool/spatial units hold."""
+    """(H, W) after the read stage, cin, cout and the widest line (W × C) the engine's line
+    buffers hold: pool / shift / spatial (W × cout), PREPOOL (in_w/2 × cin) and the writer's
+    UPSAMPLE row (one input row of the output, W_out/2 × cout)."""
     h, w, cin = graph.tensors[call.input].shape
     if call.prepool:
         h, w = h // 2, w // 2
     cout = graph.tensors[call.output].shape[2]
     line = w * cout if (call.pool or call.shift or call.spatial) else 0
+    if call.prepool:
+        line = max(line, w * cin)
+    if call.upsample:
+        line = max(line, graph.tensors[call.output].shape[1] // 2 * cout)
     return h, w, cin, cout, line
 
 

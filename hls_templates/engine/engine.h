@@ -3,9 +3,12 @@
 // Per descriptor ("call"):
 //
 //   load weights + requant constants (CONV; spatial weights + constants for DW / DEFORM)
-//   DATAFLOW: read view (PREPOOL; DEFORM: + the dilation map) -> MAC array | copy
-//             -> requant (a copy passes through) -> POOL -> SHIFT -> dw3x3 (stride 1|2) | deform3x3 + requant
-//             -> write view (channel stride; UPSAMPLE: each pixel to 2x2)
+//   DATAFLOW: read words (DEFORM: + the dilation map) -> unpack the input view -> PREPOOL
+//             -> MAC array | copy -> requant (a copy passes through) -> POOL -> SHIFT
+//             -> dw3x3 (stride 1|2) | deform3x3 + requant -> pack the output view
+//             -> write words (UPSAMPLE: each pixel to 2x2)
+//
+// (read / unpack / pack / write: io.h)
 //
 // with hls::stream between the stages. Stages that a call does not use pass their stream on.
 //
@@ -20,6 +23,7 @@
 #include "conv1x1.h"
 #include "cycles.h"
 #include "descriptor.h"
+#include "io.h"
 #include "maxpool.h"
 #include "packing.h"
 #include "requant.h"
@@ -89,6 +93,7 @@ struct engine_t {
   static_assert(MAXR >= 1 && MAXR <= 127, "max_dilation must be in 1..127");
 
   typedef ap_uint<BUS> word_t;
+  typedef io_t<C> IO;
   typedef vec_t<PI, IN_BITS> in_vec;
   typedef vec_t<PO, A> out_vec;
   typedef acc_vec_t<PO, C::ACC_BITS> acc_vec;
@@ -163,6 +168,8 @@ struct engine_t {
       if (c.in8 && A < 8) return 11;  // a copy does not requantize: 8-bit values need A = 8
     }
     if (c.pool && (c.w1 / 2) * c.cout > C::MAX_LINE) return 12;
+    if (c.prepool && (c.in_w / 2) * c.cin > C::MAX_LINE) return 25;  // the prepool line buffer
+    if (c.upsample && c.w3 * IO::wpp_out(c) > IO::ROW_WORDS) return 26;  // the writer's row
     if (c.shift && c.w2 * c.cout > C::MAX_LINE) return 13;
     // channel strides and the channels a strided view spans
     if (c.in_sh < 0 || c.out_sh < 0) return 14;
@@ -185,75 +192,6 @@ struct engine_t {
     return 0;
   }
 
-  // Stage 1: read view, PREPOOL; ceil(cin/PI) vectors per pixel of the h1 x w1 grid. DEFORM: also
-  // the pixel's dilation (channel d_rot of the d_cbuf-channel map at d_addr) to `dil`.
-  static void reader(const word_t* fmem, const call_t c, hls::stream<in_vec>& out,
-                     hls::stream<ap_uint<8> >& dil) {
-    HLS_PRAGMA(INLINE off)
-    constexpr int NPIX = MAX_CI_T * PI;
-    typedef lanes_t<BUS, A> LA;
-    const view_t view = {c.in_cbuf, c.in_rot, c.cin, c.in_sh};
-    const int d_wpp = ceil_div(c.d_cbuf, LA::LANES);
-    const int lanes = c.in8 ? BUS / 8 : BUS / A;
-    const int wpp = ceil_div(c.in_cbuf, lanes);
-    const int nci = ceil_div(c.cin, PI);
-    const int taps = c.prepool ? 4 : 1;
-    ap_uint<IN_BITS> pix[NPIX], tap[NPIX];
-    HLS_PRAGMA(ARRAY_PARTITION variable = pix cyclic factor = PI)
-    HLS_PRAGMA(ARRAY_PARTITION variable = tap cyclic factor = PI)
-  rows:
-    for (int y = 0; y < C::MAX_H; ++y) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
-      if (y >= c.h1) break;
-    cols:
-      for (int x = 0; x < C::MAX_W; ++x) {
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
-        if (x >= c.w1) break;
-        if (c.deform) {
-          ap_uint<A> lane[LA::LANES];
-          HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
-          LA::unpack(fmem[c.d_addr + (y * c.w1 + x) * d_wpp + c.d_rot / LA::LANES], lane);
-          dil.write(ap_uint<8>(lane[c.d_rot % LA::LANES]));
-        }
-      window:
-        for (int t = 0; t < 4; ++t) {
-          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = 4)
-          if (t >= taps) break;
-          const int iy = c.prepool ? 2 * y + t / 2 : y;
-          const int ix = c.prepool ? 2 * x + t % 2 : x;
-          const int addr = c.in_addr + (iy * c.in_w + ix) * wpp;
-          if (c.in8)
-            read_pixel<BUS, 8, NPIX, IN_BITS>(fmem, addr, view, tap);
-          else
-            read_pixel<BUS, A, NPIX, IN_BITS>(fmem, addr, view, tap);
-        merge:  // PREPOOL: running max over the taps, PI channels per cycle
-          for (int k = 0; k < MAX_CI_T; ++k) {
-            HLS_PRAGMA(PIPELINE II = 1)
-            HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
-            if (k >= nci) break;
-            for (int i = 0; i < PI; ++i) {
-              HLS_PRAGMA(UNROLL)
-              const int j = k * PI + i;
-              if (j < c.cin && (t == 0 || tap[j] > pix[j])) pix[j] = tap[j];
-            }
-          }
-        }
-      emit:
-        for (int k = 0; k < MAX_CI_T; ++k) {
-          HLS_PRAGMA(PIPELINE II = 1)
-          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CI_T)
-          if (k >= nci) break;
-          in_vec v;
-          for (int i = 0; i < PI; ++i) {
-            HLS_PRAGMA(UNROLL)
-            v.v[i] = k * PI + i < c.cin ? pix[k * PI + i] : ap_uint<IN_BITS>(0);
-          }
-          out.write(v);
-        }
-      }
-    }
-  }
-
   // Stage 2 without CONV: the pass-through copy (cin == cout), PI-wide to PO-wide vectors, as
   // accumulator vectors that the requant process passes through.
   static void copy(hls::stream<in_vec>& in, hls::stream<acc_vec>& out, int npix, int ch) {
@@ -272,48 +210,6 @@ struct engine_t {
           in, out, npix, c.cin, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf);
     else
       copy(in, out, npix, c.cin);
-  }
-
-  // Last stage: write view of the h3 x w3 grid (UPSAMPLE: each pixel to the 2 x 2 pixels it
-  // covers in the h4 x w4 output buffer).
-  static void writer(hls::stream<out_vec>& in, word_t* fmem, const call_t c) {
-    HLS_PRAGMA(INLINE off)
-    constexpr int NPIX = MAX_CO_T * PO;
-    const view_t view = {c.out_cbuf, c.out_rot, c.cout, c.out_sh};
-    const int copies = c.upsample ? 4 : 1;
-    const int wpp = ceil_div(c.out_cbuf, BUS / A);
-    const int nco = ceil_div(c.cout, PO);
-    ap_uint<A> pix[NPIX];
-    HLS_PRAGMA(ARRAY_PARTITION variable = pix cyclic factor = PO)
-  rows:
-    for (int y = 0; y < C::MAX_H; ++y) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
-      if (y >= c.h3) break;
-    cols:
-      for (int x = 0; x < C::MAX_W; ++x) {
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_W)
-        if (x >= c.w3) break;
-      gather:
-        for (int k = 0; k < MAX_CO_T; ++k) {
-          HLS_PRAGMA(PIPELINE II = 1)
-          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_CO_T)
-          if (k >= nco) break;
-          const out_vec v = in.read();
-          for (int i = 0; i < PO; ++i) {
-            HLS_PRAGMA(UNROLL)
-            pix[k * PO + i] = v.v[i];
-          }
-        }
-      scatter:
-        for (int t = 0; t < 4; ++t) {
-          HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = 4)
-          if (t >= copies) break;
-          const int oy = c.upsample ? 2 * y + t / 2 : y;
-          const int ox = c.upsample ? 2 * x + t % 2 : x;
-          write_pixel<BUS, A, NPIX>(fmem, c.out_addr + (oy * c.w4 + ox) * wpp, view, pix);
-        }
-      }
-    }
   }
 
 #ifndef __SYNTHESIS__
@@ -354,18 +250,26 @@ struct engine_t {
                        const rq_mult_t smult[PO][MAX_CO_T], const rq_wide_t sbias[PO][MAX_CO_T]) {
     HLS_PRAGMA(INLINE off)
     HLS_PRAGMA(DATAFLOW)
-    hls::stream<in_vec> s_in("s_in");
+    hls::stream<word_t> s_rd("s_rd");
+    hls::stream<in_vec> s_un("s_un"), s_in("s_in");
     hls::stream<acc_vec> s_acc("s_acc");
     hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift"), s_sp("s_sp");
+    hls::stream<typename IO::mword_t> s_wr("s_wr");
     hls::stream<ap_uint<8> > s_dil("s_dil");
+    HLS_PRAGMA(STREAM variable = s_rd depth = IO::MAX_TOUCH)
+    HLS_PRAGMA(STREAM variable = s_un depth = IN_DEPTH)
     HLS_PRAGMA(STREAM variable = s_in depth = IN_DEPTH)
     HLS_PRAGMA(STREAM variable = s_acc depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_mac depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_pool depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
+    HLS_PRAGMA(STREAM variable = s_wr depth = IO::MAX_TOUCH)
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
-    reader(fmem_rd, c, s_in, s_dil);
+    IO::read_words(fmem_rd, c, s_rd, s_dil);
+    IO::unpack_view(s_rd, s_un, c);
+    maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
+        s_un, s_in, c.prepool, c.in_h, c.in_w, c.cin);
     mac(s_in, s_acc, c, wbuf);
     requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1 * c.w1, c.cout, c.conv,
                                                          mult, bias, c.shift_s, c.act_max);
@@ -376,7 +280,8 @@ struct engine_t {
     spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
         s_shift, s_sp, s_dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift,
         c.s_act_max, wsp, smult, sbias);
-    writer(s_sp, fmem_wr, c);
+    IO::pack_view(s_sp, s_wr, c);
+    IO::write_words(s_wr, fmem_wr, c);
   }
 
   static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,

@@ -7,6 +7,7 @@
 // A view (cbuf, rot, n, sh) reads or writes n logical channels: logical j <-> physical
 // (rot + j * 2^sh) mod cbuf (a channel stride 2^sh: ShuffleNet's interleave). Requires
 // 0 <= rot < cbuf, 0 <= sh <= MAX_VIEW_SH and (n - 1) * 2^sh + 1 <= cbuf (checked by the engine).
+// The processes that move views between words and vectors are in io.h.
 #ifndef CODESIGN_ENGINE_PACKING_H
 #define CODESIGN_ENGINE_PACKING_H
 
@@ -124,79 +125,6 @@ struct view_t {
     return w;
   }
 };
-
-// Read the n logical channels of the view of the pixel whose first word is mem[addr] into
-// out[0..n) (zero-extended to OB bits): one bus word per cycle, only the words the view
-// touches, each word's lanes scattered to their logical positions (a rotation by rot, and a
-// stride, in hardware). n <= MAXC; cbuf is not bounded.
-template <int BUS, int SB, int MAXC, int OB>
-void read_pixel(const ap_uint<BUS>* mem, int addr, const view_t& view, ap_uint<OB> out[MAXC]) {
-  HLS_PRAGMA(INLINE off)
-  static_assert(SB <= OB, "output values must hold the stored bits");
-  typedef lanes_t<BUS, SB> L;
-  constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, L::LANES) + 2;
-  const view_t::words_t touched = view.words(L::LANES);
-words:
-  for (int t = 0; t < MAX_TOUCH; ++t) {
-    HLS_PRAGMA(PIPELINE II = 1)
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_TOUCH)
-    if (t >= touched.count) break;
-    const int k = touched.word(t);
-    const int lo = k * L::LANES;
-    ap_uint<SB> lane[L::LANES];
-    HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
-    L::unpack(mem[addr + k], lane);
-    for (int l = 0; l < L::LANES; ++l) {
-      HLS_PRAGMA(UNROLL)
-      const int p = lo + l;
-      if (p < view.cbuf) {
-        const int j = view.logical(p);
-        if (j >= 0) out[j] = lane[l];
-      }
-    }
-  }
-}
-
-// Write in[0..n) to the n logical channels of the view of the pixel at mem[addr]. Only the
-// words the view touches are accessed: those it covers completely are written without being
-// read (their unused lanes become 0); partly covered ones (every word of a strided view) are
-// read-modify-written, so the buffer's other channels are preserved. Each access writes every view channel of its word,
-// so a word visited twice (a wrapping view that starts and ends in it) gets the same value.
-template <int BUS, int SB, int MAXC>
-void write_pixel(ap_uint<BUS>* mem, int addr, const view_t& view, const ap_uint<SB> in[MAXC]) {
-  HLS_PRAGMA(INLINE off)
-  typedef lanes_t<BUS, SB> L;
-  constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, L::LANES) + 2;
-  const view_t::words_t touched = view.words(L::LANES);
-words:
-  for (int t = 0; t < MAX_TOUCH; ++t) {
-    HLS_PRAGMA(PIPELINE II = 1)
-    HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_TOUCH)
-    if (t >= touched.count) break;
-    const int k = touched.word(t);
-    const int lo = k * L::LANES;
-    const int hi = lo + L::LANES < view.cbuf ? lo + L::LANES : view.cbuf;
-    ap_uint<SB> lane[L::LANES];
-    HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
-    if (view.covers(lo, hi)) {
-      for (int l = 0; l < L::LANES; ++l) {
-        HLS_PRAGMA(UNROLL)
-        lane[l] = 0;
-      }
-    } else {
-      L::unpack(mem[addr + k], lane);
-    }
-    for (int l = 0; l < L::LANES; ++l) {
-      HLS_PRAGMA(UNROLL)
-      const int p = lo + l;
-      if (p < view.cbuf) {
-        const int j = view.logical(p);
-        if (j >= 0) lane[l] = in[j];
-      }
-    }
-    mem[addr + k] = L::pack(lane);
-  }
-}
 
 CODESIGN_CSIM_END
 

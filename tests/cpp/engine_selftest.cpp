@@ -526,6 +526,7 @@ void random_tables(const char* cfg, int tables, uint64_t seed) {
         const int cin = int(b.uni(1, cmax)), cout = int(b.uni(1, cmax));
         const int co = (flags & CONV) ? cout : cin;
         const int w1 = (flags & PREPOOL) ? w / 2 : w, w2 = (flags & POOL) ? w1 / 2 : w1;
+        if ((flags & PREPOOL) && (w / 2) * cin > C::MAX_LINE) continue;
         if ((flags & POOL) && (w1 / 2) * co > C::MAX_LINE) continue;
         if ((flags & SHIFT) && w2 * co > C::MAX_LINE) continue;
         const int ie = b.coin(0.5) ? 0 : int(b.uni(1, 20)), oe = b.coin(0.5) ? 0 : int(b.uni(1, 20));
