@@ -245,34 +245,50 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
     count), every m_axi burst its latency. The counting C-simulation is the reference (tests/test_cycles.py)."""
     lat = hw.axi_latency_cycles
     nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
-    pix_in, pix1, pix2, pix3 = c.in_h * c.in_w, c.h1 * c.w1, c.h2 * c.w2, c.h3 * c.w3
+    # grids: the input buffer, the MAC array's (after PREPOOL), the spatial unit's input (after POOL),
+    # its output (STRIDE2 halves it), the written one (UPSAMPLE doubles it)
+    pix_in, pix1, pixp, pix2 = c.in_h * c.in_w, c.h1 * c.w1, c.hp * c.wp, c.h2 * c.w2
     in_lanes = hw.bus_bits // c.in_store_bits
     in_wpp = _cdiv(c.in_cbuf, in_lanes)
     out_wpp = _cdiv(c.out_cbuf, hw.bus_bits // hw.act_bits)
-    copies = 4 if c.upsample else 1
     cyc = dict.fromkeys(ENGINE_STAGES, 0)
-    # reader: one burst over the input region (DEFORM: per row, the dilation words then the pixels)
+    # io.h read_words: one burst over the input region; DEFORM: per input row a burst of the dilation
+    # words (rows of the h1 grid), then a burst of the row's pixel words
     if c.spatial == "deform":
         d_wpp = _cdiv(c.d_cbuf, hw.bus_bits // c.d_store_bits)
-        cyc["read"] = c.in_h * 2 * lat + pix_in * (in_wpp + d_wpp)
+        cyc["read"] = c.in_h * (lat + c.in_w * in_wpp) + c.h1 * (lat + c.w1 * d_wpp)
     else:
         cyc["read"] = lat + pix_in * in_wpp
-    cyc["unpack"] = pix_in * max(in_wpp, nci)
-    if c.prepool:
-        cyc["prepool"] = pix_in * nci
+    # io.h unpack_view / pack_view: per pixel max(words in, steps out), one pixel of ping-pong latency
+    un_steps = sum(_unpack_steps(c.in_cbuf, c.in_rot, c.cin, c.in_stride, in_lanes, hw.pi, k) for k in range(nci))
+    cyc["unpack"] = nci + (pix_in + 1) * max(in_wpp, un_steps)
+    out_lanes = hw.bus_bits // hw.act_bits
+    pk_steps = sum(_pack_steps(c.out_cbuf, c.out_rot, c.cout, c.out_stride, out_lanes, hw.po, w) for w in range(out_wpp))
+    cyc["pack"] = out_wpp + (pix2 + 1) * max(nco, pk_steps)
+    # io.h write_words: one burst when the view covers every word, else read-modify-write chunks
+    # (a prefetch burst and a store burst each); UPSAMPLE: per row a fill, then two output rows
+    full = c.out_stride == 1 and c.cout >= c.out_cbuf  # io.h out_full: the writer writes whole pixels
+    chunk = 16384 * 8 // hw.bus_bits
+
+    def burst_out(n: int) -> int:
+        return lat + n if full else sum(2 * (lat + min(chunk, n - o)) for o in range(0, n, chunk))
+
+    if c.upsample:
+        cyc["write"] = c.h2 * (c.w2 * out_wpp + 2 * burst_out(c.w3 * out_wpp))
+    else:
+        cyc["write"] = burst_out(pix2 * out_wpp)
+    cyc["prepool"] = pix_in * nci  # the 2×2 max-pool before the array, or its pass-through
     cyc["mac"] = pix1 * (nco * passes * nci if c.conv else max(nci, nco))
     cyc["requant"] = pix1 * nco
     cyc["pool"] = pix1 * nco  # pool, or its pass-through
-    cyc["shift"] = ((c.h2 + 1) * c.w2 if c.shift else pix2) * nco
-    if c.spatial == "dw":
-        cyc["spatial"] = (pix2 + c.w2 + 1) * nco
-    elif c.spatial == "deform":
+    cyc["shift"] = ((c.hp + 1) * c.wp if c.shift else pixp) * nco  # Dirac5 with its flush row, or passing
+    if c.spatial == "dw":  # one input vector per cycle, the outputs lag by a row and a pixel
+        cyc["spatial"] = (pixp + c.wp + 1) * nco
+    elif c.spatial == "deform":  # a tap column (3 taps) per cycle; the ring fills R rows and R pixels first
         reach = c.max_dilation
-        cyc["spatial"] = (reach * c.w2 + reach + 3 * pix2) * nco
+        cyc["spatial"] = (reach * c.wp + reach + 3 * pixp) * nco
     else:
-        cyc["spatial"] = pix2 * nco
-    cyc["pack"] = pix3 * max(nco, out_wpp)
-    cyc["write"] = (c.h3 * (2 if c.upsample else 1)) * lat + pix3 * copies * out_wpp
+        cyc["spatial"] = pixp * nco
     # before the dataflow region: the descriptor, then the weights and constants (each a burst)
     seq = lat + descriptor.WORDS
     if c.conv:
@@ -286,6 +302,42 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
         lanes_sp = hw.bus_bits // hw.weight_bits
         seq += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
     return cyc, seq
+
+
+def _unpack_steps(cbuf: int, rot: int, n: int, stride: int, lanes: int, p: int, k: int) -> int:
+    """Words vector k of a view touches (io.h vplan): its run from the first channel, and from word 0
+    again when it wraps past cbuf."""
+    sh = stride.bit_length() - 1
+
+    def phys(j: int) -> int:
+        q = rot + (j << sh)
+        return q - cbuf if q >= cbuf else q
+
+    j0, jl = k * p, min(k * p + p, n) - 1
+    p0, pl = phys(j0), phys(jl)
+    if pl >= p0:
+        return pl // lanes - p0 // lanes + 1
+    pe = p0 + (((cbuf - 1 - p0) >> sh) << sh)
+    return pe // lanes - p0 // lanes + 1 + pl // lanes + 1
+
+
+def _pack_steps(cbuf: int, rot: int, n: int, stride: int, lanes: int, p: int, w: int) -> int:
+    """Vectors output word w of a view needs (io.h wplan), at least one step."""
+    sh = stride.bit_length() - 1
+    m = (1 << sh) - 1
+    span = (n - 1) * stride + 1 if n > 0 else 0
+    e1, e2 = min(rot + span, cbuf), max(rot + span - cbuf, 0)
+    lo, hi = w * lanes, min(w * lanes + lanes, cbuf)
+    steps = 0
+    a, b = max(lo, rot), min(hi, e1)
+    if a < b:
+        j0, j1 = (a - rot + m) >> sh, (b - 1 - rot) >> sh
+        steps += j1 // p - j0 // p + 1 if j0 <= j1 else 0
+    b = min(hi, e2)
+    if lo < b:
+        j0, j1 = (lo + cbuf - rot + m) >> sh, (b - 1 + cbuf - rot) >> sh
+        steps += j1 // p - j0 // p + 1 if j0 <= j1 else 0
+    return max(steps, 1)
 
 
 def weight_store_bits(weight_bits: int, hw: HardwareConfig) -> int:
