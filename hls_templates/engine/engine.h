@@ -92,7 +92,7 @@ struct engine_t {
   typedef vec_t<PI, IN_BITS> in_vec;
   typedef vec_t<PO, A> out_vec;
   typedef acc_vec_t<PO, C::ACC_BITS> acc_vec;
-  typedef ap_uint<PI * WB> wword_t;  // PI weights of one output lane of a tile
+  typedef lanes64_t<PI, WB> wword_t;  // PI weights of one output lane of a tile (conv1x1.h)
 
   static call_t decode(const ap_uint<32> dw[DESC_WORDS]) {
     HLS_PRAGMA(INLINE)
