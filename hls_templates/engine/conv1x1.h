@@ -1,14 +1,15 @@
 // The PI x PO MAC array: 1x1 convolution of a pixel stream into accumulators (requantized by the
 // requant process, requant.h), and the pass-through copy of calls without CONV.
 //
-// Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem, each row padded to a
-// multiple of lanes_w = BUS / W_BITS values (a row starts on a word), two's complement, lowest
-// bits first. They are loaded per call into an on-chip buffer of PI-lane words, one memory per
-// output lane o:
+// Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem at the layer's storage
+// width sw (weight_store_bits: 4 for layers of at most 4-bit weights, else W_BITS), each row
+// padded to a multiple of BUS / sw values (a row starts on a word), two's complement, lowest
+// bits first. They are loaded per call, sign-extended to W_BITS, into an on-chip buffer of
+// PI-lane words, one memory per output lane o:
 //
 //   wbuf[o][t] lanes i = W[ct*PO + o][it*PI + i],  t = ct * nci + it,  nci = ceil(cin / PI)
 //
-// (dim 1 completely partitioned, lanes packed into one word), so the unrolled o loop reads a
+// (dim 1 completely partitioned, lanes packed into one word: lanes64_t), so the unrolled o loop reads a
 // whole PO x PI tile in one cycle. Lanes beyond cin hold whatever followed in wmem (never
 // initialised values): they always multiply a zero input lane.
 //
@@ -139,6 +140,13 @@ struct lanes64_t {
   }
 };
 
+// The width a conv layer's weights are stored at in wmem (docs/engine.md, "Weights"): 4 bits
+// for a layer of at most 4-bit weights (w_bits 1..4) on an engine wider than that, else WB
+// (w_bits 0 or beyond WB: WB). codesign/hw/layout.py conv_weight_store_bits is the same rule.
+constexpr int weight_store_bits(int w_bits, int wb) {
+  return w_bits > 0 && w_bits <= 4 && wb > 4 ? 4 : wb;
+}
+
 // The bus words of a call's weights (cout rows of wpr words, consecutive) as one burst.
 template <int BUS, int MAXW>
 void read_weight_words(const ap_uint<BUS>* wmem, int w_addr, int n, int axi_latency,
@@ -155,31 +163,38 @@ wread:
   }
 }
 
-// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). Per row the lanes pass through a
-// reservoir register: a step reads a word when the reservoir holds less than a tile (and the
-// row has words left) and writes a tile when it holds one (or the row's words are all in: the
-// row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, word bits), written
-// as a mux of constant shifts.
+// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). A word holds LW values of SW bits
+// (SW: weight_store_bits, 4 or WB); it is widened to LW values of WB bits (sign-extended) and
+// enters a reservoir register: a step reads a word when the reservoir holds less than a tile
+// (and the row has words left) and writes a tile when it holds one (or the row's words are all
+// in: the row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, widened word
+// bits of either width), written as a mux of constant shifts.
 template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
-void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout,
+void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout, bool narrow,
                        lanes64_t<PI, WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
-  constexpr int LW = BUS / WB;      // values per bus word
-  constexpr int UB = LW * WB;       // used bits of a word
-  constexpr int TB = PI * WB;       // bits of a tile word
-  constexpr int G = cgcd(UB, TB);   // reservoir fill is a multiple of G bits
-  constexpr int TU = TB / G, UU = UB / G;
-  constexpr int RB = TB + UB;       // reservoir bits: < TB before a read, < TB + UB after
-  constexpr int TNP = lanes64_t<PI, WB>::NP;
-  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LW) + ceil_div(MAXC, PI));
+  constexpr int SN = cmin(4, WB);     // the narrow storage width
+  constexpr int LWW = BUS / WB;       // values per word stored at WB
+  constexpr int LWN = BUS / SN;       // values per word stored at SN
+  constexpr int UBW = LWW * WB;       // widened bits of a word: stored at WB
+  constexpr int UBN = LWN * WB;       // stored at SN
+  constexpr int TB = PI * WB;         // bits of a tile word
+  constexpr int G = cgcd(TB, cgcd(UBW, UBN));  // reservoir fill is a multiple of G bits
+  constexpr int TU = TB / G;
+  constexpr int RB = TB + UBN;        // reservoir bits: < TB before a read, < TB + UBN after
+  constexpr int TNP = lanes64_t<PI, WB>::NP;   // parts of a tile word
+  constexpr int WNP = lanes64_t<LWN, WB>::NP;  // parts of a widened word
+  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LWW) + ceil_div(MAXC, PI));
   (void)MAX_STEPS;  // read by the TRIPCOUNT pragma only
-  const int wpr = ceil_div(cin, LW);
+  const int lw = narrow ? LWN : LWW;
+  const int uu = (narrow ? UBN : UBW) / G;
+  const int wpr = ceil_div(cin, lw);
   const int nci = ceil_div(cin, PI);
   // Steps per row. A word of at least a tile: every step writes a tile (reading first when the
   // reservoir is short), nci steps. A smaller word: every step reads while the row has words,
-  // the greedy writes floor(j * UU / TU) tiles in the first j steps and one more at the row's
+  // the greedy writes floor(j * uu / TU) tiles in the first j steps and one more at the row's
   // last word, then one tile per step.
-  const int row_steps = UU >= TU ? nci : wpr + nci - ((wpr - 1) * UU / TU + 1);
+  const int row_steps = uu >= TU ? nci : wpr + nci - ((wpr - 1) * uu / TU + 1);
   const int n = cout * row_steps;
   ap_uint<RB> res = 0;
   int nu = 0;          // reservoir fill in units of G bits
@@ -193,12 +208,37 @@ wpack:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_STEPS)
     CODESIGN_TRIP(n_pack);
     if (wleft > 0 && nu < TU) {
-      const ap_uint<RB> wv = ap_uint<RB>(in.read().range(UB - 1, 0));
+      const ap_uint<BUS> word = in.read();
+      // the word's values at WB bits: as stored, or each SN-bit value sign-extended
+      lanes64_t<LWW, WB> ws;  // the word as stored at WB
+      lanes64_t<LWN, SN> wn;  // the word as stored at SN
+      for (int q = 0; q < BUS / 64; ++q) {
+        HLS_PRAGMA(UNROLL)
+        const ap_uint<64> part = word.range(64 * q + 63, 64 * q);
+        if (q < lanes64_t<LWW, WB>::NP) ws.p[q] = part;
+        wn.p[q] = part;
+      }
+      lanes64_t<LWN, WB> wide;
+      wide.clear();
+      for (int l = 0; l < LWN; ++l) {
+        HLS_PRAGMA(UNROLL)
+        if (narrow) {
+          const unsigned u = wn.lane(l);
+          wide.set(l, u >> (SN - 1) ? u | (((1u << WB) - 1) & ~((1u << SN) - 1)) : u);
+        } else if (l < LWW) {
+          wide.set(l, ws.lane(l));
+        }
+      }
+      ap_uint<RB> wv = 0;
+      for (int q = 0; q < WNP; ++q) {
+        HLS_PRAGMA(UNROLL)
+        wv.range(cmin(64 * q + 63, UBN - 1), 64 * q) = wide.p[q];
+      }
       for (int q = 0; q < TU; ++q) {
         HLS_PRAGMA(UNROLL)
         if (nu == q) res |= wv << (q * G);
       }
-      nu += UU;
+      nu += uu;
       --wleft;
     }
     if (nu >= TU || wleft == 0) {
@@ -235,17 +275,20 @@ wpack:
 }
 
 // Load a call's weights into wbuf (see the file header): one burst, packed at a tile per cycle.
+// w_bits: the layer's weight width (descriptor), which sets the storage width.
 template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
-void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int axi_latency,
-                  lanes64_t<PI, WB> wbuf[PO][MAXT]) {
+void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w_bits,
+                  int axi_latency, lanes64_t<PI, WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   HLS_PRAGMA(DATAFLOW)
-  constexpr int LW = BUS / WB;
+  constexpr int LWW = BUS / WB;
+  const bool narrow = weight_store_bits(w_bits, WB) < WB;
+  const int lw = narrow ? BUS / 4 : LWW;
   hls::stream<ap_uint<BUS> > words("wload_words");
   HLS_PRAGMA(STREAM variable = words depth = 4)
-  read_weight_words<BUS, MAXC * ceil_div(MAXC, LW)>(wmem, w_addr, cout * ceil_div(cin, LW),
-                                                    axi_latency, words);
-  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, wbuf);
+  read_weight_words<BUS, MAXC * ceil_div(MAXC, LWW)>(wmem, w_addr, cout * ceil_div(cin, lw),
+                                                     axi_latency, words);
+  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, narrow, wbuf);
 }
 
 // The MAC process of a CONV call: npix pixels of cin channels (ceil(cin/PI) vectors of PI values

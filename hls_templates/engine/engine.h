@@ -339,7 +339,8 @@ struct engine_t {
               uint64_t(c.sq_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (c.conv)
         bad = bad ||
-              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / WB) > wmem_words ||
+              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / weight_store_bits(c.w_bits, WB)) >
+                  wmem_words ||
               uint64_t(c.q_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (bad) return long(d);
     }
@@ -427,7 +428,8 @@ struct engine_t {
         continue;
       }
       if (c.conv) {
-        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, C::AXI_LATENCY, wbuf);
+        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, c.w_bits,
+                                                  C::AXI_LATENCY, wbuf);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }
       if (c.dw || c.deform) {
