@@ -26,6 +26,7 @@ from typing import Any
 from ..graph import Graph
 from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
+from ..hw.layout import conv_weight_store_bits
 from ..hw.scheduler import hw_max_dilation
 from .params import ModelParams
 from .workload import CallWork, HostWork, Workload, workload
@@ -417,7 +418,9 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     lanes_w = hw.pi if codenet else hw.bus_bits // hw.weight_bits
     if c.conv:
         slices = _cdiv(c.weight_bits, hw.weight_bits)  # wide weights stored as hw-width slices
-        w_words += c.cout * _cdiv(c.cin, lanes_w) * slices + 2 * c.cout  # weights + requant constants
+        # ours: a conv layer's weights stored at their own width (4 bits up to W4, layout.py)
+        lanes_c = hw.pi if codenet else hw.bus_bits // conv_weight_store_bits(c.weight_bits, hw.weight_bits)
+        w_words += c.cout * _cdiv(c.cin, lanes_c) * slices + 2 * c.cout  # weights + requant constants
     if c.spatial:  # [9][C] tap-major + requant constants
         w_words += 9 * _cdiv(c.cout, lanes_w) * _cdiv(c.spatial_weight_bits, hw.weight_bits) + 2 * c.cout
     weight_bytes = w_words * bus_bytes

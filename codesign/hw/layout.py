@@ -73,6 +73,13 @@ def view_channels(cbuf: int, rot: int, n: int) -> np.ndarray:
     return (rot + np.arange(n)) % cbuf
 
 
+def conv_weight_store_bits(w_bits: int, hw_weight_bits: int) -> int:
+    """Width a 1x1 conv layer's weights are stored at in wmem (docs/engine.md, "Weights"): 4 bits
+    for a layer of at most 4-bit weights on an engine wider than that, else the engine's
+    weight_bits (w_bits 0: the engine's width). The MAC array sign-extends them on load."""
+    return 4 if 0 < w_bits <= 4 < hw_weight_bits else hw_weight_bits
+
+
 def weight_row_words(cin: int, weight_bits: int, bus_bits: int) -> int:
     return -(-cin // (bus_bits // weight_bits))
 

@@ -519,7 +519,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
              "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
             conv = graph.layer(c.conv)
-            d["w_addr"] = put(layout.pack_weights(conv.params["weight"], hw.weight_bits, hw.bus_bits))
+            sw = layout.conv_weight_store_bits(conv.attrs["weight_bits"], hw.weight_bits)
+            d["w_addr"] = put(layout.pack_weights(conv.params["weight"], sw, hw.bus_bits))
             d["q_addr"] = put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits))
             d["shift"] = conv.attrs["shift"]
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice

@@ -1,14 +1,15 @@
 // The PI x PO MAC array: 1x1 convolution of a pixel stream into accumulators (requantized by the
 // requant process, requant.h), and the pass-through copy of calls without CONV.
 //
-// Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem, each row padded to a
-// multiple of lanes_w = BUS / W_BITS values (a row starts on a word), two's complement, lowest
-// bits first. They are loaded per call into an on-chip buffer of PI-lane words, one memory per
-// output lane o:
+// Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem at the layer's storage
+// width sw (weight_store_bits: 4 for layers of at most 4-bit weights, else W_BITS), each row
+// padded to a multiple of BUS / sw values (a row starts on a word), two's complement, lowest
+// bits first. They are loaded per call, sign-extended to W_BITS, into an on-chip buffer of
+// PI-lane words, one memory per output lane o:
 //
 //   wbuf[o][t] lanes i = W[ct*PO + o][it*PI + i],  t = ct * nci + it,  nci = ceil(cin / PI)
 //
-// (dim 1 completely partitioned, lanes packed into one word), so the unrolled o loop reads a
+// (dim 1 completely partitioned, lanes packed into one word: lanes64_t), so the unrolled o loop reads a
 // whole PO x PI tile in one cycle. Lanes beyond cin hold whatever followed in wmem (never
 // initialised values): they always multiply a zero input lane.
 //
@@ -80,27 +81,71 @@ struct mac_depth {
 };
 
 // One slice product: (MB+1)-bit signed weight slice x MB-bit unsigned activation slice. A 4 x 4
-// product is a LUT multiplier; wider ones take a DSP.
+// product is a LUT multiplier; wider ones take a DSP. The operands are masked slices held in
+// native ints: ap_int products cost ~10 ns each in C-simulation (the array makes PI x PO per
+// cycle), native ones ~1 ns; synthesis sizes the multiplier from the operands' ranges.
 template <int MB, bool FABRIC = (MB <= 4)>
 struct slice_mul;
 template <int MB>
 struct slice_mul<MB, true> {
-  static ap_int<2 * MB + 1> mul(const ap_int<MB + 1>& w, const ap_uint<MB>& x) {
+  static int mul(int w, int x) {
     HLS_PRAGMA(INLINE)
-    ap_int<2 * MB + 1> p = w * x;
+    const int p = w * x;
     HLS_PRAGMA(BIND_OP variable = p op = mul impl = fabric)
     return p;
   }
 };
 template <int MB>
 struct slice_mul<MB, false> {
-  static ap_int<2 * MB + 1> mul(const ap_int<MB + 1>& w, const ap_uint<MB>& x) {
+  static int mul(int w, int x) {
     HLS_PRAGMA(INLINE)
-    ap_int<2 * MB + 1> p = w * x;
+    const int p = w * x;
     HLS_PRAGMA(BIND_OP variable = p op = mul impl = dsp)
     return p;
   }
 };
+
+// N lanes of B bits, lane l at bits [l*B, +B), held as native 64-bit parts: the MAC array's
+// weight tile words (wbuf) and its buffered input vectors. In hardware this is one N*B-bit word
+// (a lane index is a constant after unrolling: wiring); in C-simulation the parts avoid the
+// generic path of wide ap_uint (range / shift of a 256-bit word: ~100 ns).
+template <int N, int B>
+struct lanes64_t {
+  static_assert(B >= 1 && B <= 32, "lane width must be in 1..32");
+  static constexpr int NP = ceil_div(N * B, 64);  // parts
+  static constexpr unsigned long long MASK = (1ULL << B) - 1;
+  ap_uint<64> p[NP];
+
+  void clear() {
+    HLS_PRAGMA(INLINE)
+    for (int k = 0; k < NP; ++k) {
+      HLS_PRAGMA(UNROLL)
+      p[k] = 0;
+    }
+  }
+  // lane l (a constant after unrolling), zero-extended
+  unsigned lane(int l) const {
+    HLS_PRAGMA(INLINE)
+    const int lo = l * B, k = lo / 64, off = lo % 64;
+    unsigned long long v = p[k].to_uint64() >> off;
+    if (off + B > 64) v |= p[k + 1].to_uint64() << (64 - off);  // straddles two parts
+    return unsigned(v & MASK);
+  }
+  // ORs v (< 2^B) into lane l of a cleared word
+  void set(int l, unsigned long long v) {
+    HLS_PRAGMA(INLINE)
+    const int lo = l * B, k = lo / 64, off = lo % 64;
+    p[k] = p[k].to_uint64() | (v << off);
+    if (off + B > 64) p[k + 1] = p[k + 1].to_uint64() | (v >> (64 - off));
+  }
+};
+
+// The width a conv layer's weights are stored at in wmem (docs/engine.md, "Weights"): 4 bits
+// for a layer of at most 4-bit weights (w_bits 1..4) on an engine wider than that, else WB
+// (w_bits 0 or beyond WB: WB). codesign/hw/layout.py conv_weight_store_bits is the same rule.
+constexpr int weight_store_bits(int w_bits, int wb) {
+  return w_bits > 0 && w_bits <= 4 && wb > 4 ? 4 : wb;
+}
 
 // The bus words of a call's weights (cout rows of wpr words, consecutive) as one burst.
 template <int BUS, int MAXW>
@@ -118,30 +163,38 @@ wread:
   }
 }
 
-// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). Per row the lanes pass through a
-// reservoir register: a step reads a word when the reservoir holds less than a tile (and the
-// row has words left) and writes a tile when it holds one (or the row's words are all in: the
-// row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, word bits), written
-// as a mux of constant shifts.
+// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). A word holds LW values of SW bits
+// (SW: weight_store_bits, 4 or WB); it is widened to LW values of WB bits (sign-extended) and
+// enters a reservoir register: a step reads a word when the reservoir holds less than a tile
+// (and the row has words left) and writes a tile when it holds one (or the row's words are all
+// in: the row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, widened word
+// bits of either width), written as a mux of constant shifts.
 template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
-void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout,
-                       ap_uint<PI * WB> wbuf[PO][MAXT]) {
+void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout, bool narrow,
+                       lanes64_t<PI, WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
-  constexpr int LW = BUS / WB;      // values per bus word
-  constexpr int UB = LW * WB;       // used bits of a word
-  constexpr int TB = PI * WB;       // bits of a tile word
-  constexpr int G = cgcd(UB, TB);   // reservoir fill is a multiple of G bits
-  constexpr int TU = TB / G, UU = UB / G;
-  constexpr int RB = TB + UB;       // reservoir bits: < TB before a read, < TB + UB after
-  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LW) + ceil_div(MAXC, PI));
+  constexpr int SN = cmin(4, WB);     // the narrow storage width
+  constexpr int LWW = BUS / WB;       // values per word stored at WB
+  constexpr int LWN = BUS / SN;       // values per word stored at SN
+  constexpr int UBW = LWW * WB;       // widened bits of a word: stored at WB
+  constexpr int UBN = LWN * WB;       // stored at SN
+  constexpr int TB = PI * WB;         // bits of a tile word
+  constexpr int G = cgcd(TB, cgcd(UBW, UBN));  // reservoir fill is a multiple of G bits
+  constexpr int TU = TB / G;
+  constexpr int RB = TB + UBN;        // reservoir bits: < TB before a read, < TB + UBN after
+  constexpr int TNP = lanes64_t<PI, WB>::NP;   // parts of a tile word
+  constexpr int WNP = lanes64_t<LWN, WB>::NP;  // parts of a widened word
+  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LWW) + ceil_div(MAXC, PI));
   (void)MAX_STEPS;  // read by the TRIPCOUNT pragma only
-  const int wpr = ceil_div(cin, LW);
+  const int lw = narrow ? LWN : LWW;
+  const int uu = (narrow ? UBN : UBW) / G;
+  const int wpr = ceil_div(cin, lw);
   const int nci = ceil_div(cin, PI);
   // Steps per row. A word of at least a tile: every step writes a tile (reading first when the
   // reservoir is short), nci steps. A smaller word: every step reads while the row has words,
-  // the greedy writes floor(j * UU / TU) tiles in the first j steps and one more at the row's
+  // the greedy writes floor(j * uu / TU) tiles in the first j steps and one more at the row's
   // last word, then one tile per step.
-  const int row_steps = UU >= TU ? nci : wpr + nci - ((wpr - 1) * UU / TU + 1);
+  const int row_steps = uu >= TU ? nci : wpr + nci - ((wpr - 1) * uu / TU + 1);
   const int n = cout * row_steps;
   ap_uint<RB> res = 0;
   int nu = 0;          // reservoir fill in units of G bits
@@ -155,16 +208,45 @@ wpack:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_STEPS)
     CODESIGN_TRIP(n_pack);
     if (wleft > 0 && nu < TU) {
-      const ap_uint<RB> wv = ap_uint<RB>(in.read().range(UB - 1, 0));
+      const ap_uint<BUS> word = in.read();
+      // the word's values at WB bits: as stored, or each SN-bit value sign-extended
+      lanes64_t<LWW, WB> ws;  // the word as stored at WB
+      lanes64_t<LWN, SN> wn;  // the word as stored at SN
+      for (int q = 0; q < BUS / 64; ++q) {
+        HLS_PRAGMA(UNROLL)
+        const ap_uint<64> part = word.range(64 * q + 63, 64 * q);
+        if (q < lanes64_t<LWW, WB>::NP) ws.p[q] = part;
+        wn.p[q] = part;
+      }
+      lanes64_t<LWN, WB> wide;
+      wide.clear();
+      for (int l = 0; l < LWN; ++l) {
+        HLS_PRAGMA(UNROLL)
+        if (narrow) {
+          const unsigned u = wn.lane(l);
+          wide.set(l, u >> (SN - 1) ? u | (((1u << WB) - 1) & ~((1u << SN) - 1)) : u);
+        } else if (l < LWW) {
+          wide.set(l, ws.lane(l));
+        }
+      }
+      ap_uint<RB> wv = 0;
+      for (int q = 0; q < WNP; ++q) {
+        HLS_PRAGMA(UNROLL)
+        wv.range(cmin(64 * q + 63, UBN - 1), 64 * q) = wide.p[q];
+      }
       for (int q = 0; q < TU; ++q) {
         HLS_PRAGMA(UNROLL)
         if (nu == q) res |= wv << (q * G);
       }
-      nu += UU;
+      nu += uu;
       --wleft;
     }
     if (nu >= TU || wleft == 0) {
-      const ap_uint<TB> tile = res.range(TB - 1, 0);
+      lanes64_t<PI, WB> tile;
+      for (int q = 0; q < TNP; ++q) {
+        HLS_PRAGMA(UNROLL)
+        tile.p[q] = res.range(cmin(64 * q + 63, TB - 1), 64 * q);
+      }
       for (int l = 0; l < PO; ++l) {
         HLS_PRAGMA(UNROLL)
         if (l == o) wbuf[l][t] = tile;
@@ -193,17 +275,20 @@ wpack:
 }
 
 // Load a call's weights into wbuf (see the file header): one burst, packed at a tile per cycle.
+// w_bits: the layer's weight width (descriptor), which sets the storage width.
 template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
-void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int axi_latency,
-                  ap_uint<PI * WB> wbuf[PO][MAXT]) {
+void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w_bits,
+                  int axi_latency, lanes64_t<PI, WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   HLS_PRAGMA(DATAFLOW)
-  constexpr int LW = BUS / WB;
+  constexpr int LWW = BUS / WB;
+  const bool narrow = weight_store_bits(w_bits, WB) < WB;
+  const int lw = narrow ? BUS / 4 : LWW;
   hls::stream<ap_uint<BUS> > words("wload_words");
   HLS_PRAGMA(STREAM variable = words depth = 4)
-  read_weight_words<BUS, MAXC * ceil_div(MAXC, LW)>(wmem, w_addr, cout * ceil_div(cin, LW),
-                                                    axi_latency, words);
-  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, wbuf);
+  read_weight_words<BUS, MAXC * ceil_div(MAXC, LWW)>(wmem, w_addr, cout * ceil_div(cin, lw),
+                                                     axi_latency, words);
+  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, narrow, wbuf);
 }
 
 // The MAC process of a CONV call: npix pixels of cin channels (ceil(cin/PI) vectors of PI values
@@ -212,15 +297,13 @@ void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int a
 template <int PI, int PO, int WB, int MB, int ACC_BITS, int IB, int MAXC, int MAXT, int MAXPIX>
 void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
                    int npix, int cin, int cout, int xbits, int w_bits,
-                   const ap_uint<PI * WB> wbuf[PO][MAXT]) {
+                   const lanes64_t<PI, WB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   constexpr int MAX_CI_T = ceil_div(MAXC, PI);
   constexpr int MAX_CO_T = ceil_div(MAXC, PO);
   (void)MAX_CO_T;  // read by the TRIPCOUNT pragma only
-  constexpr int NPX = ceil_div(IB, MB), NPW = ceil_div(WB, MB);  // most slices of x / w
-  constexpr int NSH = NPX + NPW - 1;                             // partial-sum shifts
-  constexpr int PS_BITS = 2 * MB + 1 + clog2(PI);                // sum of PI slice products
   constexpr int DEPTH = mac_depth<PI, MB>::value;
+  constexpr unsigned SMASK = (1u << MB) - 1;
   typedef ap_int<ACC_BITS> acc_t;
   const int nci = ceil_div(cin, PI);
   const int nco = ceil_div(cout, PO);
@@ -228,7 +311,7 @@ void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, AC
   const int xb = xbits <= 0 || xbits > IB ? IB : xbits;
   const int px = ceil_div(xb, MB), pw = ceil_div(wb, MB);
   const long long n = (long long)npix * nco * px * pw * nci;
-  ap_uint<PI * IB> xbuf[MAX_CI_T];  // the pixel's input vectors, packed
+  lanes64_t<PI, IB> xbuf[MAX_CI_T];  // the pixel's input vectors, packed
   acc_t acc[PO];
   HLS_PRAGMA(ARRAY_PARTITION variable = acc complete)
   int it = 0, t = 0, tbase = 0, sx = 0, sw = 0, ct = 0;
@@ -239,16 +322,24 @@ mac:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXPIX * MAX_CO_T * MAX_CI_T)
     CODESIGN_TRIP(n_mac);
     const bool first_pass = sx == 0 && sw == 0;
-    ap_uint<PI * IB> xw;
+    lanes64_t<PI, IB> xw;
     if (ct == 0 && first_pass) {  // first use of this input vector: from the stream
       const vec_t<PI, IB> v = in.read();
+      xw.clear();
       for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        xw.range(IB * i + IB - 1, IB * i) = v.v[i];
+        xw.set(i, v.v[i].to_uint64());
       }
       xbuf[it] = xw;
     } else {
       xw = xbuf[it];
+    }
+    // this pass's activation slices, once for all output lanes
+    unsigned xs[PI];
+    HLS_PRAGMA(ARRAY_PARTITION variable = xs complete)
+    for (int i = 0; i < PI; ++i) {
+      HLS_PRAGMA(UNROLL)
+      xs[i] = (xw.lane(i) >> (MB * sx)) & SMASK;
     }
     const bool w_top = sw == pw - 1;  // the weight's top slice is signed
     const int shs = sx + sw;          // the partial sum is shifted by MB * shs
@@ -256,31 +347,28 @@ mac:
   mac_o:
     for (int o = 0; o < PO; ++o) {
       HLS_PRAGMA(UNROLL)
-      const ap_uint<PI * WB> ww = wbuf[o][t];
-      ap_int<PS_BITS> s = 0;
+      const lanes64_t<PI, WB> ww = wbuf[o][t];
+      int prod[PI];
+      HLS_PRAGMA(ARRAY_PARTITION variable = prod complete)
     mac_i:
       for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        const ap_uint<NPX * MB> xe = ap_uint<IB>(xw.range(IB * i + IB - 1, IB * i));
-        const ap_int<NPW * MB> we = ap_int<WB>(ww.range(WB * i + WB - 1, WB * i));
-        ap_uint<MB> xs = 0, ws = 0;
-        for (int k2 = 0; k2 < NPX; ++k2) {
-          HLS_PRAGMA(UNROLL)
-          if (sx == k2) xs = xe.range(MB * k2 + MB - 1, MB * k2);
-        }
-        for (int k2 = 0; k2 < NPW; ++k2) {
-          HLS_PRAGMA(UNROLL)
-          if (sw == k2) ws = ap_uint<NPW * MB>(we).range(MB * k2 + MB - 1, MB * k2);
-        }
-        ap_int<MB + 1> wop = ws;  // zero-extended
-        wop[MB] = w_top && ws[MB - 1];  // sign-extended for the top slice
-        s += slice_mul<MB>::mul(wop, xs);
+        const unsigned wu = ww.lane(i);
+        const int we = int(wu) - int((wu >> (WB - 1)) << WB);  // the weight, sign-extended
+        const unsigned ws = (unsigned(we) >> (MB * sw)) & SMASK;
+        // the slice, signed for the top one
+        const int wop = w_top && (ws >> (MB - 1)) ? int(ws) - (1 << MB) : int(ws);
+        prod[i] = slice_mul<MB>::mul(wop, int(xs[i]));
       }
-      acc_t a = first_pass && it == 0 ? acc_t(0) : acc[o];
-      for (int k2 = 0; k2 < NSH; ++k2) {
+      int s = 0;  // the adder tree: 2 MB + 1 + log2(PI) bits
+    mac_sum:
+      for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        if (shs == k2) a += acc_t(s) << (MB * k2);
+        s += prod[i];
       }
+      const long long prev = first_pass && it == 0 ? 0LL : (long long)acc[o].to_int64();
+      // wraps to ACC_BITS (two's complement), as the sum of all passes needs
+      const acc_t a = acc_t(prev + (long long)s * (1LL << (MB * shs)));
       acc[o] = a;
       y.v[o] = a;
     }

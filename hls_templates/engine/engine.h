@@ -97,7 +97,7 @@ struct engine_t {
   typedef vec_t<PI, IN_BITS> in_vec;
   typedef vec_t<PO, A> out_vec;
   typedef acc_vec_t<PO, C::ACC_BITS> acc_vec;
-  typedef ap_uint<PI * WB> wword_t;  // PI weights of one output lane of a tile
+  typedef lanes64_t<PI, WB> wword_t;  // PI weights of one output lane of a tile (conv1x1.h)
 
   static call_t decode(const ap_uint<32> dw[DESC_WORDS]) {
     HLS_PRAGMA(INLINE)
@@ -235,7 +235,8 @@ struct engine_t {
               uint64_t(c.sq_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (c.conv)
         bad = bad ||
-              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / WB) > wmem_words ||
+              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / weight_store_bits(c.w_bits, WB)) >
+                  wmem_words ||
               uint64_t(c.q_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (bad) return long(d);
     }
@@ -332,7 +333,8 @@ struct engine_t {
         continue;
       }
       if (c.conv) {
-        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, C::AXI_LATENCY, wbuf);
+        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, c.w_bits,
+                                                  C::AXI_LATENCY, wbuf);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }
       if (c.dw || c.deform) {
