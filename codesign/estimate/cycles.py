@@ -293,7 +293,7 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
     # before the dataflow region: the descriptor, then the weights and constants (each a burst)
     seq = lat + descriptor.WORDS
     if c.conv:
-        lanes_w = hw.bus_bits // weight_store_bits(c.weight_bits, hw)
+        lanes_w = hw.bus_bits // conv_weight_store_bits(c.weight_bits, hw.weight_bits)
         wpr = _cdiv(c.cin, lanes_w)
         # conv1x1.h pack_weight_tiles: per row, a tile per step when a word holds a tile, else a word
         # per step while the row has words and the tiles they complete
@@ -339,11 +339,6 @@ def _pack_steps(cbuf: int, rot: int, n: int, stride: int, lanes: int, p: int, w:
         j0, j1 = (lo + cbuf - rot + m) >> sh, (b - 1 + cbuf - rot) >> sh
         steps += j1 // p - j0 // p + 1 if j0 <= j1 else 0
     return max(steps, 1)
-
-
-def weight_store_bits(weight_bits: int, hw: HardwareConfig) -> int:
-    """Bits a conv layer's weights take in wmem: 4 for layers of at most 4 bits, else the engine's width."""
-    return 4 if weight_bits <= 4 and hw.weight_bits >= 4 else hw.weight_bits
 
 
 def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: float) -> CallEstimate:

@@ -81,16 +81,28 @@ struct mac_depth {
 };
 
 // One slice product: (MB+1)-bit signed weight slice x MB-bit unsigned activation slice. A 4 x 4
-// product is a LUT multiplier; wider ones take a DSP. The operands are masked slices held in
-// native ints: ap_int products cost ~10 ns each in C-simulation (the array makes PI x PO per
-// cycle), native ones ~1 ns; synthesis sizes the multiplier from the operands' ranges.
+// product is a LUT multiplier; wider ones take a DSP.
+// The operand and product types of a slice product. Synthesis sees the widths ((MB+1)-bit signed
+// weight slice, MB-bit unsigned activation slice): the multiplier is sized by them. C-simulation
+// multiplies the same values (masked to those ranges by the caller) as native ints: an ap_int
+// product costs ~10 ns in g++ and the array makes PI x PO of them per cycle.
+#ifdef __SYNTHESIS__
+template <int MB> using slice_w_t = ap_int<MB + 1>;
+template <int MB> using slice_x_t = ap_uint<MB>;
+template <int MB> using slice_prod_t = ap_int<2 * MB + 1>;
+#else
+template <int MB> using slice_w_t = int;
+template <int MB> using slice_x_t = int;
+template <int MB> using slice_prod_t = int;
+#endif
+
 template <int MB, bool FABRIC = (MB <= 4)>
 struct slice_mul;
 template <int MB>
 struct slice_mul<MB, true> {
   static int mul(int w, int x) {
     HLS_PRAGMA(INLINE)
-    const int p = w * x;
+    const slice_prod_t<MB> p = slice_w_t<MB>(w) * slice_x_t<MB>(x);
     HLS_PRAGMA(BIND_OP variable = p op = mul impl = fabric)
     return p;
   }
@@ -99,7 +111,7 @@ template <int MB>
 struct slice_mul<MB, false> {
   static int mul(int w, int x) {
     HLS_PRAGMA(INLINE)
-    const int p = w * x;
+    const slice_prod_t<MB> p = slice_w_t<MB>(w) * slice_x_t<MB>(x);
     HLS_PRAGMA(BIND_OP variable = p op = mul impl = dsp)
     return p;
   }
