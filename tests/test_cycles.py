@@ -16,7 +16,8 @@ from codesign.estimate import estimate
 from codesign.estimate.synthetic import codenet_ir, diracdeltanet_ir
 from codesign.hls.cycles import CYCLE_COUNTED, count_frame, count_project
 from codesign.hls.csim import CsimEngine
-from codesign.hls.project import test_image, write_project
+from codesign.hls.project import test_image as frame_image
+from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import sized_for
 
@@ -52,7 +53,7 @@ def test_count_does_not_depend_on_pixel_values(tiny_counted):
     """The engine's loops have run-time bounds from the descriptors only: another image, same count."""
     project, rep = tiny_counted
     engine = CsimEngine(project.path, project.schedule.hw.bus_bits)
-    other = np.random.RandomState(7).randint(0, 256, test_image(project.graph).shape).astype(np.uint8)
+    other = np.random.RandomState(7).randint(0, 256, frame_image(project.graph).shape).astype(np.uint8)
     again = count_frame(project.schedule, project.graph, engine, other)
     assert [c.total for c in again.calls] == [c.total for c in rep.calls]
 
@@ -83,7 +84,8 @@ def test_every_pipelined_loop_takes_its_ii_from_a_counted_macro():
             seen += 1
             assert macro.startswith("CODESIGN_II_"), f"{header.name}: PIPELINE II = {macro} is not a counted macro"
             assert re.search(rf"#define {macro} \d+", text), f"{header.name}: {macro} is not defined beside its loop"
-            assert re.search(rf"CODESIGN_LOOP_DONE\([^;]*{macro}", text), f"{header.name}: {macro} is never counted"
+            assert re.search(rf"CODESIGN_LOOP_(?:DONE|OVERLAPPED)\([^;]*{macro}", text), \
+                f"{header.name}: {macro} is never counted"
     assert seen >= 10
 
 

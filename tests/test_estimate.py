@@ -331,9 +331,10 @@ def test_view_words_and_read_modify_write():
 
 
 def test_memory_bound_call_is_limited_by_ddr():
+    """The "ideal" model's DDR term (the "engine" model follows the cycle count, which has none)."""
     hw = HardwareConfig(pi=64, po=64, weight_bits=4, bus_bits=128)
     # A wide-input, few-output call with a slow DDR: memory dominates.
-    e = call_estimate(_conv_call(512, 8, 56, 56), hw, ModelParams(mac_in_bits=4), 0.5)
+    e = call_estimate(_conv_call(512, 8, 56, 56), hw, ModelParams(mac_in_bits=4, microarch="ideal"), 0.5)
     assert e.bound == "memory"
     assert e.engine_s >= e.memory_s
     # dataflow overlap: the call takes max(compute, memory) + fill, not the sum

@@ -173,6 +173,7 @@ wread:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAXW)
     out.write(wmem[w_addr + k]);
   }
+  CODESIGN_LOOP_OVERLAPPED(CODESIGN_II_WREAD);
 }
 
 // Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). A word holds LW values of SW bits

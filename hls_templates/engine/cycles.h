@@ -114,4 +114,9 @@ CODESIGN_CSIM_END
 
 }  // namespace codesign
 
+// A pipelined loop that runs concurrently (DATAFLOW) with a counted loop of the same stage that
+// takes at least as many cycles, e.g. a burst feeding a packer: its cycles are inside that count.
+// Names the loop's II so that every PIPELINE II is accounted for (tests/test_cycles.py).
+#define CODESIGN_LOOP_OVERLAPPED(ii)
+
 #endif  // CODESIGN_ENGINE_CYCLES_H
