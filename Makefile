@@ -51,7 +51,7 @@ demo: $(DEMO)/model.ir
 	$(BIN)/codesign golden --ir $< --dataset digits
 	$(BIN)/codesign compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
 	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
-	$(BIN)/codesign csim --project $(PROJECT)
+	$(BIN)/codesign csim --project $(PROJECT) --cycles
 
 # ---- demo-codenet: CoDeNet W4A8 (config a, width 0.5, 128²) on a synthetic Pascal VOC set -----
 CODENET := $(BUILD)/demo-codenet
