@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..graph import Graph
+from ..figures import CYCLE_COUNTED, MODELED, PAPER_PRESET
 from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
 from ..hw.layout import conv_weight_store_bits
@@ -136,6 +137,15 @@ class FrameEstimate:
         return self.batch / self.period_s
 
     @property
+    def label(self) -> str:
+        """What the figures are (DESIGN §8): the model of the engine as written, or of another design."""
+        if self.meta.get("engine_cycles"):
+            return f"{CYCLE_COUNTED} engine; host and control {MODELED}"
+        if self.params.microarch == "engine":
+            return MODELED
+        return f"{PAPER_PRESET}: microarch '{self.params.microarch}', not the generated engine"
+
+    @property
     def frame_ms(self) -> float:
         return 1e3 * self.period_s / self.batch
 
@@ -163,12 +173,13 @@ class FrameEstimate:
                 "engine_ms_per_batch": 1e3 * self.engine_s, "control_ms_per_batch": 1e3 * self.control_s,
                 "host_ms_per_batch": {k: 1e3 * v for k, v in self.host_s.items()},
                 "period_ms": 1e3 * self.period_s, "macs_per_frame": self.macs, "gops": self.gops,
-                "peak_gops": self.peak_gops, "calls": [c.to_dict() for c in self.calls], "meta": self.meta}
+                "peak_gops": self.peak_gops, "calls": [c.to_dict() for c in self.calls], "meta": self.meta,
+                "label": self.label}
 
     def summary(self) -> str:
         host = ", ".join(f"{k} {1e3 * v:.2f}" for k, v in self.host_s.items() if v)
         return (f"{self.hw.pi}x{self.hw.po} @ {self.hw.clock_mhz:g} MHz, {self.control} control, batch {self.batch}"
-                f"{', shuffle on CPU' if self.shuffle_on_cpu else ''}: {self.fps:.1f} FPS "
+                f"{', shuffle on CPU' if self.shuffle_on_cpu else ''}: {self.fps:.1f} FPS [{self.label}] "
                 f"({self.frame_ms:.2f} ms/frame, batch latency {self.latency_ms:.2f} ms); per batch: engine "
                 f"{1e3 * self.engine_s:.2f} ms, control {1e3 * self.control_s:.2f} ms, host [{host}] ms")
 
@@ -615,4 +626,5 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
         calls.insert(0, stem)
     return FrameEstimate(hw=hw, board=board, params=p, batch=n, control=control, shuffle_on_cpu=shuffle_on_cpu,
                          calls=calls, engine_s=engine_batch, control_s=control_s, host_s=host, latency_s=latency,
-                         period_s=period, macs=wl.macs, meta={"workload": wl.name})
+                         period_s=period, macs=wl.macs,
+                         meta={"workload": wl.name, "engine_cycles": engine_cycles is not None})
