@@ -1,14 +1,41 @@
-# codesign: every target creates the virtual environment first when it is missing.
-PYTHON ?= python3.11
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
-BUILD  ?= build
-MODEL  ?= diracdeltanet
-BOARD  ?= ultra96v2
+# codesign: every target that runs codesign creates the virtual environment first when it is missing.
+# `make help` lists the targets and variables.
+PYTHON   ?= python3.11
+VENV     ?= .venv
+BIN      ?= $(VENV)/bin
+STAMP    ?= $(VENV)/.installed-stamp
+CODESIGN ?= $(BIN)/codesign
+BUILD    ?= build
+MODEL    ?= diracdeltanet
+CONFIG   ?= a
+BOARD    ?= ultra96v2
+HW       ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv demo demo-codenet compile csim bitstream deploy test test-all bench clean
+.DEFAULT_GOAL := help
+.PHONY: help venv demo demo-codenet compile csim bitstream deploy report test test-all bench clean
+
+help:
+	@echo 'make demo             DiracDeltaNet W4A4 on digits: train, export, golden, compare, HLS project, C-sim'
+	@echo 'make demo-codenet     CoDeNet W4A8 (config a) on a synthetic VOC set: train, export, golden AP50, C-sim'
+	@echo 'make compile          MODEL → integer IR → HLS/Vivado project in $$(BUILD)/<model>-<board>'
+	@echo 'make csim             compile, then C-simulate the project bit for bit against the golden model'
+	@echo 'make bitstream        compile, then run Vitis HLS and Vivado (.bit + .hwh)'
+	@echo 'make deploy           compile, then a folder for the board in $$(BUILD)/deploy-…, benchmarked on the simulated device'
+	@echo 'make report           per-layer cycle/resource estimate of MODEL on the board (table, plots, JSON)'
+	@echo 'make test / test-all  the fast test suite / with the slow tests'
+	@echo 'make bench            golden-model and C-sim benchmarks'
+	@echo 'make venv / clean     create $$(VENV) / remove $$(BUILD)'
+	@echo
+	@echo 'MODEL=diracdeltanet   a built-in model (diracdeltanet, codenet; trained once on its default data set),'
+	@echo '                      or your own file: a QAT checkpoint (.pt, exported) or an integer IR (.ir, used as is)'
+	@echo 'CONFIG=a              CoDeNet configuration a..e (MODEL=codenet only)'
+	@echo 'BOARD=ultra96v2       board (boards/*.yaml: $(subst $(eval) ,$(comma) ,$(BOARDS)))'
+	@echo 'HW=hw.yaml            hardware config YAML passed as --hw to compile and report (default: sized for the board)'
+	@echo 'BUILD=build           output directory'
+
+comma := ,
+BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.yaml))))
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
@@ -19,58 +46,135 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# ---- demo: DiracDeltaNet W4A4 on scikit-learn's digits -------------------------------------
-DEMO := $(BUILD)/demo-$(MODEL)
+# ---- MODEL: a built-in name or the user's own file; checked before any work -----------------
+BUILTIN := diracdeltanet codenet
+CODENET_CONFIGS := a b c d e
+MODEL_GOALS := compile csim bitstream deploy report
+ACCEPTED := built-in models: diracdeltanet, codenet (CONFIG=a..e); files: a QAT checkpoint .pt or an IR .ir
 
-$(DEMO)/model.pt: $(STAMP)
-	$(BIN)/codesign train --model $(MODEL) --dataset digits --preset digits -o $@
+MODEL_KIND := $(if $(filter 1,$(words $(MODEL))),$(strip \
+  $(if $(filter $(BUILTIN),$(MODEL)),builtin,\
+  $(if $(filter %.pt,$(MODEL)),pt,\
+  $(if $(filter %.ir,$(MODEL)),ir,\
+  $(if $(filter %.onnx,$(MODEL)),onnx))))))
+FILE_MODEL := $(filter pt ir onnx,$(MODEL_KIND))
+IS_FILE = $(shell test -f '$(1)' && echo yes)
 
-$(DEMO)/model.ir: $(DEMO)/model.pt
-	$(BIN)/codesign export $< -o $@ --qonnx $(DEMO)/model.qonnx.onnx
+ifneq ($(filter $(MODEL_GOALS),$(MAKECMDGOALS)),)
+  ifeq ($(MODEL_KIND),)
+    ifneq ($(call IS_FILE,$(MODEL)),)
+      $(error MODEL=$(MODEL) has the wrong extension: a model file is a QAT checkpoint (.pt) or an IR (.ir); built-in models: diracdeltanet, codenet)
+    else
+      $(error MODEL=$(MODEL) is neither a built-in model (diracdeltanet, codenet) nor a .pt/.ir file)
+    endif
+  else ifeq ($(MODEL_KIND),onnx)
+    $(error MODEL=$(MODEL): QONNX import is not available yet; give the QAT checkpoint (.pt) or the IR (.ir))
+  else ifneq ($(FILE_MODEL),)
+    ifeq ($(call IS_FILE,$(MODEL)),)
+      $(error MODEL=$(MODEL): no such file ($(ACCEPTED)))
+    endif
+  endif
+  ifeq ($(MODEL),codenet)
+    ifeq ($(filter $(CODENET_CONFIGS),$(CONFIG)),)
+      $(error CONFIG=$(CONFIG) is not a CoDeNet configuration (a, b, c, d, e))
+    endif
+  else ifeq ($(origin CONFIG),command line)
+    $(error CONFIG=$(CONFIG) applies only to MODEL=codenet, not MODEL=$(MODEL))
+  endif
+  ifeq ($(filter $(BOARDS),$(BOARD)),)
+    $(error BOARD=$(BOARD) is not a board (boards/*.yaml: $(subst $(eval) ,$(comma) ,$(BOARDS))))
+  endif
+  ifneq ($(HW),)
+    ifeq ($(call IS_FILE,$(HW)),)
+      $(error HW=$(HW): no such hardware config YAML)
+    endif
+  endif
+endif
 
-# ---- hardware: the trained default model → HLS project → C-sim / vendor tools -------------
-PROJECT := $(BUILD)/$(MODEL)-$(BOARD)
+# ---- the built-in models: trained once on their default data sets (shared with the demos) ----
+DEMO := $(BUILD)/demo-diracdeltanet
+CODENET := $(BUILD)/demo-codenet
+# config a lives where `make demo-codenet` puts it; the others beside it
+codenet_dir = $(CODENET)$(if $(filter-out a,$(1)),-$(1))
 
-compile: $(DEMO)/model.ir
-	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
+# A user's file is never remade: with MODEL=<file> (and no demo goal) there are no training rules
+# that could match its path.
+ifneq ($(if $(FILE_MODEL),$(filter demo demo-codenet,$(MAKECMDGOALS)),yes),)
+$(DEMO)/model.pt: | $(STAMP)
+	$(CODESIGN) train --model diracdeltanet --dataset digits --preset digits -o $@
+
+$(DEMO)/model.ir: $(DEMO)/model.pt | $(STAMP)
+	$(CODESIGN) export $< -o $@ --qonnx $(DEMO)/model.qonnx.onnx
+
+$(CODENET)/shapes/classes.txt: | $(STAMP)
+	$(BIN)/python -m codesign.data.synthetic_voc $(CODENET)/shapes --images 2000 --size 128
+
+define CODENET_RULES
+$(call codenet_dir,$(1))/model.pt: | $(CODENET)/shapes/classes.txt $(STAMP)
+	$$(CODESIGN) train --model codenet --config $(1) --dataset $(CODENET)/shapes -o $$@
+
+$(call codenet_dir,$(1))/model.ir: $(call codenet_dir,$(1))/model.pt | $(STAMP)
+	$$(CODESIGN) export $$< -o $$@
+endef
+$(foreach c,$(CODENET_CONFIGS),$(eval $(call CODENET_RULES,$(c))))
+endif
+
+# ---- hardware: MODEL → IR → HLS project → C-sim / vendor tools / deploy / report -------------
+ifeq ($(MODEL),codenet)
+  NAME := codenet$(if $(filter-out a,$(CONFIG)),-$(CONFIG))
+  IR   := $(call codenet_dir,$(CONFIG))/model.ir
+else ifeq ($(MODEL_KIND),builtin)
+  NAME := $(MODEL)
+  IR   := $(BUILD)/demo-$(MODEL)/model.ir
+else
+  NAME := $(basename $(notdir $(MODEL)))
+  IR   := $(if $(filter pt,$(MODEL_KIND)),$(BUILD)/$(NAME)/model.ir,$(MODEL))
+endif
+
+ifeq ($(MODEL_KIND),pt)
+$(IR): $(MODEL) | $(STAMP)
+	$(CODESIGN) export $< -o $@
+endif
+
+# --board only when BOARD is given or there is no HW file (the HW file names its own board)
+BOARD_GIVEN := $(filter command line environment override,$(origin BOARD))
+HW_ARGS := $(if $(HW),$(if $(BOARD_GIVEN),--board $(BOARD) )--hw $(HW),--board $(BOARD))
+TARGET  := $(if $(HW),$(if $(BOARD_GIVEN),$(BOARD)-)$(basename $(notdir $(HW))),$(BOARD))
+PROJECT := $(BUILD)/$(NAME)-$(TARGET)
+
+compile: $(IR) | $(STAMP)
+	$(CODESIGN) compile --model $(IR) $(HW_ARGS) -o $(PROJECT)
 
 csim: compile
-	$(BIN)/codesign csim --project $(PROJECT)
+	$(CODESIGN) csim --project $(PROJECT)
 
 bitstream: compile
-	$(BIN)/codesign bitstream --project $(PROJECT)
+	$(CODESIGN) bitstream --project $(PROJECT)
 
 # A self-contained folder for the board (runtime, weights, schedule, notebook); overlay files are
 # included when `make bitstream` has produced them.
 deploy: compile
-	$(BIN)/codesign deploy --project $(PROJECT) -o $(BUILD)/deploy-$(MODEL)-$(BOARD)
-	$(BIN)/codesign benchmark --package $(BUILD)/deploy-$(MODEL)-$(BOARD) --device sim --frames 8
+	$(CODESIGN) deploy --project $(PROJECT) -o $(BUILD)/deploy-$(NAME)-$(TARGET)
+	$(CODESIGN) benchmark --package $(BUILD)/deploy-$(NAME)-$(TARGET) --device sim --frames 8
 
-demo: $(DEMO)/model.ir
-	$(BIN)/codesign summary --ir $<
-	$(BIN)/codesign golden --ir $< --dataset digits
-	$(BIN)/codesign compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
-	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(PROJECT)
-	$(BIN)/codesign csim --project $(PROJECT) --cycles
+report: $(IR) | $(STAMP)
+	$(CODESIGN) report --model $(IR) $(HW_ARGS) -o $(BUILD)/report-$(NAME)-$(TARGET)
+
+# ---- demo: DiracDeltaNet W4A4 on scikit-learn's digits -------------------------------------
+demo: $(DEMO)/model.ir | $(STAMP)
+	$(CODESIGN) summary --ir $<
+	$(CODESIGN) golden --ir $< --dataset digits
+	$(CODESIGN) compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
+	$(CODESIGN) compile --model $< --board $(BOARD) -o $(BUILD)/diracdeltanet-$(BOARD)
+	$(CODESIGN) csim --project $(BUILD)/diracdeltanet-$(BOARD) --cycles
 
 # ---- demo-codenet: CoDeNet W4A8 (config a, width 0.5, 128²) on a synthetic Pascal VOC set -----
-CODENET := $(BUILD)/demo-codenet
-
-$(CODENET)/shapes/classes.txt: $(STAMP)
-	$(BIN)/python -m codesign.data.synthetic_voc $(CODENET)/shapes --images 2000 --size 128
-
-$(CODENET)/model.pt: $(CODENET)/shapes/classes.txt
-	$(BIN)/codesign train --model codenet --config a --dataset $(CODENET)/shapes -o $@
-
-$(CODENET)/model.ir: $(CODENET)/model.pt
-	$(BIN)/codesign export $< -o $@
-
-demo-codenet: $(CODENET)/model.ir
-	$(BIN)/codesign summary --ir $<
-	$(BIN)/codesign golden --ir $< --dataset $(CODENET)/shapes --split test --draw $(CODENET)/detections
-	$(BIN)/codesign compare --checkpoint $(CODENET)/model.pt --ir $< --dataset $(CODENET)/shapes --json $(CODENET)/agreement.json
-	$(BIN)/codesign compile --model $< --board $(BOARD) -o $(BUILD)/codenet-$(BOARD)
-	$(BIN)/codesign csim --project $(BUILD)/codenet-$(BOARD)
+demo-codenet: $(CODENET)/model.ir | $(STAMP)
+	$(CODESIGN) summary --ir $<
+	$(CODESIGN) golden --ir $< --dataset $(CODENET)/shapes --split test --draw $(CODENET)/detections
+	$(CODESIGN) compare --checkpoint $(CODENET)/model.pt --ir $< --dataset $(CODENET)/shapes --json $(CODENET)/agreement.json
+	$(CODESIGN) compile --model $< --board $(BOARD) -o $(BUILD)/codenet-$(BOARD)
+	$(CODESIGN) csim --project $(BUILD)/codenet-$(BOARD)
 
 # ---- tests and benchmarks --------------------------------------------------------------------
 test: $(STAMP)
