@@ -1,10 +1,10 @@
 # codesign: every target that runs codesign creates the virtual environment first when it is missing.
 # `make help` lists the targets and variables.
 PYTHON   ?= python3.11
-VENV     ?= .venv
-BIN      ?= $(VENV)/bin
-STAMP    ?= $(VENV)/.installed-stamp
-CODESIGN ?= $(BIN)/codesign
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed-stamp
+CODESIGN := $(BIN)/codesign
 BUILD    ?= build
 MODEL    ?= diracdeltanet
 CONFIG   ?= a
