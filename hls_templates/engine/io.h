@@ -188,7 +188,10 @@ struct io_t {
     const int period = wpp > steps ? wpp : steps;
 
     static word_t buf[2 * MAX_TOUCH];  // ping-pong pixel buffer: one write + one read per cycle
-    HLS_PRAGMA(DEPENDENCE variable = buf inter false)  // the two halves: load one, emit the other
+    // No `DEPENDENCE inter false` here: when a pixel's period equals its word count, the word
+    // loaded last is read back one iteration later (the next pixel's first step), a true
+    // distance-1 dependence. Forwarding that word from a register would make the pragma safe;
+    // until then Vitis must see the dependence (it may raise this loop's II: open, issue #10).
     int lw[PI], lo[PI];  // per lane of the current vector: word and lane of its channel
     bool lv[PI];
     HLS_PRAGMA(ARRAY_PARTITION variable = lw complete)
@@ -309,7 +312,8 @@ struct io_t {
 
     static out_vec vbuf[2 * MAX_CO_T];  // ping-pong pixel buffer, one vector per address
     HLS_PRAGMA(AGGREGATE variable = vbuf)
-    HLS_PRAGMA(DEPENDENCE variable = vbuf inter false)  // load one half, emit the other
+    // No `DEPENDENCE inter false`: the same distance-1 read-after-write as unpack's buffer can
+    // happen here (word 0 needing the vector loaded last); see unpack_sb.
     int lvec[LA], lsub[LA];  // per lane of the current word: vector and lane of its channel
     bool lv[LA];
     HLS_PRAGMA(ARRAY_PARTITION variable = lvec complete)
