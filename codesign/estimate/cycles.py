@@ -251,8 +251,9 @@ def _notebook_call(c: CallWork, hw: HardwareConfig) -> CallWork:
     return replace(c, **changes) if changes else c
 
 
-def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[dict[str, int], int]:
-    """(cycles of each dataflow stage, cycles before the dataflow region) of one call, as the loops of
+def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[dict[str, int], int, int]:
+    """(cycles of each dataflow stage, LOAD cycles before the dataflow region, words LOAD reads) of one
+    call, as the loops of
     hls_templates/engine are written: every stage one flat II = 1 loop (the unit's header names the trip
     count), every m_axi burst its latency. The counting C-simulation is the reference (tests/test_cycles.py)."""
     lat = hw.axi_latency_cycles
@@ -279,7 +280,7 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
     cyc["pack"] = out_wpp + (pix2 + 1) * max(nco, pk_steps)
     # io.h write_words: one burst when the view covers every word, else read-modify-write chunks
     # (a prefetch burst and a store burst each); UPSAMPLE: per row a fill, then two output rows
-    full = c.out_stride == 1 and c.cout >= c.out_cbuf  # io.h out_full: the writer writes whole pixels
+    full = _out_full(c)
     chunk = 16384 * 8 // hw.bus_bits
 
     def burst_out(n: int) -> int:
@@ -301,19 +302,27 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
         cyc["spatial"] = (reach * c.wp + reach + 3 * pixp) * nco
     else:
         cyc["spatial"] = pixp * nco
-    # before the dataflow region: the descriptor, then the weights and constants (each a burst)
-    seq = lat + descriptor.WORDS
+    # before the dataflow region (LOAD): the weights and constants, each a burst
+    load = load_words = 0
     if c.conv:
         lanes_w = hw.bus_bits // conv_weight_store_bits(c.weight_bits, hw.weight_bits)
         wpr = _cdiv(c.cin, lanes_w)
         # conv1x1.h pack_weight_tiles: per row, a tile per step when a word holds a tile, else a word
         # per step while the row has words and the tiles they complete
         steps = nci if lanes_w >= hw.pi else wpr + nci - ((wpr - 1) * lanes_w // hw.pi + 1)
-        seq += lat + c.cout * steps + lat + 2 * c.cout
+        load += lat + c.cout * steps + lat + 2 * c.cout
+        load_words += c.cout * wpr + 2 * c.cout
     if c.spatial:
         lanes_sp = hw.bus_bits // hw.weight_bits
-        seq += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
-    return cyc, seq
+        load += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
+        load_words += 9 * _cdiv(c.cout, lanes_sp) + 2 * c.cout
+    return cyc, load, load_words
+
+
+def _out_full(c: CallWork) -> bool:
+    """io.h out_full: the output view covers every channel, so the writer need not read the words back
+    (it writes whole pixels either way)."""
+    return c.out_stride == 1 and c.cout >= c.out_cbuf
 
 
 def _unpack_steps(cbuf: int, rot: int, n: int, stride: int, lanes: int, p: int, k: int) -> int:
@@ -447,25 +456,26 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
 def _engine_call_estimate(c: CallWork, hw: HardwareConfig, passes: int, ddr_gbps: float) -> CallEstimate:
     """One call of the engine as written: DESC + LOAD + the slowest stage + the others' fill (cycles.h)."""
     f = hw.clock_mhz * 1e6
-    cyc, seq = engine_stage_cycles(c, hw, passes)
+    cyc, load, load_words = engine_stage_cycles(c, hw, passes)
+    desc = hw.axi_latency_cycles + descriptor.WORDS
     slowest = max(cyc, key=lambda k: cyc[k])
     fill = sum(STAGE_FILL[k] for k in ENGINE_STAGES if k != slowest and cyc[k])
     compute = cyc[slowest]
     bus_bytes = hw.bus_bits // 8
-    in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits, c.in_stride)
-    out_words, out_partial = view_words(c.out_cbuf, c.out_rot, c.cout, hw.bus_bits // hw.act_bits, c.out_stride)
+    # DDR traffic as io.h moves it: whole input pixels; whole output pixels, read back first unless
+    # the view covers every channel (the writer's read-modify-write)
+    out_wpp = _cdiv(c.out_cbuf, hw.bus_bits // hw.act_bits)
     read_bytes = c.in_h * c.in_w * _cdiv(c.in_cbuf, hw.bus_bits // c.in_store_bits) * bus_bytes
-    write_bytes = c.h3 * c.w3 * (4 if c.upsample else 1) * out_words * bus_bytes
-    rmw_bytes = c.h3 * c.w3 * (4 if c.upsample else 1) * out_partial * bus_bytes
-    weight_bytes = (seq - hw.axi_latency_cycles - descriptor.WORDS) * bus_bytes if (c.conv or c.spatial) else 0
-    engine_s = (seq + compute + fill) / f
+    write_bytes = c.h3 * c.w3 * out_wpp * bus_bytes
+    rmw_bytes = 0 if _out_full(c) else write_bytes
+    weight_bytes = load_words * bus_bytes
+    engine_s = (desc + load + compute + fill) / f
     memory_s = (read_bytes + write_bytes + rmw_bytes) / (ddr_gbps * 1e9)
     return CallEstimate(
         name=c.name, flags=c.flags, layers=list(c.layers), macs=c.macs, passes=passes, cycles=cyc,
         compute_cycles=compute, fill_cycles=fill, read_bytes=read_bytes, write_bytes=write_bytes,
         rmw_bytes=rmw_bytes, weight_bytes=weight_bytes, compute_s=compute / f, memory_s=memory_s,
-        weight_s=(seq - hw.axi_latency_cycles - descriptor.WORDS) / f, overhead_s=(hw.axi_latency_cycles
-                                                                                  + descriptor.WORDS + fill) / f,
+        weight_s=load / f, overhead_s=(desc + fill) / f,
         engine_s=engine_s, time_s=engine_s, bound="memory" if memory_s > engine_s else "compute",
         ops=2 * c.macs, dram_bytes=read_bytes + write_bytes + rmw_bytes + weight_bytes + DESC_BYTES)
 
