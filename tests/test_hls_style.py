@@ -24,18 +24,24 @@ def _code(text: str) -> str:
     return re.sub(r"//[^\n]*", "", text)
 
 
+def _closing(code: str, i: int) -> int:
+    """Index of the bracket that closes the one at code[i] ('[' or '{')."""
+    pair = {"[": "]", "{": "}"}[code[i]]
+    depth, j = 0, i
+    while True:
+        depth += {code[i]: 1, pair: -1}.get(code[j], 0)
+        if depth == 0:
+            return j
+        j += 1
+
+
 def _subscripts(code: str, name: str) -> list[list[str]]:
     """Every access name[a][b]... as its list of subscript expressions (balanced brackets)."""
     out = []
     for m in re.finditer(rf"(?<![\w.]){name}\s*\[", code):
         i, subs = m.end() - 1, []
         while i < len(code) and code[i] == "[":
-            depth, j = 0, i
-            while True:
-                depth += {"[": 1, "]": -1}.get(code[j], 0)
-                if depth == 0:
-                    break
-                j += 1
+            j = _closing(code, i)
             subs.append(code[i + 1:j].strip())
             i = j + 1
             while i < len(code) and code[i] == " ":
@@ -106,12 +112,7 @@ def _loops(code: str) -> list[tuple[str, int, int, bool]]:
     out = []
     for m in re.finditer(r"(?:(\w+):\s*)?for\s*\(", code):
         i = code.index("{", m.end())
-        depth, j = 0, i
-        while True:
-            depth += {"{": 1, "}": -1}.get(code[j], 0)
-            if depth == 0:
-                break
-            j += 1
+        j = _closing(code, i)
         unrolled = re.match(r"\{\s*(?:\w+:\s*)?HLS_PRAGMA\(UNROLL", code[i:]) is not None
         out.append((m.group(1) or "", i, j, unrolled))
     return out
