@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 RES = 32  # conftest.TINY resolution
 # What Vitis HLS writes for codesign_engine's control bundle (xcodesign_engine_hw.h / the .hwh):
 # 64-bit pointers take two data words and a reserved word, the 32-bit n_desc one and a reserved.
-VITIS_OFFSETS = {"desc": 0x10, "n_desc": 0x1C, "wmem": 0x24, "fmem_rd": 0x30, "fmem_wr": 0x3C}
+VITIS_OFFSETS = {"desc": 0x10, "n_desc": 0x1C, "wmem": 0x24, "fmem_rd": 0x30, "fmem_old": 0x3C, "fmem_wr": 0x48}
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +352,7 @@ def _fake_pynq(sim: SimulatedDevice, hwh_registers: dict, bus_bits: int) -> type
     class Overlay:
         def __init__(self, path):
             self.engine = Ip()
-            params = {f"C_M_AXI_{b.upper()}_DATA_WIDTH": str(bus_bits) for b in ("wmem", "fmem_rd", "fmem_wr")}
+            params = {f"C_M_AXI_{b.upper()}_DATA_WIDTH": str(bus_bits) for b in ("wmem", "fmem_rd", "fmem_old", "fmem_wr")}
             self.ip_dict = {"engine": {"type": "xilinx.com:hls:codesign_engine:1.0", "registers": hwh_registers,
                                        "parameters": params}}
 
@@ -390,7 +390,7 @@ def test_pynq_backend_against_a_fake_board(overlay_package, graph, images, monke
     assert sim.live_buffers == []
 
     # A bitstream whose registers sit elsewhere, or whose ports are narrower, is refused before any start.
-    shifted = dict(VITIS_OFFSETS, wmem=0x28, fmem_rd=0x34, fmem_wr=0x40)
+    shifted = dict(VITIS_OFFSETS, wmem=0x28, fmem_rd=0x34, fmem_old=0x40, fmem_wr=0x4C)
     monkeypatch.setitem(sys.modules, "pynq", _fake_pynq(sim, _vitis_hwh_registers(shifted), 128))
     with pytest.raises(RegisterMapError) as err:
         Runtime(overlay_package, device="pynq")

@@ -144,7 +144,7 @@ class SimulatedDevice(Device):
         self._cycles = self.lib.codesign_engine_csim_cycles
         self._cycles.restype = ctypes.c_int
         self._cycles.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self._stages = self.lib.codesign_engine_csim_num_stages()
+        self._cycle_row = self.lib.codesign_engine_csim_cycle_row()  # numbers per call, the total last
         self.started_cycles: list[int] = []  # cycle-counted engine cycles of each start (hls/cycles.py)
 
     def _allocate(self, nbytes: int, name: str) -> DeviceBuffer:
@@ -192,8 +192,9 @@ class SimulatedDevice(Device):
     def _execute(self) -> None:
         """What the hardware does on ap_start: read the registers, run the table on those buffers."""
         reg = {name: self.registers.value(name, self.read_register) for name in ENGINE_ARGS}
-        if reg["fmem_rd"] != reg["fmem_wr"]:
-            raise DeviceError("fmem_rd and fmem_wr must point at the same buffer (the C-simulation has one fmem)")
+        if not reg["fmem_rd"] == reg["fmem_old"] == reg["fmem_wr"]:
+            raise DeviceError("fmem_rd, fmem_old and fmem_wr must point at the same buffer (the engine reads "
+                              "and writes one feature-map buffer)")
         desc, desc_bytes = self._resolve(reg["desc"], "desc")
         if reg["n_desc"] * self.desc_words * 4 > desc_bytes:
             raise DeviceError(f"n_desc={reg['n_desc']} descriptors do not fit the buffer 'desc' points at")
@@ -205,9 +206,9 @@ class SimulatedDevice(Device):
             raise DeviceError(f"the simulated engine rejected the descriptor table "
                               f"(codesign_engine_csim returned {rc})")
         n = self._cycles(None, 0)
-        counts = np.zeros(max(n, 1) * (self._stages + 1), dtype=np.uint64)
+        counts = np.zeros(max(n, 1) * self._cycle_row, dtype=np.uint64)
         self._cycles(counts.ctypes.data, n)
-        self.started_cycles.append(int(counts.reshape(-1, self._stages + 1)[:n, -1].sum()))
+        self.started_cycles.append(int(counts.reshape(-1, self._cycle_row)[:n, -1].sum()))
 
 
 # ---- PYNQ --------------------------------------------------------------------------------------

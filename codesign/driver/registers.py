@@ -27,7 +27,7 @@ CONTROL_REGISTERS = ("CTRL", "GIER", "IP_IER", "IP_ISR")  # PYNQ's names for the
 
 # The arguments the driver binds, by their names in the top function (docs/engine.md, "Memories and
 # ports"); their offsets always come from the parsed interface.
-ENGINE_ARGS = ("desc", "n_desc", "wmem", "fmem_rd", "fmem_wr")
+ENGINE_ARGS = ("desc", "n_desc", "wmem", "fmem_rd", "fmem_old", "fmem_wr")
 
 _SCALAR_BITS = {"bool": 8, "char": 8, "short": 16, "int": 32, "unsigned": 32, "float": 32, "long": 64,
                 "double": 64}

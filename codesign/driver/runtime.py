@@ -171,7 +171,7 @@ class Runtime:
             timing.pack_s = time.perf_counter() - t0
             if running:
                 outputs.append(self._finish(*running))
-            self._write_args(fmem_rd=arena.address, fmem_wr=arena.address)
+            self._write_args(fmem_rd=arena.address, fmem_old=arena.address, fmem_wr=arena.address)
             running = (arena, time.perf_counter(), timing)
             self.device.start()
             timings.append(timing)

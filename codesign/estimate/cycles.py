@@ -36,11 +36,12 @@ CONTROL_STYLES = ("descriptor", "per_layer")
 MICROARCHS = ("engine", "ideal", "codenet")
 DESC_BYTES = descriptor.WORDS * 4
 # Dataflow stages of one call, as the counting C-simulation names them (hls_templates/engine/cycles.h)
-ENGINE_STAGES = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "write")
+ENGINE_STAGES = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch",
+                 "write")
 # Pipeline depth of each stage's main loop (what a stage adds to the call as the fill when it is not the
 # slowest one): the order of magnitude the units state; the count uses the exact constants.
 STAGE_FILL = {"read": 3, "unpack": 3, "prepool": 3, "mac": 9, "requant": 7, "pool": 3, "shift": 3, "spatial": 10,
-              "pack": 3, "write": 3}
+              "pack": 3, "prefetch": 2, "write": 3}
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -200,7 +201,10 @@ def _passes(c: CallWork, hw: HardwareConfig, p: ModelParams) -> int:
     if not c.conv:
         return 1
     mac = p.mac_in_bits or hw.mac_bits
-    return _cdiv(c.weight_bits, min(hw.weight_bits, mac)) * _cdiv(c.in_value_bits, mac)
+    # the engine slices the input at its stored width (conv1x1.h: 8 for the image, else A bits); the
+    # paper presets model their own arrays, sized by the values' width
+    x_bits = c.in_store_bits if p.microarch == "engine" else c.in_value_bits
+    return _cdiv(c.weight_bits, min(hw.weight_bits, mac)) * _cdiv(x_bits, mac)
 
 
 def _chunk(c: CallWork, cout: int) -> CallWork:
@@ -251,11 +255,30 @@ def _notebook_call(c: CallWork, hw: HardwareConfig) -> CallWork:
     return replace(c, **changes) if changes else c
 
 
-def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[dict[str, int], int, int]:
-    """(cycles of each dataflow stage, LOAD cycles before the dataflow region, words LOAD reads) of one
-    call, as the loops of
-    hls_templates/engine are written: every stage one flat II = 1 loop (the unit's header names the trip
-    count), every m_axi burst its latency. The counting C-simulation is the reference (tests/test_cycles.py)."""
+@dataclass
+class StageCycles:
+    """One call's dataflow stages as cycles.h counts them: each stage's own cycles, and of those the
+    phases that read no input (stall: stop the stages before) or write no output (starve: idle the
+    stages after); LOAD before the dataflow region and the words it reads."""
+
+    cycles: dict[str, int]
+    stall: dict[str, int]
+    starve: dict[str, int]
+    load: int
+    load_words: int
+
+    def coupled(self) -> dict[str, int]:
+        """Each running stage's cycles plus the stalls after it and the starves before it (cycles.h,
+        "Coupling")."""
+        order = list(self.cycles)
+        return {s: self.cycles[s] + sum(self.stall[t] for t in order[i + 1:]) + sum(self.starve[t] for t in order[:i])
+                for i, s in enumerate(order) if self.cycles[s]}
+
+
+def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> StageCycles:
+    """The dataflow stages of one call as the loops of hls_templates/engine are written: every stage one
+    flat II = 1 loop (the unit's header names the trip count), every m_axi burst its latency. The
+    counting C-simulation is the reference (tests/test_cycles.py)."""
     lat = hw.axi_latency_cycles
     nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
     # grids: the input buffer, the MAC array's (after PREPOOL), the spatial unit's input (after POOL),
@@ -265,11 +288,14 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
     in_wpp = _cdiv(c.in_cbuf, in_lanes)
     out_wpp = _cdiv(c.out_cbuf, hw.bus_bits // hw.act_bits)
     cyc = dict.fromkeys(ENGINE_STAGES, 0)
+    stall = dict.fromkeys(ENGINE_STAGES, 0)
+    starve = dict.fromkeys(ENGINE_STAGES, 0)
     # io.h read_words: one burst over the input region; DEFORM: per input row a burst of the dilation
     # words (rows of the h1 grid), then a burst of the row's pixel words
     if c.spatial == "deform":
         d_wpp = _cdiv(c.d_cbuf, hw.bus_bits // c.d_store_bits)
         cyc["read"] = c.in_h * (lat + c.in_w * in_wpp) + c.h1 * (lat + c.w1 * d_wpp)
+        starve["read"] = c.h1 * (lat + c.w1 * d_wpp)  # the dilation bursts: no pixel words meanwhile
     else:
         cyc["read"] = lat + pix_in * in_wpp
     # io.h unpack_view / pack_view: per pixel max(words in, steps out), one pixel of ping-pong latency
@@ -278,28 +304,38 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
     out_lanes = hw.bus_bits // hw.act_bits
     pk_steps = sum(_pack_steps(c.out_cbuf, c.out_rot, c.cout, c.out_stride, out_lanes, hw.po, w) for w in range(out_wpp))
     cyc["pack"] = out_wpp + (pix2 + 1) * max(nco, pk_steps)
-    # io.h write_words: one burst when the view covers every word, else read-modify-write chunks
-    # (a prefetch burst and a store burst each); UPSAMPLE: per row a fill, then two output rows
-    full = _out_full(c)
-    chunk = 16384 * 8 // hw.bus_bits
-
-    def burst_out(n: int) -> int:
-        return lat + n if full else sum(2 * (lat + min(chunk, n - o)) for o in range(0, n, chunk))
-
+    # io.h write_words: one burst over the written region; prefetch_old: the old words first, one burst
+    # through its own port, when the view leaves lanes of a word to other tensors. UPSAMPLE: the odd
+    # output rows repeat the even ones from the writer's row buffer, reading no stream
+    out_n = c.h3 * c.w3 * out_wpp
+    cyc["write"] = lat + out_n if out_n else 0
+    cyc["prefetch"] = 0 if _out_full(c) or not out_n else lat + out_n
     if c.upsample:
-        cyc["write"] = c.h2 * (c.w2 * out_wpp + 2 * burst_out(c.w3 * out_wpp))
-    else:
-        cyc["write"] = burst_out(pix2 * out_wpp)
+        stall["write"] = c.h2 * c.w3 * out_wpp
+
+    def quiet_rows(h: int, w: int, nct: int) -> int:  # maxpool.h: trips of the rows that close no window
+        hp = h // 2 * 2
+        return (hp // 2 + h - hp) * w * nct
+
     cyc["prepool"] = pix_in * nci  # the 2×2 max-pool before the array, or its pass-through
+    if c.prepool:
+        starve["prepool"] = quiet_rows(c.in_h, c.in_w, nci)
+    if c.pool:
+        starve["pool"] = quiet_rows(c.h1, c.w1, nco)
+    if c.shift:  # the first row is read with nothing out, the flush row out with nothing read
+        starve["shift"] = stall["shift"] = c.wp * nco
     cyc["mac"] = pix1 * (nco * passes * nci if c.conv else max(nci, nco))
     cyc["requant"] = pix1 * nco
     cyc["pool"] = pix1 * nco  # pool, or its pass-through
     cyc["shift"] = ((c.hp + 1) * c.wp if c.shift else pixp) * nco  # Dirac5 with its flush row, or passing
     if c.spatial == "dw":  # one input vector per cycle, the outputs lag by a row and a pixel
         cyc["spatial"] = (pixp + c.wp + 1) * nco
+        starve["spatial"] = stall["spatial"] = (c.wp + 1) * nco
     elif c.spatial == "deform":  # a tap column (3 taps) per cycle; the ring fills R rows and R pixels first
         reach = c.max_dilation
         cyc["spatial"] = (reach * c.wp + reach + 3 * pixp) * nco
+        starve["spatial"] = (reach * c.wp + reach) * nco
+        stall["spatial"] = 3 * (reach * c.wp + reach) * nco
     else:
         cyc["spatial"] = pixp * nco
     # before the dataflow region (LOAD): the weights and constants, each a burst
@@ -316,7 +352,7 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> tuple[d
         lanes_sp = hw.bus_bits // hw.weight_bits
         load += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
         load_words += 9 * _cdiv(c.cout, lanes_sp) + 2 * c.cout
-    return cyc, load, load_words
+    return StageCycles(cyc, stall, starve, load, load_words)
 
 
 def _out_full(c: CallWork) -> bool:
@@ -456,11 +492,13 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
 def _engine_call_estimate(c: CallWork, hw: HardwareConfig, passes: int, ddr_gbps: float) -> CallEstimate:
     """One call of the engine as written: DESC + LOAD + the slowest stage + the others' fill (cycles.h)."""
     f = hw.clock_mhz * 1e6
-    cyc, load, load_words = engine_stage_cycles(c, hw, passes)
+    st = engine_stage_cycles(c, hw, passes)
+    cyc, load, load_words = st.cycles, st.load, st.load_words
     desc = hw.axi_latency_cycles + descriptor.WORDS
-    slowest = max(cyc, key=lambda k: cyc[k])
+    coupled = st.coupled()
+    slowest = max(coupled, key=lambda k: coupled[k])
     fill = sum(STAGE_FILL[k] for k in ENGINE_STAGES if k != slowest and cyc[k])
-    compute = cyc[slowest]
+    compute = coupled[slowest]
     bus_bytes = hw.bus_bits // 8
     # DDR traffic as io.h moves it: whole input pixels; whole output pixels, read back first unless
     # the view covers every channel (the writer's read-modify-write)
@@ -596,11 +634,13 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
 
     # Engine time of each call for the whole batch: frame-major (each descriptor loads its
     # weights) or layer-major (weights loaded once per batch).
+    # The engine's figure (cycle-counted, or its model) gives every port a word per cycle; the board's
+    # DDR bandwidth caps a call that moves more than that (modeled, never counted).
     def call_batch_s(ce: CallEstimate) -> float:
+        frame_s = max(ce.engine_s, ce.memory_s)
         if p.reuse_weights_in_batch:
-            per_frame = ce.engine_s - ce.weight_s
-            return ce.weight_s + n * per_frame
-        return n * ce.engine_s
+            return ce.weight_s + n * (frame_s - ce.weight_s)
+        return n * frame_s
 
     engine_batch = sum(call_batch_s(ce) for ce in calls)
     if control == "per_layer":

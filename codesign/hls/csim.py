@@ -128,10 +128,15 @@ class CsimEngine:
 
     def last_cycles(self) -> list[dict[str, int]]:
         """The cycle count of the last run (hls_templates/engine/cycles.h), one dict per engine call:
-        each stage's cycles and the call's "total" (cycle-counted C-sim, pragma IIs assumed met)."""
+        each stage's cycles, the "coupling" (what stalls between the stages add to the slowest one)
+        and the call's "total" (cycle-counted C-sim, pragma IIs assumed met)."""
         n = self.lib.codesign_engine_csim_cycles(None, 0)
-        width = len(self.stages) + 1
+        width = self.lib.codesign_engine_csim_cycle_row()  # the stages, the coupling, the total
+        if width != len(self.stages) + 2:
+            raise RuntimeError(f"the C-simulation library writes {width} numbers per call, this module reads "
+                               f"{len(self.stages) + 2}: rebuild it")
         buf = np.zeros(max(n, 1) * width, dtype=np.uint64)
         self.lib.codesign_engine_csim_cycles(buf.ctypes.data, n)
         rows = buf[:n * width].reshape(n, width)
-        return [{**{s: int(v) for s, v in zip(self.stages, row)}, "total": int(row[-1])} for row in rows]
+        return [{**{s: int(v) for s, v in zip(self.stages, row)}, "coupling": int(row[-2]), "total": int(row[-1])}
+                for row in rows]

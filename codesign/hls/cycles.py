@@ -34,6 +34,7 @@ class CallCount:
     stages: dict[str, int]
     total: int
     macs: int  # MACs of the call's 1×1 conv (what the PI×PO array computes)
+    coupling: int = 0  # what stalls between the stages add to the slowest one (cycles.h, "Coupling")
 
 
 @dataclass
@@ -66,11 +67,11 @@ class CycleReport:
 
     def table(self) -> str:
         shown = [s for s in self.stages if any(c.stages[s] for c in self.calls)]
-        head = f"{'call':<26}{'flags':<24}" + "".join(f"{s:>9}" for s in shown) + f"{'total':>10}"
+        head = f"{'call':<26}{'flags':<24}" + "".join(f"{s:>9}" for s in shown) + f"{'coupling':>9}{'total':>10}"
         rows = [head]
         for c in self.calls:
             rows.append(f"{c.name[:25]:<26}{c.flags[:23]:<24}" + "".join(f"{c.stages[s]:>9}" for s in shown)
-                        + f"{c.total:>10}")
+                        + f"{c.coupling:>9}{c.total:>10}")
         return "\n".join(rows)
 
     def summary(self) -> str:
@@ -105,7 +106,8 @@ def count_frame(sched: Schedule, graph: Graph, engine: CsimEngine, image: np.nda
     for call, row in zip(sched.calls, counts):
         macs = layer_macs(graph, graph.layer(call.conv)) if call.conv else 0
         calls.append(CallCount(call.name, _flags(call.descriptor["flags"]),
-                               {s: row[s] for s in engine.stages}, row["total"], macs))
+                               {s: row[s] for s in engine.stages}, row["total"], macs,
+                               row["coupling"]))
     return CycleReport(graph.name, sched.hw.pi, sched.hw.po, sched.hw.clock_mhz, calls, engine.stages)
 
 

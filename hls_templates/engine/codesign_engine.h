@@ -8,6 +8,6 @@
 
 void codesign_engine(const ap_uint<32>* desc, ap_uint<32> n_desc,
                      const ap_uint<CODESIGN_BUS_BITS>* wmem, const ap_uint<CODESIGN_BUS_BITS>* fmem_rd,
-                     ap_uint<CODESIGN_BUS_BITS>* fmem_wr);
+                     const ap_uint<CODESIGN_BUS_BITS>* fmem_old, ap_uint<CODESIGN_BUS_BITS>* fmem_wr);
 
 #endif  // CODESIGN_ENGINE_TOP_H

@@ -6,9 +6,10 @@
 //   DATAFLOW: read words (DEFORM: + the dilation map) -> unpack the input view -> PREPOOL
 //             -> MAC array | copy -> requant (a copy passes through) -> POOL -> SHIFT
 //             -> dw3x3 (stride 1|2) | deform3x3 + requant -> pack the output view
-//             -> write words (UPSAMPLE: each pixel to 2x2)
+//             -> write words (UPSAMPLE: each pixel to 2x2), merged with the old words the
+//             prefetch reads when the output view leaves lanes of a word to other tensors
 //
-// (read / unpack / pack / write: io.h)
+// (read / unpack / pack / prefetch / write: io.h)
 //
 // with hls::stream between the stages. Stages that a call does not use pass their stream on.
 //
@@ -245,7 +246,7 @@ struct engine_t {
 #endif
 
   // One call's pipeline.
-  static void run_call(const call_t c, const word_t* fmem_rd, word_t* fmem_wr,
+  static void run_call(const call_t c, const word_t* fmem_rd, const word_t* fmem_old, word_t* fmem_wr,
                        const wword_t wbuf[PO][MAXT], const rq_mult_t mult[PO][MAX_CO_T],
                        const rq_wide_t bias[PO][MAX_CO_T], const ap_int<WB> wsp[9][PO][MAX_CO_T],
                        const rq_mult_t smult[PO][MAX_CO_T], const rq_wide_t sbias[PO][MAX_CO_T]) {
@@ -256,6 +257,7 @@ struct engine_t {
     hls::stream<acc_vec> s_acc("s_acc");
     hls::stream<out_vec> s_mac("s_mac"), s_pool("s_pool"), s_shift("s_shift"), s_sp("s_sp");
     hls::stream<typename IO::mword_t> s_wr("s_wr");
+    hls::stream<word_t> s_old("s_old");
     hls::stream<ap_uint<8> > s_dil("s_dil");
     HLS_PRAGMA(STREAM variable = s_rd depth = IO::MAX_TOUCH)
     HLS_PRAGMA(STREAM variable = s_un depth = IN_DEPTH)
@@ -266,13 +268,14 @@ struct engine_t {
     HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
     HLS_PRAGMA(STREAM variable = s_wr depth = IO::MAX_TOUCH)
+    HLS_PRAGMA(STREAM variable = s_old depth = IO::MAX_TOUCH)
     HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
     IO::read_words(fmem_rd, c, s_rd, s_dil);
     IO::unpack_view(s_rd, s_un, c);
     maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
         s_un, s_in, c.prepool, c.in_h, c.in_w, c.cin);
     mac(s_in, s_acc, c, wbuf);
-    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1 * c.w1, c.cout, c.conv,
+    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
                                                          mult, bias, c.shift_s, c.act_max);
     maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
                                                                                 c.h1, c.w1, c.cout);
@@ -282,11 +285,12 @@ struct engine_t {
         s_shift, s_sp, s_dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift,
         c.s_act_max, wsp, smult, sbias);
     IO::pack_view(s_sp, s_wr, c);
-    IO::write_words(s_wr, fmem_wr, c);
+    IO::prefetch_old(fmem_old, c, s_old);
+    IO::write_words(s_wr, s_old, fmem_wr, c);
   }
 
   static void run(const ap_uint<32>* desc, ap_uint<32> n_desc, const word_t* wmem,
-                  const word_t* fmem_rd, word_t* fmem_wr) {
+                  const word_t* fmem_rd, const word_t* fmem_old, word_t* fmem_wr) {
     HLS_PRAGMA(INLINE)
     // MAC array weights: one memory of PI-lane words per output lane; requant constants per lane
     // of an output tile (conv1x1.h, requant.h). Loaded before the call's dataflow region.
@@ -341,7 +345,7 @@ struct engine_t {
         load_spatial_weights<BUS, WB, PO, MAXC, C::AXI_LATENCY>(wmem, c.sw_addr, c.cout, wsp);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.sq_addr, c.cout, C::AXI_LATENCY, smult, sbias);
       }
-      run_call(c, fmem_rd, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
+      run_call(c, fmem_rd, fmem_old, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
 #ifndef __SYNTHESIS__
       cycle_log().end_call();
 #endif
@@ -356,12 +360,15 @@ struct engine_t {
   }
 };
 
-// The engine as one function template: engine_run<Config>(desc, n_desc, wmem, fmem_rd, fmem_wr).
+// The engine as one function template:
+// engine_run<Config>(desc, n_desc, wmem, fmem_rd, fmem_old, fmem_wr); the three fmem ports are one
+// buffer to the host (docs/engine.md, "Memories and ports").
 template <class C>
 void engine_run(const ap_uint<32>* desc, ap_uint<32> n_desc, const ap_uint<C::BUS_BITS>* wmem,
-                const ap_uint<C::BUS_BITS>* fmem_rd, ap_uint<C::BUS_BITS>* fmem_wr) {
+                const ap_uint<C::BUS_BITS>* fmem_rd, const ap_uint<C::BUS_BITS>* fmem_old,
+                ap_uint<C::BUS_BITS>* fmem_wr) {
   HLS_PRAGMA(INLINE)
-  engine_t<C>::run(desc, n_desc, wmem, fmem_rd, fmem_wr);
+  engine_t<C>::run(desc, n_desc, wmem, fmem_rd, fmem_old, fmem_wr);
 }
 
 CODESIGN_CSIM_END

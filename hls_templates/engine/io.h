@@ -1,11 +1,13 @@
-// The engine's memory side (docs/engine.md, "Feature-map layout"): four dataflow processes
+// The engine's memory side (docs/engine.md, "Feature-map layout"): five dataflow processes
 //
 //   read   (STAGE_READ)   m_axi bursts of whole bus words: the call's input region in one burst;
 //                         DEFORM: per row a burst of the row's dilation words, then of its pixels
 //   unpack (STAGE_UNPACK) words -> PI-vectors of the input view (a word-level rotate)
 //   pack   (STAGE_PACK)   PO-vectors -> words of the output view + the lanes the view covers
-//   write  (STAGE_WRITE)  m_axi bursts; partly covered words are read-modify-written from a
-//                         prefetch burst, so channels outside the view are preserved
+//   prefetch (STAGE_PREFETCH) when the view leaves some lanes of a word to other tensors: the
+//                         region's old words, one burst through a read-only port of its own
+//   write  (STAGE_WRITE)  one m_axi burst over the region; partly covered words merged with their
+//                         old value, so channels outside the view are preserved
 //
 // unpack / pack keep one pixel in a small memory (ping-pong: the next pixel loads while the
 // current one is emitted) and build each output element from one source element per cycle:
@@ -24,6 +26,7 @@
 #define CODESIGN_II_UNPACK 1
 #define CODESIGN_II_PACK 1
 #define CODESIGN_II_WRITE 1
+#define CODESIGN_II_PREFETCH 1
 
 namespace codesign {
 
@@ -48,8 +51,6 @@ struct io_t {
   static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
   // words of the input view one pixel touches, at most (the most with the narrowest lanes: 8 bits)
   static constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, BUS / 8) + 2;
-  // the writer's prefetch chunk (a read burst, then a write burst, per chunk): 16 KB
-  static constexpr int WCHUNK = 16384 * 8 / BUS;
   // UPSAMPLE: one input row of output words held to write it twice (check(): w3 * wpp <= ROW_WORDS)
   static constexpr int ROW_WORDS = ceil_div(C::MAX_LINE, LA) + C::MAX_W;
 
@@ -122,6 +123,7 @@ struct io_t {
           if (++k == d_wpp) k = 0;
         }
         CODESIGN_LOOP_DONE(STAGE_READ, n_dil, CODESIGN_II_READ, DEPTH_READ);
+        CODESIGN_STARVE(STAGE_READ, n_dil + C::AXI_LATENCY);  // no pixel words meanwhile
       }
       burst_in(fmem, c.in_addr + iy * row, row, words);
     }
@@ -188,10 +190,13 @@ struct io_t {
     const int period = wpp > steps ? wpp : steps;
 
     static word_t buf[2 * MAX_TOUCH];  // ping-pong pixel buffer: one write + one read per cycle
-    // No `DEPENDENCE inter false` here: when a pixel's period equals its word count, the word
-    // loaded last is read back one iteration later (the next pixel's first step), a true
-    // distance-1 dependence. Forwarding that word from a register would make the pragma safe;
-    // until then Vitis must see the dependence (it may raise this loop's II: open, issue #10).
+    // When a pixel's period equals its word count, the word loaded last is read back one
+    // iteration later (the next pixel's first step): that distance-1 read-after-write is
+    // forwarded from a register (fw_*), the memory serves distances >= 2 (its write takes 1
+    // cycle), hence `DEPENDENCE inter false` in the loop.
+    bool fw_on = false;
+    int fw_a = 0;
+    word_t fw_v = 0;
     int lw[PI], lo[PI];  // per lane of the current vector: word and lane of its channel
     bool lv[PI];
     HLS_PRAGMA(ARRAY_PARTITION variable = lw complete)
@@ -207,11 +212,20 @@ struct io_t {
     for (int it = 0; it < trips; ++it) {
       HLS_PRAGMA(PIPELINE II = CODESIGN_II_UNPACK)
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = (MAX_PIX + 1) * MAX_TOUCH)
+      HLS_PRAGMA(DEPENDENCE variable = buf inter false)
       CODESIGN_TRIP(n_un);
+      bool wr_on = false;  // this iteration's buffer write, forwarded to the next one
+      int wr_a = 0;
+      word_t wr_v = 0;
       if (px < npix && ph < wpp) {  // load word ph of pixel px
         const word_t w = in.read();
         const int sl = slot(tw, ph);
-        if (sl >= 0) buf[(px & 1) * MAX_TOUCH + sl] = w;
+        if (sl >= 0) {
+          wr_on = true;
+          wr_a = (px & 1) * MAX_TOUCH + sl;
+          wr_v = w;
+          buf[wr_a] = w;
+        }
       }
       if (px > 0 && ph < steps) {  // emit step s of vector k of pixel px - 1
         if (s == 0) {
@@ -229,7 +243,8 @@ struct io_t {
         const int wi = s < vp.n1 ? vp.wf + s : s - vp.n1;
         ap_uint<SB> lane[L];
         HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
-        LS::unpack(buf[((px - 1) & 1) * MAX_TOUCH + slot(tw, wi)], lane);
+        const int ra = ((px - 1) & 1) * MAX_TOUCH + slot(tw, wi);
+        LS::unpack((fw_on && fw_a == ra) ? fw_v : buf[ra], lane);
         for (int i = 0; i < PI; ++i) {
           HLS_PRAGMA(UNROLL)
           if (lv[i] && lw[i] == wi) acc.v[i] = lane[lo[i]];  // a run-time lane: an L-input mux
@@ -240,6 +255,9 @@ struct io_t {
           if (++k == nci) k = 0;
         }
       }
+      fw_on = wr_on;
+      fw_a = wr_a;
+      fw_v = wr_v;
       if (++ph == period) {
         ph = 0;
         ++px;
@@ -312,8 +330,11 @@ struct io_t {
 
     static out_vec vbuf[2 * MAX_CO_T];  // ping-pong pixel buffer, one vector per address
     HLS_PRAGMA(AGGREGATE variable = vbuf)
-    // No `DEPENDENCE inter false`: the same distance-1 read-after-write as unpack's buffer can
-    // happen here (word 0 needing the vector loaded last); see unpack_sb.
+    // The same distance-1 read-after-write as unpack's buffer (word 0 needing the vector loaded
+    // last) is forwarded from a register (fw_*); see unpack_sb.
+    bool fw_on = false;
+    int fw_a = 0;
+    out_vec fw_v;
     int lvec[LA], lsub[LA];  // per lane of the current word: vector and lane of its channel
     bool lv[LA];
     HLS_PRAGMA(ARRAY_PARTITION variable = lvec complete)
@@ -330,8 +351,17 @@ struct io_t {
     for (int it = 0; it < trips; ++it) {
       HLS_PRAGMA(PIPELINE II = CODESIGN_II_PACK)
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = (MAX_PIX + 1) * MAX_TOUCH)
+      HLS_PRAGMA(DEPENDENCE variable = vbuf inter false)
       CODESIGN_TRIP(n_pk);
-      if (px < npix && ph < nco) vbuf[(px & 1) * MAX_CO_T + ph] = in.read();
+      bool wr_on = false;  // this iteration's buffer write, forwarded to the next one
+      int wr_a = 0;
+      out_vec wr_v;
+      if (px < npix && ph < nco) {
+        wr_on = true;
+        wr_a = (px & 1) * MAX_CO_T + ph;
+        wr_v = in.read();
+        vbuf[wr_a] = wr_v;
+      }
       if (px > 0 && ph < steps) {  // step s of word w of pixel px - 1
         if (s == 0) {
           wp = wplan(view, w);
@@ -350,7 +380,8 @@ struct io_t {
         }
         if (wp.nb + wp.na > 0) {
           const int v = s < wp.nb ? wp.b0 + s : wp.a0 + s - wp.nb;
-          const out_vec src = vbuf[((px - 1) & 1) * MAX_CO_T + v];
+          const int ra = ((px - 1) & 1) * MAX_CO_T + v;
+          const out_vec src = (fw_on && fw_a == ra) ? fw_v : vbuf[ra];
           for (int l = 0; l < LA; ++l) {
             HLS_PRAGMA(UNROLL)
             if (lv[l] && lvec[l] == v) lane[l] = src.v[lsub[l]];  // a PO-input mux per lane
@@ -365,6 +396,9 @@ struct io_t {
           if (++w == wpp) w = 0;
         }
       }
+      fw_on = wr_on;
+      fw_a = wr_a;
+      fw_v = wr_v;
       if (++ph == period) {
         ph = 0;
         ++px;
@@ -373,111 +407,88 @@ struct io_t {
     CODESIGN_LOOP_DONE(STAGE_PACK, n_pk, CODESIGN_II_PACK, DEPTH_PACK);
   }
 
-  // ---- write ---------------------------------------------------------------------------------
+  // ---- prefetch (read-modify-write) -----------------------------------------------------------
 
-  // n words to mem[base ..] in chunks of WCHUNK: each chunk prefetched (one read burst through
-  // the write port), merged with the new words by their masks, written back (one write burst).
-  // The new words come from the stream, or (UPSAMPLE) from `row`, each pixel twice.
-  static void write_rmw(word_t* mem, int base, int n, hls::stream<mword_t>& in, bool from_row,
-                        const mword_t row[ROW_WORDS], int wpp) {
-    HLS_PRAGMA(INLINE)
-    static word_t chunk[WCHUNK];
-    int k = 0, x = 0;  // UPSAMPLE: word of the pixel, output column
-  chunks:
-    for (int off = 0; off < n; off += WCHUNK) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_PIX * MAX_TOUCH / WCHUNK)
-      const int m = n - off < WCHUNK ? n - off : WCHUNK;
-      CODESIGN_BURST(STAGE_WRITE, C::AXI_LATENCY);
-      CODESIGN_LOOP_COUNTER(n_pre);
-    prefetch:
-      for (int i = 0; i < m; ++i) {
-        HLS_PRAGMA(PIPELINE II = CODESIGN_II_WRITE)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = WCHUNK)
-        CODESIGN_TRIP(n_pre);
-        const word_t old = mem[base + off + i];
-        const mword_t nw = from_row ? row[(x >> 1) * wpp + k] : in.read();
-        chunk[i] = (old & ~nw.m) | (nw.w & nw.m);
-        if (++k == wpp) {
-          k = 0;
-          ++x;
-        }
-      }
-      CODESIGN_LOOP_DONE(STAGE_WRITE, n_pre, CODESIGN_II_WRITE, DEPTH_WRITE);
-      CODESIGN_BURST(STAGE_WRITE, C::AXI_LATENCY);
-      CODESIGN_LOOP_COUNTER(n_wr);
-    store:
-      for (int i = 0; i < m; ++i) {
-        HLS_PRAGMA(PIPELINE II = CODESIGN_II_WRITE)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = WCHUNK)
-        CODESIGN_TRIP(n_wr);
-        mem[base + off + i] = chunk[i];
-      }
-      CODESIGN_LOOP_DONE(STAGE_WRITE, n_wr, CODESIGN_II_WRITE, DEPTH_WRITE);
-    }
-  }
-
-  // n words to mem[base ..] in one burst, no old words needed (the view covers every word).
-  static void write_full(word_t* mem, int base, int n, hls::stream<mword_t>& in, bool from_row,
-                         const mword_t row[ROW_WORDS], int wpp) {
-    HLS_PRAGMA(INLINE)
-    int k = 0, x = 0;
-    if (n > 0) {
-      CODESIGN_BURST(STAGE_WRITE, C::AXI_LATENCY);
-    }
-    CODESIGN_LOOP_COUNTER(n_wr);
+  // The old words of the output region, in the order write_words writes them, when the view does
+  // not cover every word (else nothing): one burst through a read-only port of its own, so that
+  // the writer merges and writes one word per cycle and reads and writes overlap. The writer only
+  // writes a word after it has taken its old value from this stream, so every read precedes the
+  // write of its address.
+  static void prefetch_old(const word_t* mem, const call_t c, hls::stream<word_t>& out) {
+    HLS_PRAGMA(INLINE off)
+    if (out_full(c)) return;
+    const int n = out_words(c);
+    if (n <= 0) return;
+    CODESIGN_BURST(STAGE_PREFETCH, C::AXI_LATENCY);
+    CODESIGN_LOOP_COUNTER(n_old);
   words:
     for (int i = 0; i < n; ++i) {
-      HLS_PRAGMA(PIPELINE II = CODESIGN_II_WRITE)
+      HLS_PRAGMA(PIPELINE II = CODESIGN_II_PREFETCH)
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_PIX * MAX_TOUCH)
-      CODESIGN_TRIP(n_wr);
-      mem[base + i] = from_row ? row[(x >> 1) * wpp + k].w : in.read().w;
-      if (++k == wpp) {
-        k = 0;
-        ++x;
-      }
+      CODESIGN_TRIP(n_old);
+      out.write(mem[c.out_addr + i]);
     }
-    CODESIGN_LOOP_DONE(STAGE_WRITE, n_wr, CODESIGN_II_WRITE, DEPTH_WRITE);
+    CODESIGN_LOOP_DONE(STAGE_PREFETCH, n_old, CODESIGN_II_PREFETCH, DEPTH_READ);
   }
 
-  // The h3 x w3 pixels' words to the output buffer (UPSAMPLE: each pixel to its 2 x 2 pixels of
-  // the h4 x w4 grid: each input row held in `row` and written as two output rows of doubled
-  // pixels, every burst over consecutive addresses). Without UPSAMPLE the region is one run.
-  static void write_words(hls::stream<mword_t>& in, word_t* fmem, const call_t c) {
+  // ---- write ---------------------------------------------------------------------------------
+
+  // Words of the output region: h3 x w3 pixels, UPSAMPLE h4 x w4 (each pixel to its 2 x 2).
+  static int out_words(const call_t& c) { return (c.upsample ? c.h4 * c.w4 : c.h3 * c.w3) * wpp_out(c); }
+
+  // The output region in one burst over consecutive addresses, one word per cycle. A word the view
+  // covers completely is written as it comes; any other is merged with its old value (the
+  // prefetch stream) by the mask. UPSAMPLE: output rows 2y and 2y+1 repeat input row y with every
+  // pixel twice; row 2y takes each input pixel's words from the stream (and keeps them in `row`),
+  // the second copy of the pixel and row 2y+1 take them from `row`.
+  static void write_words(hls::stream<mword_t>& in, hls::stream<word_t>& old, word_t* mem, const call_t c) {
     HLS_PRAGMA(INLINE off)
     static mword_t row[ROW_WORDS];
     HLS_PRAGMA(AGGREGATE variable = row)
     const int wpp = wpp_out(c);
     const bool full = out_full(c);
-    if (!c.upsample) {
-      const int n = c.h3 * c.w3 * wpp;
-      if (full)
-        write_full(fmem, c.out_addr, n, in, false, row, wpp);
-      else
-        write_rmw(fmem, c.out_addr, n, in, false, row, wpp);
-      return;
-    }
-    const int nin = c.w3 * wpp, nout = c.w4 * wpp;
-  rows:
-    for (int y = 0; y < c.h3; ++y) {
-      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = C::MAX_H)
-      CODESIGN_LOOP_COUNTER(n_fill);
-    fill:
-      for (int i = 0; i < nin; ++i) {
-        HLS_PRAGMA(PIPELINE II = CODESIGN_II_WRITE)
-        HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = ROW_WORDS)
-        CODESIGN_TRIP(n_fill);
-        row[i] = in.read();
+    const int n = out_words(c);
+    const int w_out = c.upsample ? c.w4 : c.w3;
+    // `row` is read back at distance wpp (the pixel's second copy): distance 1 (wpp == 1) is
+    // forwarded from a register, longer ones meet the memory's 1-cycle write.
+    bool fw_on = false;
+    int fw_a = 0;
+    mword_t fw_v;
+    int k = 0, x = 0, y = 0;  // word of the pixel, output column, output row
+    if (n > 0) CODESIGN_BURST(STAGE_WRITE, C::AXI_LATENCY);
+    CODESIGN_LOOP_COUNTER(n_wr);
+    CODESIGN_LOOP_COUNTER(n_quiet);  // UPSAMPLE: the trips of the second row copies (no stream read)
+  words:
+    for (int i = 0; i < n; ++i) {
+      HLS_PRAGMA(PIPELINE II = CODESIGN_II_WRITE)
+      HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_PIX * MAX_TOUCH)
+      HLS_PRAGMA(DEPENDENCE variable = row inter false)
+      CODESIGN_TRIP(n_wr);
+      const bool fresh = !c.upsample || (y % 2 == 0 && x % 2 == 0);  // from the stream
+      if (c.upsample && y % 2 == 1) CODESIGN_TRIP(n_quiet);
+      const int ra = (x >> 1) * wpp + k;
+      mword_t nw;
+      if (fresh) {
+        nw = in.read();
+        if (c.upsample) row[ra] = nw;
+      } else {
+        nw = (fw_on && fw_a == ra) ? fw_v : row[ra];
       }
-      CODESIGN_LOOP_DONE(STAGE_WRITE, n_fill, CODESIGN_II_WRITE, DEPTH_WRITE);
-    twice:
-      for (int r = 0; r < 2; ++r) {
-        const int base = c.out_addr + (2 * y + r) * nout;
-        if (full)
-          write_full(fmem, base, nout, in, true, row, wpp);
-        else
-          write_rmw(fmem, base, nout, in, true, row, wpp);
+      fw_on = fresh && c.upsample;
+      fw_a = ra;
+      fw_v = nw;
+      const word_t o = full ? word_t(0) : old.read();
+      mem[c.out_addr + i] = full ? nw.w : word_t((o & ~nw.m) | (nw.w & nw.m));
+      if (++k == wpp) {
+        k = 0;
+        if (++x == w_out) {
+          x = 0;
+          ++y;
+        }
       }
     }
+    CODESIGN_LOOP_DONE(STAGE_WRITE, n_wr, CODESIGN_II_WRITE, DEPTH_WRITE);
+    CODESIGN_STALL(STAGE_WRITE, n_quiet);
   }
 };
 

@@ -116,9 +116,10 @@ ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_
 // values pass through (they already are A-bit values, zero beyond cout). One flat loop.
 template <int PO, int ACC_BITS, int A, int MAX_CO_T, int MAXPIX>
 void requant_stage(hls::stream<acc_vec_t<PO, ACC_BITS> >& in, hls::stream<vec_t<PO, A> >& out,
-                   int npix, int cout, bool conv, const rq_mult_t mult[PO][MAX_CO_T],
+                   int h, int w, int cout, bool conv, const rq_mult_t mult[PO][MAX_CO_T],
                    const rq_wide_t bias[PO][MAX_CO_T], int shift, int act_max) {
   HLS_PRAGMA(INLINE off)
+  const int npix = h * w;  // here, not in the caller's DATAFLOW region (which holds only processes)
   const int nco = ceil_div(cout, PO);
   const int n = npix * nco;
   const ap_uint<A> amax = act_max;

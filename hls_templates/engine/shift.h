@@ -57,8 +57,6 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
   static word_t line[2][LW];
   static word_t left[MAX_CT];
   HLS_PRAGMA(ARRAY_PARTITION variable = line complete dim = 1)
-  HLS_PRAGMA(DEPENDENCE variable = line inter false)
-  HLS_PRAGMA(DEPENDENCE variable = left inter false)
   if (!enable) {
     pass_through<STAGE_SHIFT, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;
@@ -77,6 +75,8 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
 vectors:
   for (int j = 0; j < MAX_N; ++j) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_SHIFT)
+    HLS_PRAGMA(DEPENDENCE variable = line inter false)
+    HLS_PRAGMA(DEPENDENCE variable = left inter false)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 2 max = MAX_N)
     if (j >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
@@ -150,6 +150,10 @@ vectors:
     }
   }
   CODESIGN_LOOP_DONE(STAGE_SHIFT, trips, CODESIGN_II_SHIFT, DEPTH_SHIFT);
+  if (n) {
+    CODESIGN_STARVE(STAGE_SHIFT, uint64_t(w) * nct);  // the first row: read, nothing out
+    CODESIGN_STALL(STAGE_SHIFT, uint64_t(w) * nct);   // the flush row: out, nothing read
+  }
 }
 
 CODESIGN_CSIM_END

@@ -150,10 +150,6 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
   static col_t win1[MAX_CT], win2[MAX_CT];
   static ap_uint<8> dring[NRING * MAX_W];
   HLS_PRAGMA(ARRAY_PARTITION variable = ring complete dim = 1)
-  HLS_PRAGMA(DEPENDENCE variable = ring inter false)
-  HLS_PRAGMA(DEPENDENCE variable = win1 inter false)
-  HLS_PRAGMA(DEPENDENCE variable = win2 inter false)
-  HLS_PRAGMA(DEPENDENCE variable = dring inter false)
   if (!dw && !deform) {
     pass_through<STAGE_SPATIAL, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;
@@ -179,6 +175,9 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
   dw_vectors:
     for (int it = 0; it < MAX_DW; ++it) {
       HLS_PRAGMA(PIPELINE II = CODESIGN_II_DW)
+      HLS_PRAGMA(DEPENDENCE variable = ring inter false)
+      HLS_PRAGMA(DEPENDENCE variable = win1 inter false)
+      HLS_PRAGMA(DEPENDENCE variable = win2 inter false)
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_DW)
       if (it >= n) break;  // one flat loop, run-time extent
       CODESIGN_TRIP(trips);
@@ -268,6 +267,10 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
       }
     }
     CODESIGN_LOOP_DONE(STAGE_SPATIAL, trips, CODESIGN_II_DW, DEPTH_DW);
+    if (n) {
+      CODESIGN_STARVE(STAGE_SPATIAL, uint64_t(lag) * nct);  // the fill: read, nothing out
+      CODESIGN_STALL(STAGE_SPATIAL, uint64_t(lag) * nct);   // the last lag pixels: out, nothing read
+    }
     return;
   }
 
@@ -282,6 +285,8 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
 deform_vectors:
   for (int it = 0; it < MAX_DF; ++it) {
     HLS_PRAGMA(PIPELINE II = CODESIGN_II_DEFORM)
+    HLS_PRAGMA(DEPENDENCE variable = ring inter false)
+    HLS_PRAGMA(DEPENDENCE variable = dring inter false)
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 3 max = MAX_DF)
     if (it >= n) break;  // one flat loop, run-time extent
     CODESIGN_TRIP(trips);
@@ -371,6 +376,10 @@ deform_vectors:
     }
   }
   CODESIGN_LOOP_DONE(STAGE_SPATIAL, trips, CODESIGN_II_DEFORM, DEPTH_DEFORM);
+  if (n) {
+    CODESIGN_STARVE(STAGE_SPATIAL, uint64_t(lag) * nct);    // the fill: read, nothing out
+    CODESIGN_STALL(STAGE_SPATIAL, 3 * uint64_t(lag) * nct);  // the last lag pixels: out, nothing read
+  }
 }
 
 CODESIGN_CSIM_END

@@ -245,7 +245,7 @@ int run_engine(const std::vector<uint32_t>& desc, const Mem& wmem, Mem& fmem, do
   std::vector<ap_uint<C::BUS_BITS> > w = to_words<C>(wmem), f = to_words<C>(fmem);
   codesign::csim_rejected() = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  codesign::engine_run<C>(d.data(), ap_uint<32>(n), w.data(), f.data(), f.data());
+  codesign::engine_run<C>(d.data(), ap_uint<32>(n), w.data(), f.data(), f.data(), f.data());
   const auto t1 = std::chrono::steady_clock::now();
   if (seconds) *seconds = std::chrono::duration<double>(t1 - t0).count();
   from_words<C>(f, fmem);
