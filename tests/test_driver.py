@@ -209,7 +209,7 @@ def test_stale_bitstream_is_refused_at_deploy(project, tmp_path):
     bit.with_suffix(".hwh").write_text("<ROOT/>")
     write_overlay_stamp(proj, bit)
     meta = json.loads((build_deploy_package(proj, tmp_path / "ok") / "package.json").read_text())
-    assert meta["overlay"] == {"bit": "overlay/tiny.bit", "hwh": "overlay/tiny.hwh", "stamped": True}
+    assert meta["overlay"] == {"bit": "overlay/tiny.bit", "hwh": "overlay/tiny.hwh", "stamped": True, "timing": None}
     (proj / "src" / "config.h").write_text((proj / "src" / "config.h").read_text() + "// recompiled\n")
     with pytest.raises(CodesignError, match="other engine sources"):
         build_deploy_package(proj, tmp_path / "stale")
