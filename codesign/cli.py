@@ -351,9 +351,27 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .graph import load
 
     graph = load(args.model)
+    if args.project and not args.hw:  # the estimate of the engine the project was compiled for
+        args.hw = str(Path(args.project) / "hw.yaml")
     paths = write_report(graph, _hw_for(args, graph), Path(args.output), batch=args.batch)
     print(paths["table"].read_text())
     print(f"plots: {paths['roofline']}, {paths['resources']}; data: {paths['json']}")
+    if args.project:
+        _report_synthesis(Path(args.project), paths["json"])
+
+
+def _report_synthesis(project: Path, estimate_json: Path) -> None:
+    """Estimate beside what Vitis HLS / Vivado reported for the project, when they have run."""
+    from .hls.reports import load_figures, side_by_side
+
+    hls, impl = load_figures(project)
+    if hls is None and impl is None:
+        print(f"no synthesis figures in {project}/reports yet (run `codesign bitstream --project {project}`)")
+        return
+    print(side_by_side(json.loads(estimate_json.read_text())["resources"]["used"], hls, impl))
+    out = estimate_json.with_name("synthesis.json")
+    out.write_text(json.dumps({"hls": hls, "implementation": impl}, indent=1, sort_keys=True) + "\n")
+    print(f"synthesis figures: {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--board", help="board name (default ultra96v2)")
     rp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
     rp.add_argument("--batch", type=int, default=1)
+    rp.add_argument("--project", help="a compiled project: its hw.yaml (unless --hw), and beside the estimate what "
+                                      "`codesign bitstream` parsed from the Vitis HLS / Vivado reports")
     rp.add_argument("-o", "--output", default="build/report")
     rp.set_defaults(func=cmd_report)
     return p

@@ -397,3 +397,19 @@ def test_driver_checks_the_package_timing_before_loading(vendor, capsys, tmp_pat
     with pytest.warns(UserWarning, match="kept by --allow-timing-violation"), \
             pytest.raises(Exception, match="pynq"):  # past the check: pynq itself is missing here
         Runtime(pkg, device="pynq")
+
+
+def test_report_prints_estimate_beside_synthesis(vendor, capsys, tmp_path):
+    proj, _, _ = vendor
+    assert main(["report", "--model", str(proj / "model.ir"), "--project", str(proj), "-o", str(tmp_path / "r")]) == 0
+    assert "no synthesis figures" in capsys.readouterr().out
+    assert bitstream(capsys, proj)[0] == 0
+    assert main(["report", "--model", str(proj / "model.ir"), "--project", str(proj), "-o", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split()[:1] in
+            (["LUT"], ["BRAM36"], ["DSP"])}
+    assert rows["LUT"][1:] == ["51,877", "53,120"] and rows["BRAM36"][1:] == ["159", "160.5"]
+    assert rows["DSP"][1:] == ["360", "360"]
+    assert "every pragma II met" in out and "WNS 0.105 ns" in out
+    saved = json.loads((tmp_path / "r" / "synthesis.json").read_text())
+    assert saved["hls"]["resources"]["LUT"] == 51877 and saved["implementation"]["met"] is True

@@ -285,3 +285,31 @@ def load_figures(project_dir: Path) -> tuple[dict | None, dict | None]:
         except ValueError as e:
             raise ReportError(f"{path}: not JSON ({e}); re-run `codesign bitstream`") from None
     return out[0], out[1]
+
+
+def side_by_side(estimated: dict[str, float], hls: dict | None, impl: dict | None) -> str:
+    """Estimated resources (the estimator's names: lut, ff, bram36, uram, dsp) beside those Vitis HLS
+    and Vivado reported, one row per resource, and the clock each stage met."""
+    from ..figures import MODELED, SYNTHESIZED
+
+    hls_res = (hls or {}).get("resources", {})
+    synth = {"lut": hls_res.get("LUT"), "ff": hls_res.get("FF"), "uram": hls_res.get("URAM"), "dsp": hls_res.get("DSP"),
+             "bram36": hls_res["BRAM_18K"] / 2 if "BRAM_18K" in hls_res else None}
+    routed = {k: v["used"] for k, v in (impl or {}).get("utilization", {}).items()}
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.1f}" if v % 1 else f"{v:,.0f}"
+
+    lines = [f"{'resource':<8} {'estimate':>10} {'HLS':>10} {'routed':>10}",
+             *(f"{k.upper() if k != 'bram36' else 'BRAM36':<8} {cell(v):>10} {cell(synth[k]):>10} "
+               f"{cell(routed.get(k)):>10}" for k, v in estimated.items())]
+    if hls:
+        lines.append(f"HLS: estimated clock period {hls.get('estimated_period_ns')} ns "
+                     f"(target {hls.get('target_period_ns')} ns); "
+                     + (f"misses: {'; '.join(hls['misses'])}" if hls.get("misses") else "every pragma II met"))
+    if impl:
+        lines.append(f"routed: {impl['clock']} {impl['clock_mhz']:.1f} MHz, WNS {impl['wns_ns']:.3f} ns, "
+                     f"meets up to {impl['fmax_mhz']:.1f} MHz" + ("" if impl["met"] else " (TIMING NOT MET)"))
+    lines.append(f"estimate: {MODELED}; HLS and routed: {SYNTHESIZED} (HLS and routed count the engine, routed "
+                 "the whole design: engine, SmartConnects, reset)")
+    return "\n".join(lines)
