@@ -317,6 +317,13 @@ def test_vitis_hls_steps_are_selectable(tmp_path):
     assert flow(CODESIGN_HLS_STEPS="csim") == ["csim_design"]
     assert flow("csynth") == ["csynth_design"]
     assert flow("-f", "vitis_hls.tcl", "export", "csynth") == ["csynth_design", "export_design"]
+    vectors = tmp_path.resolve() / "tb" / "vectors"
+    cosim = [c for c in calls(dry_run(script, "cosim")) if c.startswith("cosim_design")]
+    assert cosim == [f"cosim_design -argv {{{vectors} --separate-memories --calls 1}}"]
+    cosim = [c for c in calls(dry_run(script, "cosim", env={"CODESIGN_COSIM_CALLS": "all"})) if c.startswith("cosim")]
+    assert cosim == [f"cosim_design -argv {{{vectors} --separate-memories}}"]
+    bad = dry_run(script, "cosim", env={"CODESIGN_COSIM_CALLS": "0"})
+    assert bad.returncode != 0 and "CODESIGN_COSIM_CALLS='0'" in bad.stderr
     bad = dry_run(script, env={"CODESIGN_HLS_STEPS": "csim bogus"})
     assert bad.returncode != 0 and "unknown HLS step 'bogus'" in bad.stderr
     every = calls(dry_run(script))
