@@ -63,9 +63,10 @@ def check_overlay_timing(package: Package) -> None:
     """Before the overlay is loaded: refuse a bitstream whose routed design misses the clock the
     engine config was compiled for (hw.clock_mhz), unless it was built with
     --allow-timing-violation (then warn); warn when its timing was never checked."""
-    overlay = package.meta.get("overlay") or {}
-    timing = overlay.get("timing")
-    name = overlay.get("bit", "the bitstream")
+    overlay = package.meta.get("overlay")
+    if not overlay:
+        return  # nothing to load: PynqDevice says so
+    timing, name = overlay.get("timing"), overlay["bit"]
     if timing is None:
         warnings.warn(f"{name}: its timing was not checked (no `codesign bitstream` reports in the package)",
                       stacklevel=3)
