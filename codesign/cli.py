@@ -282,10 +282,20 @@ def cmd_csim(args: argparse.Namespace) -> None:
 
 
 def cmd_bitstream(args: argparse.Namespace) -> None:
+    from .figures import SYNTHESIZED
+    from .hls.reports import Implementation, load_figures
     from .hls.vendor import run_vendor_flow
 
-    logs = run_vendor_flow(Path(args.project))
+    logs = run_vendor_flow(Path(args.project), allow_timing_violation=args.allow_timing_violation)
     print(f"vendor flow finished; logs: {', '.join(str(p) for p in logs.values())}")
+    _, impl = load_figures(Path(args.project))
+    if impl:
+        figures = Implementation.from_json(impl)
+        print(f"timing [{SYNTHESIZED}]: clock {figures.clock} {figures.clock_mhz:.1f} MHz, WNS {figures.wns_ns:.3f} ns, "
+              f"meets up to {figures.fmax_mhz:.1f} MHz")
+        if figures.violation():
+            print(f"codesign: warning: {figures.violation()}; kept because of --allow-timing-violation",
+                  file=sys.stderr)
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
@@ -341,9 +351,27 @@ def cmd_report(args: argparse.Namespace) -> None:
     from .graph import load
 
     graph = load(args.model)
+    if args.project and not args.hw:  # the estimate of the engine the project was compiled for
+        args.hw = str(Path(args.project) / "hw.yaml")
     paths = write_report(graph, _hw_for(args, graph), Path(args.output), batch=args.batch)
     print(paths["table"].read_text())
     print(f"plots: {paths['roofline']}, {paths['resources']}; data: {paths['json']}")
+    if args.project:
+        _report_synthesis(Path(args.project), paths["json"])
+
+
+def _report_synthesis(project: Path, estimate_json: Path) -> None:
+    """Estimate beside what Vitis HLS / Vivado reported for the project, when they have run."""
+    from .hls.reports import load_figures, side_by_side
+
+    hls, impl = load_figures(project)
+    if hls is None and impl is None:
+        print(f"no synthesis figures in {project}/reports yet (run `codesign bitstream --project {project}`)")
+        return
+    print(side_by_side(json.loads(estimate_json.read_text())["resources"]["used"], hls, impl))
+    out = estimate_json.with_name("synthesis.json")
+    out.write_text(json.dumps({"hls": hls, "implementation": impl}, indent=1, sort_keys=True) + "\n")
+    print(f"synthesis figures: {out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -422,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bs = sub.add_parser("bitstream", help="run Vitis HLS and Vivado on a compiled project (.bit + .hwh)")
     bs.add_argument("--project", required=True)
+    bs.add_argument("--allow-timing-violation", action="store_true",
+                    help="keep a bitstream whose routed design misses the clock (negative slack); the deploy "
+                         "package and the driver then warn instead of refusing it")
     bs.set_defaults(func=cmd_bitstream)
 
     dp = sub.add_parser("deploy", help="compiled project → self-contained folder to copy to the board")
@@ -465,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--board", help="board name (default ultra96v2)")
     rp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
     rp.add_argument("--batch", type=int, default=1)
+    rp.add_argument("--project", help="a compiled project: its hw.yaml (unless --hw), and beside the estimate what "
+                                      "`codesign bitstream` parsed from the Vitis HLS / Vivado reports")
     rp.add_argument("-o", "--output", default="build/report")
     rp.set_defaults(func=cmd_report)
     return p

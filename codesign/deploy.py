@@ -3,6 +3,7 @@
     <out>/
       README.md, example.ipynb, run.py     how to run it (notebook and command line)
       package.json                         model (type, input shape, class names), max batch, overlay files
+                                           and their timing (from `codesign bitstream`'s reports)
       engine.json                          the engine: hw parameters, AXI-Lite register map, descriptor layout
       model.ir, hw.yaml, schedule.json     the compiled model
       data/desc.bin, data/wmem.bin         descriptor table and weights, written to the device once
@@ -95,6 +96,30 @@ def _overlay(project_dir: Path) -> tuple[Path, Path] | None:
     return bit, hwh
 
 
+def overlay_timing(project_dir: Path, bit: Path) -> dict | None:
+    """The timing of `bit` as `codesign bitstream` recorded it (reports/implementation.json), for
+    package.json; None when the .bit came without one (built by hand: unchecked). Refuses figures
+    of another .bit, and a bitstream that failed timing without --allow-timing-violation."""
+    from .hls.reports import IMPL_JSON, Implementation, ReportError, load_figures
+
+    _, data = load_figures(project_dir)
+    if data is None:
+        return None
+    try:
+        impl = Implementation.from_json(data)
+    except (KeyError, TypeError) as e:
+        raise ReportError(f"{project_dir}/{IMPL_JSON}: malformed ({type(e).__name__}: {e}); "
+                          "re-run `codesign bitstream`") from None
+    if impl.bitstream_sha256 != pkg.sha256(bit):
+        raise CodesignError(f"{project_dir}/{IMPL_JSON} describes another bitstream than {bit}; "
+                            "re-run `codesign bitstream`")
+    if impl.violation() and not impl.allowed_violation:
+        raise CodesignError(f"{bit}: {impl.violation()}; rebuild it at a lower clock_mhz (or keep it with "
+                            "`codesign bitstream --allow-timing-violation`)")
+    return {"clock": impl.clock, "clock_mhz": impl.clock_mhz, "fmax_mhz": impl.fmax_mhz, "wns_ns": impl.wns_ns,
+            "whs_ns": impl.whs_ns, "met": impl.met, "allowed_violation": impl.allowed_violation}
+
+
 def _check_project(project_dir: Path) -> None:
     """The project's files are consistent: the schedule and table are those of model.ir + hw.yaml."""
     from .hls.simulate import load_project_schedule
@@ -170,6 +195,7 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
         if stamp.is_file() and json.loads(stamp.read_text()) != engine:
             raise CodesignError(f"{overlay[0]} was built from other engine sources than {project}'s (recompiled "
                                 "since?); run `codesign bitstream` again before deploying")
+    timing = overlay_timing(project, overlay[0]) if overlay else None
     graph = load(project / pkg.MODEL)
     config = graph.meta.get("model_config", {})
     names = class_names if class_names is not None else graph.meta.get("class_names")
@@ -196,7 +222,8 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
                       "class_names": list(names) if names is not None else None},
             "runtime": {"max_batch": max_batch},
             "overlay": {"bit": f"{OVERLAY_DIR}/{overlay[0].name}", "hwh": f"{OVERLAY_DIR}/{overlay[1].name}",
-                        "stamped": overlay[0].with_suffix(OVERLAY_STAMP).is_file()} if overlay else None}
+                        "stamped": overlay[0].with_suffix(OVERLAY_STAMP).is_file(), "timing": timing}
+            if overlay else None}
     pkg.dump_json(out / pkg.META, meta)
     pkg.dump_json(out / pkg.ENGINE, engine)
 

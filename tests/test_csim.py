@@ -39,6 +39,17 @@ def test_tiny_network_csim_bit_exact(tiny_project):
     assert result.testbench.startswith("PASS")
 
 
+def test_testbench_cosim_modes_separate_memories_and_few_calls(tiny_project):
+    # what cosim_design runs: distinct read and write arenas, copied between calls as DDR shows them
+    full = run_testbench(tiny_project.path, "--separate-memories")
+    assert full.returncode == 0 and full.stdout.strip().endswith("(separate memories)"), full.stdout + full.stderr
+    short = run_testbench(tiny_project.path, "--separate-memories", "--calls", "2")
+    n = len(tiny_project.schedule.calls)
+    assert short.returncode == 0 and short.stdout.strip() == f"PASS 2 of {n} calls (--calls: whole-frame checks skipped)"
+    for bad in (("--calls", "0"), ("--calls",), ("--bogus",)):
+        assert run_testbench(tiny_project.path, *bad).returncode == 2
+
+
 def _perturb_requant(project: Path, call_name: str) -> int:
     """Add 3·2^S to one channel's B of `call_name` in both copies of wmem; returns the channel."""
     import json
@@ -64,9 +75,10 @@ def test_perturbed_requant_fails_csim_and_testbench_naming_the_layer(tiny_graph,
     assert main(["csim", "--project", str(project)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "stage2_3.project" in err[0] and "channel" in err[0] and "pixel" in err[0]
-    tb = run_testbench(project)
-    assert tb.returncode == 1
-    assert re.match(r"MISMATCH layer stage2_3_project\w* channel \d+ pixel \(\d+,\d+\)", tb.stdout.strip())
+    for options in ((), ("--separate-memories",)):  # C-sim and what co-simulation runs name the same layer
+        tb = run_testbench(project, *options)
+        assert tb.returncode == 1
+        assert re.match(r"MISMATCH layer stage2_3_project\w* channel \d+ pixel \(\d+,\d+\)", tb.stdout.strip())
 
 
 def test_generated_sources_are_deterministic(tiny_graph, tmp_path):

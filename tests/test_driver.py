@@ -136,10 +136,39 @@ def test_hang_raises_engine_timeout_and_frees_every_buffer(package, images):
     rt.device.hang = True  # fault knob: ap_start accepted, ap_done never comes
     with pytest.raises(EngineTimeout) as err:
         rt.infer_batch(images)
-    assert "0.2 s" in _one_line(err)
-    assert rt.closed and rt.device.live_buffers == []
+    assert "0.2 s" in _one_line(err) and "the engine was reset and is idle" in _one_line(err)
+    assert rt.closed and rt.device.live_buffers == [] and rt.device.resets == 1
     with pytest.raises(RuntimeClosed):
         rt.infer(images[0])
+
+
+def test_hung_engine_is_reset_before_any_buffer_is_freed(package, images):
+    events = []
+
+    class Logging(SimulatedDevice):
+        def reset_engine(self):
+            events.append("reset")
+            super().reset_engine()
+
+        def _free(self, buf):
+            events.append("free")
+            super()._free(buf)
+
+    pkg = load_package(package)
+    dev = Logging(build_library(package / ENGINE_DIR), pkg.registers, pkg.schedule.hw.bus_bits, pkg.desc_words,
+                  hang=True)
+    with pytest.raises(EngineTimeout):
+        Runtime(package, device=dev, timeout_s=0.1).infer(images[0])
+    assert events[0] == "reset" and events[1:] == ["free"] * 3  # desc, wmem, one arena
+
+
+def test_engine_that_stays_busy_keeps_its_buffers(package, images):
+    rt = Runtime(package, device="sim", timeout_s=0.1)
+    rt.device.hang, rt.device.reset_works = True, False
+    with pytest.warns(UserWarning, match="reboot the board"), pytest.raises(EngineTimeout) as err:
+        rt.infer(images[0])
+    assert "still busy after its reset" in _one_line(err) and "3 buffers stay allocated" in _one_line(err)
+    assert rt.closed and len(rt.device.live_buffers) == 3  # never freed under a master that may still write
 
 
 def test_failure_during_setup_frees_what_was_allocated(package):
@@ -209,7 +238,7 @@ def test_stale_bitstream_is_refused_at_deploy(project, tmp_path):
     bit.with_suffix(".hwh").write_text("<ROOT/>")
     write_overlay_stamp(proj, bit)
     meta = json.loads((build_deploy_package(proj, tmp_path / "ok") / "package.json").read_text())
-    assert meta["overlay"] == {"bit": "overlay/tiny.bit", "hwh": "overlay/tiny.hwh", "stamped": True}
+    assert meta["overlay"] == {"bit": "overlay/tiny.bit", "hwh": "overlay/tiny.hwh", "stamped": True, "timing": None}
     (proj / "src" / "config.h").write_text((proj / "src" / "config.h").read_text() + "// recompiled\n")
     with pytest.raises(CodesignError, match="other engine sources"):
         build_deploy_package(proj, tmp_path / "stale")
@@ -356,10 +385,32 @@ def _fake_pynq(sim: SimulatedDevice, hwh_registers: dict, bus_bits: int) -> type
             self.ip_dict = {"engine": {"type": "xilinx.com:hls:codesign_engine:1.0", "registers": hwh_registers,
                                        "parameters": params}}
 
-        def download(self): pass
+        def download(self):
+            raise AssertionError("the overlay must not be downloaded again under a running engine")
+
+    class GPIO:  # PS GPIO (zynqmp): pl_resetn0, active low, drives the engine's reset
+        @staticmethod
+        def get_gpio_pin(index): return 1000 + 78 + index
+
+        def __init__(self, pin, direction):
+            assert (pin, direction) == (1000 + 78 + 95, "out")
+
+        def write(self, value):
+            if value == 0:
+                sim.reset_engine()
+
+    class MMIO:  # the Zynq-7000 SLCR: FPGA_RST_CTRL, behind its lock
+        def __init__(self, base, length):
+            assert base == 0xF8000000
+            self.unlocked = False
+
+        def write(self, offset, value):
+            self.unlocked |= (offset, value) == (0x8, 0xDF0D)
+            if offset == 0x240 and value & 1 and self.unlocked:
+                sim.reset_engine()
 
     return types.SimpleNamespace(__version__="fake", Device=types.SimpleNamespace(devices=[object()]),
-                                 Overlay=Overlay, allocate=allocate)
+                                 Overlay=Overlay, allocate=allocate, GPIO=GPIO, MMIO=MMIO)
 
 
 def _vitis_hwh_registers(offsets: dict[str, int]) -> dict:
@@ -399,6 +450,20 @@ def test_pynq_backend_against_a_fake_board(overlay_package, graph, images, monke
     with pytest.raises(DeviceError, match="64 bits wide"):
         Runtime(overlay_package, device="pynq")
     assert sim.live_buffers == []
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "armv7l"])
+def test_pynq_timeout_resets_the_pl_instead_of_reloading(overlay_package, images, monkeypatch, machine):
+    probe = Runtime(overlay_package, device="sim")
+    sim = probe.device
+    probe.close()
+    monkeypatch.setitem(sys.modules, "pynq", _fake_pynq(sim, _vitis_hwh_registers(VITIS_OFFSETS), 128))
+    monkeypatch.setattr("codesign.driver.device.platform.machine", lambda: machine)
+    rt = Runtime(overlay_package, device="pynq", timeout_s=0.1)
+    sim.hang = True
+    with pytest.raises(EngineTimeout, match="the engine was reset and is idle"):
+        rt.infer(images[0])
+    assert sim.resets == 1 and sim.live_buffers == []
 
 
 def test_pynq_device_without_bitstream_fails_in_one_line(package, monkeypatch):

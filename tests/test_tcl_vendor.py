@@ -5,6 +5,7 @@ package) without being run, and dry-run with the vendor commands stubbed to chec
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,8 +19,8 @@ from hypothesis import strategies as st
 
 from codesign.errors import CodesignError
 from codesign.hls.names import RESERVED, safe_identifier
-from codesign.hls.tcl import (BD_NAME, ENGINE_VLNV, HLS_SCRIPT, M_AXI_BUNDLES, VIVADO_SCRIPT, overlay_files,
-                              render_tcl, vivado_project_dir)
+from codesign.hls.tcl import (BD_NAME, ENGINE_VLNV, HLS_SCRIPT, HLS_SOLUTION, M_AXI_BUNDLES, VIVADO_SCRIPT,
+                              hls_project_dir, overlay_files, render_tcl, vivado_project_dir)
 from codesign.hls.vendor import VendorToolFailed, VendorToolMissing, find_tool, run_vendor_flow
 from codesign.hw.config import Board, HardwareConfig, HardwareConfigError
 
@@ -98,7 +99,8 @@ open_project set_top add_files open_solution set_part create_clock csim_design c
 export_design create_project set_property current_project update_ip_catalog get_ipdefs create_bd_design
 create_bd_cell apply_bd_automation get_bd_pins get_bd_intf_pins get_bd_cells connect_bd_intf_net
 connect_bd_net assign_bd_address validate_bd_design save_bd_design get_files make_wrapper current_fileset
-update_compile_order launch_runs wait_on_run get_runs
+update_compile_order launch_runs wait_on_run get_runs open_run report_timing_summary report_utilization get_clocks get_pins
+get_timing_paths
 """.split()
 STUB = r"""
 set ::calls {}
@@ -117,7 +119,9 @@ proc get_property {name args} {
     switch -- $name {
         PROGRESS {return 100%%}
         DIRECTORY {return $::env(STUB_IMPL_DIR)}
-        STATS.WNS {return 0.1}
+        NAME {return clk_pl_0}
+        PERIOD {return 4.000}
+        SLACK {return [expr {[lsearch $args -hold] >= 0 ? 0.012 : 0.105}]}
     }
     return ""
 }
@@ -313,6 +317,13 @@ def test_vitis_hls_steps_are_selectable(tmp_path):
     assert flow(CODESIGN_HLS_STEPS="csim") == ["csim_design"]
     assert flow("csynth") == ["csynth_design"]
     assert flow("-f", "vitis_hls.tcl", "export", "csynth") == ["csynth_design", "export_design"]
+    vectors = tmp_path.resolve() / "tb" / "vectors"
+    cosim = [c for c in calls(dry_run(script, "cosim")) if c.startswith("cosim_design")]
+    assert cosim == [f"cosim_design -argv {{{vectors} --separate-memories --calls 1}}"]
+    cosim = [c for c in calls(dry_run(script, "cosim", env={"CODESIGN_COSIM_CALLS": "all"})) if c.startswith("cosim")]
+    assert cosim == [f"cosim_design -argv {{{vectors} --separate-memories}}"]
+    bad = dry_run(script, "cosim", env={"CODESIGN_COSIM_CALLS": "0"})
+    assert bad.returncode != 0 and "CODESIGN_COSIM_CALLS='0'" in bad.stderr
     bad = dry_run(script, env={"CODESIGN_HLS_STEPS": "csim bogus"})
     assert bad.returncode != 0 and "unknown HLS step 'bogus'" in bad.stderr
     every = calls(dry_run(script))
@@ -344,6 +355,12 @@ def test_vivado_script_wires_the_engine_and_writes_the_overlay(board, layout, tm
         assert any(c.startswith("connect_bd_intf_net") and c.endswith(f"ps/{port}") for c in every)
     assert any(c.endswith("engine/s_axi_control") for c in every)
     assert "assign_bd_address" in every and "validate_bd_design" in every
+    # the timing summary codesign bitstream reads (hls/reports.py), and the reports for people
+    assert json.loads((tmp_path / "reports" / "timing.json").read_text()) == {
+        "clock": "clk_pl_0", "period_ns": 4.0, "target_mhz": Board.load(board).clock_mhz, "wns_ns": 0.105,
+        "whs_ns": 0.012}
+    assert "report_timing_summary -max_paths 10 -file reports/timing_summary.rpt" in every
+    assert "report_utilization -file reports/utilization.rpt" in every
 
 
 # ---- the vendor-flow runner --------------------------------------------------------------------
@@ -393,10 +410,21 @@ def test_tool_failure_names_tool_code_and_log(project, tmp_path, monkeypatch):
 
 
 def test_flow_runs_hls_then_vivado_in_the_project(project, tmp_path, monkeypatch):
-    order = tmp_path / "order"
-    fake_tool(tmp_path / "bin", "vitis_hls", f'echo "vitis_hls $CODESIGN_HLS_STEPS $(pwd)" >> {order}')
-    # Like the real block-design script, the fake leaves the overlay's .bit behind.
-    fake_tool(tmp_path / "opt" / "bin", "vivado", f'echo "vivado $* $(pwd)" >> {order}; {shutil.which("mkdir")} -p overlay; : > overlay/x.bit')
+    from .test_reports import TIMING, UTILIZATION, csynth
+
+    order, reports = tmp_path / "order", tmp_path / "reports"
+    reports.mkdir()
+    (reports / "csynth.xml").write_text(csynth())
+    (reports / "timing.json").write_text(TIMING.format(wns=0.1))
+    (reports / "utilization.rpt").write_text(UTILIZATION)
+    mkdir, cp = shutil.which("mkdir"), shutil.which("cp")
+    syn = f"{hls_project_dir('x')}/{HLS_SOLUTION}/syn/report"
+    fake_tool(tmp_path / "bin", "vitis_hls", f'echo "vitis_hls $CODESIGN_HLS_STEPS $(pwd)" >> {order}; '
+                                             f'{mkdir} -p {syn}; {cp} {reports}/csynth.xml {syn}/')
+    # Like the real block-design script, the fake leaves the overlay's .bit and the reports behind.
+    fake_tool(tmp_path / "opt" / "bin", "vivado", f'echo "vivado $* $(pwd)" >> {order}; {mkdir} -p overlay reports; '
+                                                  f': > overlay/x.bit; {cp} {reports}/timing.json '
+                                                  f'{reports}/utilization.rpt reports/')
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("XILINX_VIVADO", str(tmp_path / "opt"))
     assert find_tool("vivado") == tmp_path / "opt" / "bin" / "vivado"

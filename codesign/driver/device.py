@@ -9,6 +9,7 @@ runs the project's C-simulation library on the buffers they point to.
 from __future__ import annotations
 
 import ctypes
+import platform
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -50,6 +51,7 @@ class Device(ABC):
 
     def __init__(self) -> None:
         self._live: dict[int, DeviceBuffer] = {}
+        self._quarantined = ""  # why the buffers may not be freed (an engine that could not be stopped)
 
     # -- buffers
     def allocate(self, nbytes: int, name: str) -> DeviceBuffer:
@@ -66,7 +68,13 @@ class Device(ABC):
         return list(self._live.values())
 
     def close(self) -> None:
-        """Free every buffer still allocated (idempotent)."""
+        """Free every buffer still allocated (idempotent); a busy engine is first reset (`recover`),
+        and the buffers of one that cannot be stopped are never freed."""
+        if self.live_buffers and not self._quarantined and not self.is_idle():
+            self.recover()
+        if self._quarantined:
+            warnings.warn(f"{self.kind} device: {self._quarantined}", stacklevel=2)
+            return
         for buf in self.live_buffers:
             self.free(buf)
 
@@ -75,16 +83,41 @@ class Device(ABC):
         self.write_register(CTRL, AP_START)
 
     def wait(self, timeout_s: float) -> None:
-        """Poll ap_done (clear-on-read: seen once per run) until it is set or `timeout_s` passes."""
+        """Poll ap_done (clear-on-read: seen once per run) until it is set or `timeout_s` passes; on a
+        timeout the engine is reset before the error is raised (see `recover`)."""
         deadline = time.perf_counter() + timeout_s
         while not self.read_register(CTRL) & AP_DONE:
             if time.perf_counter() > deadline:
                 raise EngineTimeout(f"the engine did not finish within {timeout_s:g} s on the {self.kind} device "
-                                    "(hung, or the timeout is too short for this model)")
+                                    f"(hung, or the timeout is too short for this model); {self.recover()}")
             time.sleep(0)  # yield; a frame takes milliseconds, so tight polling costs nothing
 
     def is_idle(self) -> bool:
         return bool(self.read_register(CTRL) & AP_IDLE)
+
+    def reset_engine(self) -> None:
+        """Pulse the reset of the engine and its AXI interconnect (ap_ctrl_hs has no abort).
+        Raises DeviceError when the backend cannot."""
+        raise DeviceError(f"the {self.kind} device cannot reset the engine")
+
+    def recover(self) -> str:
+        """Stop a busy engine before anything it may still access is freed or reloaded: reset it,
+        and if it is not idle afterwards keep every buffer allocated for good (its AXI masters may
+        still write them). Returns one clause saying which happened. The overlay is never
+        downloaded again here: reprogramming the PL under AXI transactions in flight can hang the
+        PS interconnect."""
+        if self._quarantined:
+            return self._quarantined
+        try:
+            self.reset_engine()
+            if self.is_idle():
+                return "the engine was reset and is idle"
+            reason = "the engine is still busy after its reset"
+        except DeviceError as e:
+            reason = str(e).splitlines()[0]
+        self._quarantined = (f"{reason}: its {len(self._live)} buffers stay allocated, as its AXI masters may still "
+                             "access them; reboot the board before running again")
+        return self._quarantined
 
     @abstractmethod
     def _allocate(self, nbytes: int, name: str) -> DeviceBuffer: ...
@@ -114,7 +147,8 @@ def _as_bytes(data: np.ndarray) -> np.ndarray:
 class SimulatedDevice(Device):
     """The engine's registers and memory on the host; ap_start runs the C-simulation library.
 
-    `hang=True` is a fault knob: ap_start is accepted but ap_done never comes.
+    `hang=True` is a fault knob: ap_start is accepted but ap_done never comes. `reset_works=False`
+    another: the engine stays busy through its reset (`recover` must then keep the buffers).
     """
 
     kind = "simulated"
@@ -127,6 +161,8 @@ class SimulatedDevice(Device):
         super().__init__()
         self.registers = registers
         self.hang = hang
+        self.reset_works = True
+        self.resets = 0
         self.desc_words = desc_words
         self.word_bytes = bus_bits // 8
         self._regs: dict[int, int] = {}
@@ -173,6 +209,11 @@ class SimulatedDevice(Device):
             return
         self._regs[offset] = int(value) & 0xFFFFFFFF
 
+    def reset_engine(self) -> None:
+        self.resets += 1
+        if self.reset_works:
+            self._ctrl = AP_IDLE  # as after ap_rst_n: idle, nothing pending
+
     def read_register(self, offset: int) -> int:
         if offset == CTRL:
             value = self._ctrl
@@ -212,6 +253,17 @@ class SimulatedDevice(Device):
 
 
 # ---- PYNQ --------------------------------------------------------------------------------------
+
+# The PL reset the block design's proc_sys_reset takes (ext_reset_in), as the PS drives it.
+ZYNQMP_PL_RESETN0_EMIO = 95  # pynq.GPIO.get_gpio_pin index (counted from the first EMIO pin)
+SLCR_BASE, SLCR_UNLOCK, SLCR_UNLOCK_KEY, SLCR_FPGA_RST_CTRL = 0xF800_0000, 0x008, 0xDF0D, 0x240
+PL_RESET_HOLD_S = 0.001  # proc_sys_reset needs the input low for a few clocks; a millisecond is plenty
+
+
+def pl_family() -> str:
+    """zynqmp on a 64-bit Arm (Zynq UltraScale+: Ultra96, KV260, ZCU104), else zynq7 (PYNQ-Z2)."""
+    return "zynqmp" if platform.machine() == "aarch64" else "zynq7"
+
 
 def import_pynq() -> Any:
     try:
@@ -293,9 +345,21 @@ class PynqDevice(Device):
     def read_register(self, offset: int) -> int:
         return int(self.ip.read(offset))
 
-    def close(self) -> None:
-        # A running engine (e.g. after a timeout) must not write into freed memory: reprogramming
-        # the PL stops it. HLS ap_ctrl_hs has no other reset.
-        if self.live_buffers and not self.is_idle():
-            self.overlay.download()
-        super().close()
+    def reset_engine(self) -> None:
+        """Pulse the PS's PL reset 0, which drives the block design's proc_sys_reset (boards/bd_base.tcl.j2):
+        it resets the engine and its SmartConnects."""
+        try:
+            if pl_family() == "zynqmp":  # pl_resetn0 is PS GPIO EMIO 95 (UG1085: bank 5, bit 31)
+                pin = self._pynq.GPIO(self._pynq.GPIO.get_gpio_pin(ZYNQMP_PL_RESETN0_EMIO), "out")
+                pin.write(0)
+                time.sleep(PL_RESET_HOLD_S)
+                pin.write(1)
+            else:  # Zynq-7000: FCLK_RESET0_N is bit 0 of SLCR FPGA_RST_CTRL (UG585), behind the SLCR lock
+                slcr = self._pynq.MMIO(SLCR_BASE, 0x1000)
+                slcr.write(SLCR_UNLOCK, SLCR_UNLOCK_KEY)
+                slcr.write(SLCR_FPGA_RST_CTRL, 0x1)
+                time.sleep(PL_RESET_HOLD_S)
+                slcr.write(SLCR_FPGA_RST_CTRL, 0x0)
+        except Exception as e:  # pynq raises OSError (not root), AttributeError, ...: all mean "no reset"
+            raise DeviceError(f"the PL reset failed ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None

@@ -16,6 +16,7 @@ the runtime: every buffer is freed.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +28,7 @@ from ..figures import CYCLE_COUNTED
 from ..golden import GoldenModel
 from ..hw.memory import initial_fmem, read_tensor
 from . import postprocess
-from .device import Device, DeviceBuffer, PynqDevice, SimulatedDevice
+from .device import Device, DeviceBuffer, DeviceError, PynqDevice, SimulatedDevice
 from .images import prepare
 from .package import ENGINE_DIR, Package, load_package
 
@@ -47,9 +48,41 @@ def open_device(kind: str, package: Package) -> Device:
         library = build_library(package.root / ENGINE_DIR)
         return SimulatedDevice(library, package.registers, hw.bus_bits, package.desc_words)
     if kind == "pynq":
+        check_overlay_timing(package)
         return PynqDevice(package.bitstream, package.registers, package.engine["vlnv"], hw.bus_bits,
                           tuple(package.engine["m_axi"]))
     raise CodesignError(f"unknown device {kind!r}: use one of {', '.join(DEVICES)}")
+
+
+# The PS makes the PL clock by integer division, so the clock it gives can sit a hair under the one
+# asked for; a design that meets that clock meets the engine's.
+CLOCK_TOLERANCE = 1e-3
+
+
+def check_overlay_timing(package: Package) -> None:
+    """Before the overlay is loaded: refuse a bitstream whose routed design misses the clock the
+    engine config was compiled for (hw.clock_mhz), unless it was built with
+    --allow-timing-violation (then warn); warn when its timing was never checked."""
+    overlay = package.meta.get("overlay")
+    if not overlay:
+        return  # nothing to load: PynqDevice says so
+    timing, name = overlay.get("timing"), overlay["bit"]
+    if timing is None:
+        warnings.warn(f"{name}: its timing was not checked (no `codesign bitstream` reports in the package)",
+                      stacklevel=3)
+        return
+    want = package.schedule.hw.clock_mhz
+    problem = None
+    if not timing["met"]:
+        problem = f"its routed design misses timing (WNS {timing['wns_ns']:.3f} ns on {timing['clock']})"
+    elif timing["fmax_mhz"] < want * (1 - CLOCK_TOLERANCE):
+        problem = f"its routed design meets only {timing['fmax_mhz']:.1f} MHz"
+    if problem is None:
+        return
+    message = f"{name}: {problem}, but the engine was compiled for {want:g} MHz"
+    if not timing.get("allowed_violation"):
+        raise DeviceError(f"{message}; results would be unreliable: rebuild the bitstream at a lower clock_mhz")
+    warnings.warn(f"{message} (kept by --allow-timing-violation: results may be wrong)", stacklevel=3)
 
 
 @dataclass

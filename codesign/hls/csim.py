@@ -87,10 +87,11 @@ def build_testbench(project: Path) -> Path:
     return _build([src / "codesign_engine.cpp", project / "tb" / "testbench.cpp"], [src], ".tb", ())
 
 
-def run_testbench(project: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Build and run the C++ testbench on the project's vectors; its exit code is the verdict."""
+def run_testbench(project: Path, *options: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Build and run the C++ testbench on the project's vectors; its exit code is the verdict.
+    options: the testbench's (--separate-memories, --calls N: what RTL co-simulation runs)."""
     exe = build_testbench(project)
-    return subprocess.run([str(exe), str(project / "tb" / "vectors")], capture_output=True, text=True,
+    return subprocess.run([str(exe), str(project / "tb" / "vectors"), *options], capture_output=True, text=True,
                           timeout=timeout)
 
 

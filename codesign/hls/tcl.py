@@ -18,6 +18,7 @@ import jinja2
 from ..errors import CodesignError
 from ..hw.config import BOARDS_DIR, Board, HardwareConfig, HardwareConfigError
 from .names import safe_identifier
+from .reports import REPORTS_DIR
 
 HLS_TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
 
@@ -158,6 +159,7 @@ def render_tcl(hw: HardwareConfig, project: str, sources: list[str], testbench: 
         "vivado_dir": vivado_project_dir(name),
         "bd_name": BD_NAME,
         "overlay_dir": OVERLAY_DIR,
+        "reports_dir": REPORTS_DIR,
         "hls_steps": HLS_STEPS,
         "default_steps": DEFAULT_HLS_STEPS,
         "sources": [_plain_path(p, out_dir, "source") for p in sources],

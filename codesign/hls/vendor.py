@@ -7,6 +7,7 @@ one line and points at the complete project, which can be built later on a machi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,8 @@ import subprocess
 from pathlib import Path
 
 from ..errors import CodesignError
-from .tcl import HLS_SCRIPT, HLS_STEPS, VIVADO_SCRIPT
+from .reports import HLS_JSON, IMPL_JSON, GateFailed, ReportError, parse_csynth, parse_implementation, pragma_targets
+from .tcl import HLS_SCRIPT, HLS_SOLUTION, HLS_STEPS, OVERLAY_DIR, VIVADO_SCRIPT, hls_project_dir
 
 BITSTREAM = "bitstream"
 LOG_DIR = "logs"
@@ -71,12 +73,17 @@ def _run(tool: Path, args: list[str], project_dir: Path, log: Path, env: dict[st
 
 
 def run_vendor_flow(project_dir: Path, steps: tuple[str, ...] = ("csynth", "export", "bitstream"),
-                    timeout: float | None = None) -> dict[str, Path]:
+                    timeout: float | None = None, allow_timing_violation: bool = False) -> dict[str, Path]:
     """Run the vendor steps on the project in `project_dir`; returns {tool: its log file}.
 
     steps: any of csim, csynth, cosim, export (Vitis HLS, run in that order) and bitstream
     (Vivado: block design to the PYNQ overlay, see tcl.overlay_files). timeout: seconds per tool.
     Every tool is looked up before any runs, so a missing Vivado is reported before an hour of HLS.
+
+    Gates (hls/reports.py): after csynth, a loop that misses its pragma II or resources over the
+    part's fail the run (GateFailed) before Vivado starts; after Vivado, a negative setup or hold
+    slack fails it unless `allow_timing_violation`. The parsed figures are written to reports/ either
+    way, so `codesign report` and `codesign deploy` see what was built.
     """
     project_dir = Path(project_dir)
     unknown = sorted(set(steps) - set(HLS_STEPS) - {BITSTREAM})
@@ -106,15 +113,53 @@ def run_vendor_flow(project_dir: Path, steps: tuple[str, ...] = ("csynth", "expo
     for name, _, args, extra_env in plan:
         logs[name] = project_dir / LOG_DIR / f"{name}.log"
         _run(tools[name], args, project_dir, logs[name], {**os.environ, **extra_env}, timeout)
+        if name == "vitis_hls" and "csynth" in hls_steps:
+            _check_synthesis(project_dir)
     if BITSTREAM in steps:
-        # Record which engine the .bit was built from, so deploy refuses it after a re-compile.
-        from ..deploy import write_overlay_stamp
-        from .tcl import OVERLAY_DIR
-
-        bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
-        if not bits:
-            raise VendorToolFailed(f"vivado finished but wrote no .bit in {_one_line(project_dir / OVERLAY_DIR)}; "
-                                   f"see {logs['vivado']}")
-        if (project_dir / "src").is_dir():  # a full codesign project (not just its scripts)
-            write_overlay_stamp(project_dir, bits[0])
+        _check_implementation(project_dir, logs["vivado"], allow_timing_violation)
     return logs
+
+
+def csynth_report(project_dir: Path) -> Path:
+    """The csynth.xml of the project's (one) Vitis HLS project."""
+    found = sorted(project_dir.glob(f"{hls_project_dir('*')}/{HLS_SOLUTION}/syn/report/csynth.xml"))
+    if len(found) != 1:
+        raise ReportError(f"vitis_hls finished but {'no' if not found else len(found)} "
+                          f"{hls_project_dir('*')}/{HLS_SOLUTION}/syn/report/csynth.xml in {_one_line(project_dir)}")
+    return found[0]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _check_synthesis(project_dir: Path) -> None:
+    src = project_dir / "src"
+    synth = parse_csynth(csynth_report(project_dir), pragma_targets(src) if src.is_dir() else {})
+    _write_json(project_dir / HLS_JSON, synth.to_json())
+    misses = synth.misses()
+    if misses:
+        raise GateFailed(f"HLS synthesis misses its targets: {'; '.join(misses)} (figures: "
+                         f"{_one_line(project_dir / HLS_JSON)})")
+
+
+def _check_implementation(project_dir: Path, log: Path, allow_timing_violation: bool) -> None:
+    # Record which engine the .bit was built from, so deploy refuses it after a re-compile.
+    from ..deploy import write_overlay_stamp
+    from ..driver.package import sha256
+
+    bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
+    if not bits:
+        raise VendorToolFailed(f"vivado finished but wrote no .bit in {_one_line(project_dir / OVERLAY_DIR)}; "
+                               f"see {log}")
+    impl = parse_implementation(project_dir)
+    impl.allowed_violation = allow_timing_violation and not impl.met
+    impl.bitstream_sha256 = sha256(bits[0])
+    # Written before the verdict: deploy reads it and refuses a .bit that failed timing.
+    _write_json(project_dir / IMPL_JSON, impl.to_json())
+    violation = impl.violation()
+    if violation and not allow_timing_violation:
+        raise GateFailed(f"{violation}; lower clock_mhz, or pass --allow-timing-violation to keep this bitstream")
+    if (project_dir / "src").is_dir():  # a full codesign project (not just its scripts)
+        write_overlay_stamp(project_dir, bits[0])
