@@ -441,3 +441,20 @@ def test_unknown_step_and_timeout(project, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     with pytest.raises(VendorToolFailed, match="timed out"):
         run_vendor_flow(project, steps=("csynth",), timeout=0.5)
+
+
+def test_m_axi_bundles_are_the_engines_and_the_resource_model_counts_them():
+    """hw/interface.py's bundles are exactly the m_axi ports the rendered top function declares, and the
+    resource model charges one AXI master per bundle (no copied count)."""
+    import jinja2
+
+    from codesign.estimate.params import ResourceParams
+    from codesign.hls.tcl import HLS_TEMPLATES
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_TEMPLATES / "engine")),
+                             undefined=jinja2.StrictUndefined)
+    top = env.get_template("top.cpp.j2").render(hw=hw_for("ultra96v2"))
+    declared = re.findall(r"INTERFACE m_axi port = (\w+) bundle = (\w+)", top)
+    assert declared and all(port == bundle for port, bundle in declared)
+    assert sorted(b for _, b in declared) == sorted(M_AXI_BUNDLES)
+    assert ResourceParams().axi_masters == len(M_AXI_BUNDLES)

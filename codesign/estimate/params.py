@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..hw.config import HardwareConfig
+from ..hw.interface import M_AXI_BUNDLES
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,8 @@ class ResourceParams:
     # master (HLS m_axi adapter with its burst FIFOs + its SmartConnect/interconnect port to an HP
     # port). Order of magnitude of HLS m_axi + SmartConnect IP reports (~2.5–5 k LUT per master with
     # interconnect); BRAM: m_axi read/write data FIFOs (≈ 1 BRAM36 per master direction). Our
-    # engine has three masters (feature maps, weights, descriptors); CoDeNet's has six.
-    axi_masters: int = 3
+    # engine's masters are its m_axi bundles (hw/interface.py); CoDeNet's has six.
+    axi_masters: int = len(M_AXI_BUNDLES)
     lut_base: int = 1500
     ff_base: int = 3000
     bram_base: float = 0.0
@@ -217,7 +218,8 @@ SYNETGY_TIMING = ModelParams(mac_in_bits=4, mac_ii=2, requant="threshold", reuse
 # replicated per lane is not published: three 32-bit index products per output lane (feature-map,
 # pool and shift buffer addressing) at 3.5 DSP48E2 each is a structural guess that reproduces the
 # count, so the DSP comparison is a calibration, not a validation (docs/estimator.md).
-SYNETGY_RESOURCES = ResourceParams(dsp_addr_per_lane=10.5)
+# Its masters: feature maps, weights, descriptors (the three our engine had when this was calibrated).
+SYNETGY_RESOURCES = ResourceParams(dsp_addr_per_lane=10.5, axi_masters=3)
 
 
 def synetgy_config(max_line: int = 7168, max_weights: int = 512 * 1024) -> HardwareConfig:

@@ -17,6 +17,7 @@ import jinja2
 
 from ..errors import CodesignError
 from ..hw.config import BOARDS_DIR, Board, HardwareConfig, HardwareConfigError
+from ..hw.interface import M_AXI_BUNDLES
 from .names import safe_identifier
 from .reports import REPORTS_DIR
 
@@ -25,7 +26,6 @@ HLS_TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
 # The engine as docs/engine.md defines it, and the IP that export_design makes of it.
 ENGINE_TOP = "codesign_engine"
 CONTROL_BUNDLE = "control"
-M_AXI_BUNDLES = ("fmem_rd", "fmem_wr", "wmem", "fmem_old", "desc")  # heaviest traffic first: first pick of HP ports
 IP_VENDOR, IP_LIBRARY, IP_VERSION = "xilinx.com", "hls", "1.0"
 ENGINE_VLNV = f"{IP_VENDOR}:{IP_LIBRARY}:{ENGINE_TOP}:{IP_VERSION}"
 
