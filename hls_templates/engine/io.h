@@ -192,11 +192,8 @@ struct io_t {
     static word_t buf[2 * MAX_TOUCH];  // ping-pong pixel buffer: one write + one read per cycle
     // When a pixel's period equals its word count, the word loaded last is read back one
     // iteration later (the next pixel's first step): that distance-1 read-after-write is
-    // forwarded from a register (fw_*), the memory serves distances >= 2 (its write takes 1
-    // cycle), hence `DEPENDENCE inter false` in the loop.
-    bool fw_on = false;
-    int fw_a = 0;
-    word_t fw_v = 0;
+    // forwarded from registers (forward_t), hence `DEPENDENCE inter false` in the loop.
+    forward_t<word_t> fw;
     int lw[PI], lo[PI];  // per lane of the current vector: word and lane of its channel
     bool lv[PI];
     HLS_PRAGMA(ARRAY_PARTITION variable = lw complete)
@@ -214,18 +211,11 @@ struct io_t {
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = (MAX_PIX + 1) * MAX_TOUCH)
       HLS_PRAGMA(DEPENDENCE variable = buf inter false)
       CODESIGN_TRIP(n_un);
-      bool wr_on = false;  // this iteration's buffer write, forwarded to the next one
-      int wr_a = 0;
-      word_t wr_v = 0;
+      forward_t<word_t> wr;  // this iteration's buffer write
       if (px < npix && ph < wpp) {  // load word ph of pixel px
         const word_t w = in.read();
         const int sl = slot(tw, ph);
-        if (sl >= 0) {
-          wr_on = true;
-          wr_a = (px & 1) * MAX_TOUCH + sl;
-          wr_v = w;
-          buf[wr_a] = w;
-        }
+        if (sl >= 0) wr.write(buf, (px & 1) * MAX_TOUCH + sl, w);
       }
       if (px > 0 && ph < steps) {  // emit step s of vector k of pixel px - 1
         if (s == 0) {
@@ -244,7 +234,7 @@ struct io_t {
         ap_uint<SB> lane[L];
         HLS_PRAGMA(ARRAY_PARTITION variable = lane complete)
         const int ra = ((px - 1) & 1) * MAX_TOUCH + slot(tw, wi);
-        LS::unpack((fw_on && fw_a == ra) ? fw_v : buf[ra], lane);
+        LS::unpack(fw.read(buf, ra), lane);
         for (int i = 0; i < PI; ++i) {
           HLS_PRAGMA(UNROLL)
           if (lv[i] && lw[i] == wi) acc.v[i] = lane[lo[i]];  // a run-time lane: an L-input mux
@@ -255,9 +245,7 @@ struct io_t {
           if (++k == nci) k = 0;
         }
       }
-      fw_on = wr_on;
-      fw_a = wr_a;
-      fw_v = wr_v;
+      fw = wr;
       if (++ph == period) {
         ph = 0;
         ++px;
@@ -331,10 +319,8 @@ struct io_t {
     static out_vec vbuf[2 * MAX_CO_T];  // ping-pong pixel buffer, one vector per address
     HLS_PRAGMA(AGGREGATE variable = vbuf)
     // The same distance-1 read-after-write as unpack's buffer (word 0 needing the vector loaded
-    // last) is forwarded from a register (fw_*); see unpack_sb.
-    bool fw_on = false;
-    int fw_a = 0;
-    out_vec fw_v;
+    // last) is forwarded from registers (forward_t); see unpack_sb.
+    forward_t<out_vec> fw;
     int lvec[LA], lsub[LA];  // per lane of the current word: vector and lane of its channel
     bool lv[LA];
     HLS_PRAGMA(ARRAY_PARTITION variable = lvec complete)
@@ -353,15 +339,8 @@ struct io_t {
       HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = (MAX_PIX + 1) * MAX_TOUCH)
       HLS_PRAGMA(DEPENDENCE variable = vbuf inter false)
       CODESIGN_TRIP(n_pk);
-      bool wr_on = false;  // this iteration's buffer write, forwarded to the next one
-      int wr_a = 0;
-      out_vec wr_v;
-      if (px < npix && ph < nco) {
-        wr_on = true;
-        wr_a = (px & 1) * MAX_CO_T + ph;
-        wr_v = in.read();
-        vbuf[wr_a] = wr_v;
-      }
+      forward_t<out_vec> wr;  // this iteration's buffer write
+      if (px < npix && ph < nco) wr.write(vbuf, (px & 1) * MAX_CO_T + ph, in.read());
       if (px > 0 && ph < steps) {  // step s of word w of pixel px - 1
         if (s == 0) {
           wp = wplan(view, w);
@@ -381,7 +360,7 @@ struct io_t {
         if (wp.nb + wp.na > 0) {
           const int v = s < wp.nb ? wp.b0 + s : wp.a0 + s - wp.nb;
           const int ra = ((px - 1) & 1) * MAX_CO_T + v;
-          const out_vec src = (fw_on && fw_a == ra) ? fw_v : vbuf[ra];
+          const out_vec src = fw.read(vbuf, ra);
           for (int l = 0; l < LA; ++l) {
             HLS_PRAGMA(UNROLL)
             if (lv[l] && lvec[l] == v) lane[l] = src.v[lsub[l]];  // a PO-input mux per lane
@@ -396,9 +375,7 @@ struct io_t {
           if (++w == wpp) w = 0;
         }
       }
-      fw_on = wr_on;
-      fw_a = wr_a;
-      fw_v = wr_v;
+      fw = wr;
       if (++ph == period) {
         ph = 0;
         ++px;
@@ -450,10 +427,8 @@ struct io_t {
     const int n = out_words(c);
     const int w_out = c.upsample ? c.w4 : c.w3;
     // `row` is read back at distance wpp (the pixel's second copy): distance 1 (wpp == 1) is
-    // forwarded from a register, longer ones meet the memory's 1-cycle write.
-    bool fw_on = false;
-    int fw_a = 0;
-    mword_t fw_v;
+    // forwarded from registers (forward_t), longer ones meet the memory's 1-cycle write.
+    forward_t<mword_t> fw;
     int k = 0, x = 0, y = 0;  // word of the pixel, output column, output row
     if (n > 0) CODESIGN_BURST(STAGE_WRITE, C::AXI_LATENCY);
     CODESIGN_LOOP_COUNTER(n_wr);
@@ -467,16 +442,15 @@ struct io_t {
       const bool fresh = !c.upsample || (y % 2 == 0 && x % 2 == 0);  // from the stream
       if (c.upsample && y % 2 == 1) CODESIGN_TRIP(n_quiet);
       const int ra = (x >> 1) * wpp + k;
+      forward_t<mword_t> wr;  // this iteration's row write
       mword_t nw;
       if (fresh) {
         nw = in.read();
-        if (c.upsample) row[ra] = nw;
+        if (c.upsample) wr.write(row, ra, nw);
       } else {
-        nw = (fw_on && fw_a == ra) ? fw_v : row[ra];
+        nw = fw.read(row, ra);
       }
-      fw_on = fresh && c.upsample;
-      fw_a = ra;
-      fw_v = nw;
+      fw = wr;
       const word_t o = full ? word_t(0) : old.read();
       mem[c.out_addr + i] = full ? nw.w : word_t((o & ~nw.m) | (nw.w & nw.m));
       if (++k == wpp) {

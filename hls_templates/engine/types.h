@@ -62,6 +62,26 @@ struct vec_t {
   ap_uint<B> v[N];
 };
 
+// One pipelined iteration's write of a memory, kept in registers so that the next iteration can
+// read it back (a read-after-write at distance 1, which the memory's write path cannot serve; the
+// histogram idiom): each iteration records its write in a fresh forward_t, reads through the
+// previous one, and hands its own on at the end. Longer distances are left to the memory, which is
+// what lets the loop declare `DEPENDENCE inter false` on it.
+template <class T>
+struct forward_t {
+  bool on = false;
+  int a = 0;
+  T v = T();
+
+  void write(T* mem, int addr, const T& val) {
+    mem[addr] = val;
+    on = true;
+    a = addr;
+    v = val;
+  }
+  T read(const T* mem, int addr) const { return (on && a == addr) ? v : mem[addr]; }
+};
+
 // The descriptor fields of one call, decoded (docs/engine.md, "Descriptor").
 struct call_t {
   bool prepool, conv, pool, shift, in8;
