@@ -27,6 +27,7 @@
 #define CODESIGN_ENGINE_CONV1X1_H
 
 #include "cycles.h"
+#include "inventory.h"
 #include "packing.h"
 #ifndef __SYNTHESIS__
 #include <cassert>
@@ -125,6 +126,7 @@ template <int N, int B>
 struct lanes64_t {
   static_assert(B >= 1 && B <= 32, "lane width must be in 1..32");
   static constexpr int NP = ceil_div(N * B, 64);  // parts
+  static constexpr int BITS = N * B;              // the hardware word
   static constexpr unsigned long long MASK = (1ULL << B) - 1;
   ap_uint<64> p[NP];
 
@@ -298,7 +300,7 @@ void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w
   const bool narrow = weight_store_bits(w_bits, WB) < WB;
   const int lw = narrow ? BUS / 4 : LWW;
   hls::stream<ap_uint<BUS> > words("wload_words");
-  HLS_PRAGMA(STREAM variable = words depth = 4)
+  CODESIGN_STREAM(words, 4);
   read_weight_words<BUS, MAXC * ceil_div(MAXC, LWW)>(wmem, w_addr, cout * ceil_div(cin, lw),
                                                      axi_latency, words);
   pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, narrow, wbuf);

@@ -23,6 +23,7 @@
 
 #include "conv1x1.h"
 #include "cycles.h"
+#include "inventory.h"
 #include "descriptor.h"
 #include "io.h"
 #include "maxpool.h"
@@ -259,17 +260,17 @@ struct engine_t {
     hls::stream<typename IO::mword_t> s_wr("s_wr");
     hls::stream<word_t> s_old("s_old");
     hls::stream<ap_uint<8> > s_dil("s_dil");
-    HLS_PRAGMA(STREAM variable = s_rd depth = IO::MAX_TOUCH)
-    HLS_PRAGMA(STREAM variable = s_un depth = IN_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_in depth = IN_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_acc depth = OUT_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_mac depth = OUT_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_pool depth = OUT_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_shift depth = OUT_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_sp depth = OUT_DEPTH)
-    HLS_PRAGMA(STREAM variable = s_wr depth = IO::MAX_TOUCH)
-    HLS_PRAGMA(STREAM variable = s_old depth = IO::MAX_TOUCH)
-    HLS_PRAGMA(STREAM variable = s_dil depth = C::MAX_W)
+    CODESIGN_STREAM(s_rd, IO::MAX_TOUCH);
+    CODESIGN_STREAM(s_un, IN_DEPTH);
+    CODESIGN_STREAM(s_in, IN_DEPTH);
+    CODESIGN_STREAM(s_acc, OUT_DEPTH);
+    CODESIGN_STREAM(s_mac, OUT_DEPTH);
+    CODESIGN_STREAM(s_pool, OUT_DEPTH);
+    CODESIGN_STREAM(s_shift, OUT_DEPTH);
+    CODESIGN_STREAM(s_sp, OUT_DEPTH);
+    CODESIGN_STREAM(s_wr, IO::MAX_TOUCH);
+    CODESIGN_STREAM(s_old, IO::MAX_TOUCH);
+    CODESIGN_STREAM(s_dil, C::MAX_W);
     IO::read_words(fmem_rd, c, s_rd, s_dil);
     IO::unpack_view(s_rd, s_un, c);
     maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
@@ -296,10 +297,13 @@ struct engine_t {
     // of an output tile (conv1x1.h, requant.h). Loaded before the call's dataflow region.
     static wword_t wbuf[PO][MAXT];
     HLS_PRAGMA(ARRAY_PARTITION variable = wbuf complete dim = 1)
+    CODESIGN_MEMORY(wbuf);
     static rq_mult_t mult[PO][MAX_CO_T];
     static rq_wide_t bias[PO][MAX_CO_T];
     HLS_PRAGMA(ARRAY_PARTITION variable = mult complete dim = 1)
     HLS_PRAGMA(ARRAY_PARTITION variable = bias complete dim = 1)
+    CODESIGN_MEMORY(mult);
+    CODESIGN_MEMORY(bias);
     // the spatial unit's weights and constants: one memory per (tap, lane) / lane, read at k
     static ap_int<WB> wsp[9][PO][MAX_CO_T];
     static rq_mult_t smult[PO][MAX_CO_T];
@@ -308,6 +312,9 @@ struct engine_t {
     HLS_PRAGMA(ARRAY_PARTITION variable = wsp complete dim = 2)
     HLS_PRAGMA(ARRAY_PARTITION variable = smult complete dim = 1)
     HLS_PRAGMA(ARRAY_PARTITION variable = sbias complete dim = 1)
+    CODESIGN_MEMORY(wsp);
+    CODESIGN_MEMORY(smult);
+    CODESIGN_MEMORY(sbias);
     const int n = n_desc.to_uint() > unsigned(C::MAX_DESC) ? C::MAX_DESC : int(n_desc.to_uint());
   calls:
     for (int d = 0; d < C::MAX_DESC; ++d) {

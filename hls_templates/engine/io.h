@@ -18,6 +18,7 @@
 #define CODESIGN_ENGINE_IO_H
 
 #include "cycles.h"
+#include "inventory.h"
 #include "packing.h"
 #include "types.h"
 
@@ -59,6 +60,7 @@ struct io_t {
   typedef vec_t<PO, A> out_vec;
   // an output word and the bits of the lanes it sets (the rest keep the old word's bits)
   struct mword_t {
+    static constexpr int BITS = 2 * BUS;
     word_t w, m;
   };
 
@@ -190,6 +192,7 @@ struct io_t {
     const int period = wpp > steps ? wpp : steps;
 
     static word_t buf[2 * MAX_TOUCH];  // ping-pong pixel buffer: one write + one read per cycle
+    CODESIGN_MEMORY(buf);
     // When a pixel's period equals its word count, the word loaded last is read back one
     // iteration later (the next pixel's first step): that distance-1 read-after-write is
     // forwarded from registers (forward_t), hence `DEPENDENCE inter false` in the loop.
@@ -318,6 +321,7 @@ struct io_t {
 
     static out_vec vbuf[2 * MAX_CO_T];  // ping-pong pixel buffer, one vector per address
     HLS_PRAGMA(AGGREGATE variable = vbuf)
+    CODESIGN_MEMORY(vbuf);
     // The same distance-1 read-after-write as unpack's buffer (word 0 needing the vector loaded
     // last) is forwarded from registers (forward_t); see unpack_sb.
     forward_t<out_vec> fw;
@@ -422,6 +426,7 @@ struct io_t {
     HLS_PRAGMA(INLINE off)
     static mword_t row[ROW_WORDS];
     HLS_PRAGMA(AGGREGATE variable = row)
+    CODESIGN_MEMORY(row);
     const int wpp = wpp_out(c);
     const bool full = out_full(c);
     const int n = out_words(c);

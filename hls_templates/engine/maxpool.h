@@ -18,6 +18,7 @@
 #define CODESIGN_ENGINE_MAXPOOL_H
 
 #include "cycles.h"
+#include "inventory.h"
 #include "types.h"
 
 // II of the pool loop (its PIPELINE pragma and the cycle count, cycles.h).
@@ -47,6 +48,7 @@ void maxpool2x2_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& 
   constexpr int LW = pool_line_words<P, MAXC, MAX_W, MAX_LINE>::value;
   constexpr int MAX_N = MAX_H * MAX_W * ceil_div(MAXC, P);
   static word_t line[LW];
+  CODESIGN_MEMORY(line);
   if (!enable) {
     pass_through<STAGE, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;

@@ -41,6 +41,7 @@ constexpr int DEPTH_REQUANT = 7;
 // PO signed accumulators of one output tile: the MAC array -> requant stream's element.
 template <int N, int B>
 struct acc_vec_t {
+  static constexpr int BITS = N * B;
   ap_int<B> v[N];
 };
 

@@ -26,6 +26,7 @@
 #define CODESIGN_ENGINE_SHIFT_H
 
 #include "cycles.h"
+#include "inventory.h"
 #include "types.h"
 
 // II of the shift loop (its PIPELINE pragma and the cycle count, cycles.h).
@@ -57,6 +58,8 @@ void shift_dirac5_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >
   static word_t line[2][LW];
   static word_t left[MAX_CT];
   HLS_PRAGMA(ARRAY_PARTITION variable = line complete dim = 1)
+  CODESIGN_MEMORY(line);
+  CODESIGN_MEMORY(left);
   if (!enable) {
     pass_through<STAGE_SHIFT, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;

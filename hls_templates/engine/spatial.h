@@ -51,6 +51,7 @@
 #define CODESIGN_ENGINE_SPATIAL_H
 
 #include "cycles.h"
+#include "inventory.h"
 #include "packing.h"
 #include "requant.h"
 #include "shift.h"
@@ -150,6 +151,10 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
   static col_t win1[MAX_CT], win2[MAX_CT];
   static ap_uint<8> dring[NRING * MAX_W];
   HLS_PRAGMA(ARRAY_PARTITION variable = ring complete dim = 1)
+  CODESIGN_MEMORY(ring);
+  CODESIGN_MEMORY(win1);
+  CODESIGN_MEMORY(win2);
+  CODESIGN_MEMORY(dring);
   if (!dw && !deform) {
     pass_through<STAGE_SPATIAL, P, B, MAXC, MAX_H, MAX_W>(in, out, h, w, c);
     return;

@@ -59,6 +59,7 @@ constexpr int cmin(int a, int b) { return a < b ? a : b; }
 // (PI values between the reader and the MAC array, PO values after it).
 template <int N, int B>
 struct vec_t {
+  static constexpr int BITS = N * B;
   ap_uint<B> v[N];
 };
 

@@ -1,0 +1,92 @@
+"""Code-derived resources (codesign/hls/inventory.py, codesign/estimate/fit.py): the memories the
+rendered engine declares, read from the C-simulation library and the pragmas, and what they cost."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codesign.estimate.fit import bram18_count, code_derived, memory_cost
+from codesign.hls.inventory import axi_adapters, declared_memories
+from codesign.hls.project import write_project
+from codesign.hw.config import HardwareConfig
+from codesign.hw.interface import M_AXI_BUNDLES
+from codesign.hw.scheduler import sized_for
+
+# a static array (one statement, not a function; the C-sim stage-name table is not hardware) or a
+# dataflow stream, as the engine's headers declare them
+STATIC_ARRAY = re.compile(r"^\s*static\s+(?!constexpr|inline|const char)([^;(]*\[[^;(]*);", re.M)
+STREAM = re.compile(r"^\s*hls::stream<.+?>\s+(.+?);", re.M)
+
+
+@pytest.fixture(scope="module")
+def tiny_project(tiny_graph, tmp_path_factory):
+    return write_project(tiny_graph, sized_for(tiny_graph, HardwareConfig()), tmp_path_factory.mktemp("fit") / "p")
+
+
+def declared_in_source(src: Path) -> set[tuple[str, str]]:
+    """(header, name) of every static array and local stream the rendered headers declare."""
+    found = set()
+    for header in sorted(src.glob("*.h")):
+        text = header.read_text()
+        for decl in STATIC_ARRAY.findall(text):
+            decl = re.sub(r"<[^<>]*>", "", re.sub(r"<[^<>]*>", "", decl))  # template arguments (two levels)
+            found |= {(header.name, name) for name in re.findall(r"(\w+)\s*\[", decl)}
+        for decl in STREAM.findall(text):
+            found |= {(header.name, name) for name in re.findall(r"(\w+)\(\"", decl)}
+    return found
+
+
+def test_every_memory_of_the_rendered_source_is_in_the_inventory(tiny_project):
+    """The source is read independently of the registry: a declaration without its CODESIGN_MEMORY /
+    CODESIGN_STREAM would be missed by the resource model, and this fails."""
+    memories = declared_memories(tiny_project.path)
+    source = declared_in_source(tiny_project.path / "src")
+    assert len(source) >= 20  # the regexes still find the engine's declarations
+    assert source == {(m.file, m.var) for m in memories}
+    hw = tiny_project.schedule.hw
+    by_name = {(m.file, m.var): m for m in memories}
+    # banks from the ARRAY_PARTITION pragmas, sizes from the compiler
+    assert by_name["engine.h", "wbuf"].banks == hw.po
+    assert by_name["engine.h", "wsp"].banks == 9 * hw.po
+    assert by_name["spatial.h", "ring"].banks > 1 and by_name["io.h", "row"].banks == 1
+    assert all(m.depth >= 1 and m.width >= 1 for m in memories)
+
+
+def test_the_model_prices_every_memory_and_adapter(tiny_project):
+    hw = tiny_project.schedule.hw
+    memories, adapters = declared_memories(tiny_project.path), axi_adapters(tiny_project.path)
+    assert sorted(a.bundle for a in adapters) == sorted(M_AXI_BUNDLES)
+    fit = code_derived(hw, memories, adapters)
+    priced = [r for r in fit.rows if r.unit != "m_axi"]
+    for m in memories:
+        assert any(r.unit == m.file.removesuffix(".h") and r.what.startswith(f"{m.var} ") for r in priced), m
+    assert all(any(r.what.startswith(a.bundle + " ") for r in fit.rows if r.unit == "m_axi") for a in adapters)
+    tot = fit.totals()
+    assert tot["bram36"] == pytest.approx(sum(r.cost.get("bram36", 0) for r in fit.rows))
+    assert set(fit.to_dict()) == {"lut", "ff", "bram36", "dsp"}
+    assert all("util" in v for v in fit.to_dict().values())
+
+
+def test_memory_rules():
+    assert bram18_count(577, 256) == 15  # 1K x 18 per BRAM18
+    assert bram18_count(512, 72) == 2 and bram18_count(16384, 1) == 1 and bram18_count(32768, 1) == 2
+    assert memory_cost(1, 48, banks=32) == {"ff": 32 * 48}  # one word deep: registers
+    assert memory_cost(32, 24, banks=32) == {"lut": 32 * 4 * 8}  # LUTRAM, RAM64M: 3 bits per 4 LUTs
+    assert memory_cost(64, 256, stream=True) == {"lut": 512, "ff": 256}  # SRL FIFO
+    assert memory_cost(514, 128, stream=True) == {"bram36": 4.0}
+
+
+def test_a_pragma_change_changes_the_inventory(tiny_project, tmp_path):
+    """The stream depths are the STREAM pragma's own expression (one macro), evaluated by the compiler."""
+    mutant = Path(shutil.copytree(tiny_project.path, tmp_path / "mutant"))
+    engine = mutant / "src" / "engine.h"
+    text = engine.read_text()
+    assert "CODESIGN_STREAM(s_acc, OUT_DEPTH);" in text
+    engine.write_text(text.replace("CODESIGN_STREAM(s_acc, OUT_DEPTH);", "CODESIGN_STREAM(s_acc, 3 * OUT_DEPTH);"))
+    before = {(m.file, m.var): m for m in declared_memories(tiny_project.path)}
+    after = {(m.file, m.var): m for m in declared_memories(mutant)}
+    assert after["engine.h", "s_acc"].depth == 3 * before["engine.h", "s_acc"].depth
+    assert after["engine.h", "s_un"] == before["engine.h", "s_un"]
