@@ -27,7 +27,7 @@ from codesign.estimate.synthetic import codenet_ir, diracdeltanet_ir  # noqa: E4
 from codesign.figures import CODE_DERIVED, MODELED  # noqa: E402
 from codesign.hls.inventory import axi_adapters, declared_memories  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
-from codesign.hw.config import HardwareConfig  # noqa: E402
+from codesign.hw.config import Board, HardwareConfig  # noqa: E402
 from codesign.hw.scheduler import sized_for  # noqa: E402
 
 CONFIGS = (("diracdeltanet_224", "ultra96v2"), ("codenet_b", "ultra96v2"), ("diracdeltanet_224", "kv260"),
@@ -36,7 +36,8 @@ CONFIGS = (("diracdeltanet_224", "ultra96v2"), ("codenet_b", "ultra96v2"), ("dir
 
 def measure(model: str, board: str, workdir: Path) -> dict:
     graph = diracdeltanet_ir() if model.startswith("diracdeltanet") else codenet_ir("b")
-    hw = sized_for(graph, HardwareConfig(board=board))
+    # as `codesign compile --board` picks it: sized for the model, at most 250 MHz or the board's clock
+    hw = sized_for(graph, HardwareConfig(board=board, clock_mhz=min(250.0, Board.load(board).clock_mhz)))
     project = write_project(graph, hw, workdir / f"{model}-{board}").path
     fit = code_derived(hw, declared_memories(project), axi_adapters(project))
     old = analytic(hw)

@@ -90,3 +90,27 @@ def test_a_pragma_change_changes_the_inventory(tiny_project, tmp_path):
     after = {(m.file, m.var): m for m in declared_memories(mutant)}
     assert after["engine.h", "s_acc"].depth == 3 * before["engine.h", "s_acc"].depth
     assert after["engine.h", "s_un"] == before["engine.h", "s_un"]
+
+
+def test_weight_buffer_is_as_deep_as_the_largest_conv_needs(tiny_graph):
+    """sized_for sets max_wtiles to the model's largest ceil(cin/PI)·ceil(cout/PO) (not the loose bound from
+    max_weights), the rendered engine is built with it, and a shallower buffer is refused at schedule time."""
+    from codesign.hw.scheduler import ScheduleError, fuse, schedule
+
+    hw = sized_for(tiny_graph)
+    calls, _ = fuse(tiny_graph)
+    convs = [tiny_graph.layer(c.conv) for c in calls if c.conv]
+    need = max(-(-tiny_graph.tensors[c.inputs[0]].shape[2] // hw.pi) * -(-tiny_graph.tensors[c.output].shape[2] // hw.po)
+               for c in convs)
+    assert hw.max_wtiles == hw.weight_tiles == need
+    assert HardwareConfig(max_wtiles=0).weight_tiles > need  # the unsized bound
+    schedule(tiny_graph, hw)
+    with pytest.raises(ScheduleError, match="weight tiles"):
+        schedule(tiny_graph, hw.with_(max_wtiles=need - 1))
+
+
+def test_m_axi_buffers_are_two_bursts(tiny_project):
+    """Two 256-beat bursts in flight cover the AXI latency (50 cycles): the adapters buffer no more."""
+    by = {a.bundle: a for a in axi_adapters(tiny_project.path)}
+    assert by["fmem_rd"].read_depth == by["fmem_old"].read_depth == by["wmem"].read_depth == 2 * 256
+    assert by["fmem_wr"].write_depth == 2 * 256 and by["fmem_rd"].write_depth == 0

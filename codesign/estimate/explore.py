@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 from ..errors import CodesignError
 from ..graph import Graph
 from ..hw.config import Board, HardwareConfig
-from ..hw.scheduler import ScheduleError, check_fits, fuse, requirements, sized_for
+from ..hw.scheduler import ScheduleError, check_fits, fuse, requirements, sized_for, weight_tiles_needed
 from .cycles import estimate
 from .params import ModelParams, ResourceParams
 from .resources import resources
@@ -149,6 +149,7 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
     tasks = []
     for pi, po, bus, clk in itertools.product(pis, pos, bus_bits, clocks):
         hw = sized.with_(pi=pi, po=po, bus_bits=bus, clock_mhz=float(clk))
+        hw = hw.with_(max_wtiles=weight_tiles_needed(graph, calls, hw))  # the buffer for this array shape
         try:
             check_fits(req, hw, graph, calls)
         except ScheduleError:  # pragma: no cover - sized_for makes every sweep point schedulable

@@ -101,11 +101,6 @@ class ResourceEstimate:
                 f"{'' if self.fits() else '  DOES NOT FIT: ' + '; '.join(self.violations())}")
 
 
-def max_weight_tiles(hw: HardwareConfig) -> int:
-    """MAXT of conv1x1.h: tiles of the largest call the weight buffer holds."""
-    return (_cdiv(hw.max_weights, hw.pi * hw.po) + _cdiv(hw.max_channels, hw.pi) + _cdiv(hw.max_channels, hw.po) + 1)
-
-
 def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: ResourceParams | None = None,
               board: Board | None = None) -> ResourceEstimate:
     p = params or ModelParams()
@@ -149,7 +144,7 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
             dsp=po * rp.dsp_per_requant_lane)
 
     # weight buffer: one PI×PO tile per cycle; in UltraRAM where the part has it (deep and wide)
-    depth = max_weight_tiles(hw)
+    depth = hw.weight_tiles
     urams = _cdiv(depth, URAM_DEPTH) * _cdiv(nmac * wb, URAM_WIDTH) * rp.weight_buffers
     if board.uram and depth > 64 and urams <= board.uram:
         add("weight_buffer", uram=urams)

@@ -68,6 +68,9 @@ class HardwareConfig:
     max_width: int = 224
     max_line: int = 224 * 64
     max_weights: int = 512 * 1024
+    # PI x PO weight tiles the MAC array's weight buffer holds (its depth); 0: the bound that
+    # max_weights and max_channels imply (weight_tiles). sized_for sets the model's exact need.
+    max_wtiles: int = 0
     clock_mhz: float = 250.0
     max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
     # Operand width of the MAC array's multipliers. Wider activations (the 8-bit image, A8) and
@@ -90,10 +93,22 @@ class HardwareConfig:
             raise HardwareConfigError(f"mac_bits={self.mac_bits!r} must be 2, 4 or 8")
         if not 16 <= self.acc_bits <= 32:
             raise HardwareConfigError(f"acc_bits={self.acc_bits} must be 16..32")
+        if not isinstance(self.max_wtiles, int) or self.max_wtiles < 0:
+            raise HardwareConfigError(f"max_wtiles={self.max_wtiles!r} must be a non-negative integer")
         if self.clock_mhz <= 0:
             raise HardwareConfigError(f"clock_mhz={self.clock_mhz} must be positive")
 
     # ---- derived quantities used by templates, packing and scheduler ----
+    @property
+    def weight_tiles(self) -> int:
+        """MAXT of the engine (config.h.j2): max_wtiles, or the bound of conv1x1.h max_weight_tiles
+        (ceil(a/PI) ceil(b/PO) <= ab/(PI PO) + a/PI + b/PO + 1 for a, b <= max_channels)."""
+        if self.max_wtiles:
+            return self.max_wtiles
+        def cdiv(a: int, b: int) -> int:
+            return -(-a // b)
+        return cdiv(self.max_weights, self.pi * self.po) + cdiv(self.max_channels, self.pi) + cdiv(self.max_channels, self.po) + 1
+
     @property
     def lanes(self) -> int:
         return self.bus_bits // self.act_bits

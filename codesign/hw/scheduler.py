@@ -435,6 +435,8 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             conv = graph.layer(c.conv)
             if conv.params["weight"].size > hw.max_weights:
                 problems.append(f"{conv.params['weight'].size} weights > max_weights {hw.max_weights}")
+            if _weight_tiles(cin, cout, hw) > hw.weight_tiles:
+                problems.append(f"{_weight_tiles(cin, cout, hw)} weight tiles > the weight buffer's {hw.weight_tiles}")
             if conv.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
             if graph.tensors[conv.output].bits > hw.act_bits:
@@ -463,6 +465,16 @@ def _check_engine_tensors(graph: Graph, hw: HardwareConfig, tensors: list[str], 
                                 f"{info.bits}-bit; the engine stores unsigned activations of act_bits {hw.act_bits}")
 
 
+def _weight_tiles(cin: int, cout: int, hw: HardwareConfig) -> int:
+    """PI x PO tiles of a cin -> cout 1x1 conv (what the weight buffer holds for it)."""
+    return -(-cin // hw.pi) * -(-cout // hw.po)
+
+
+def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> int:
+    """The weight buffer depth (max_wtiles) the graph's largest conv call needs on hw's PI x PO array."""
+    return max((_weight_tiles(*_call_geometry(graph, c)[2:4], hw) for c in calls if c.conv), default=1)
+
+
 def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
     """`hw` (default: the default config) with its buffer limits set to exactly what `graph` needs."""
     calls, _ = fuse(graph)
@@ -471,7 +483,8 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
     act = next(b for b in (2, 4, 8) if b >= req.act_bits)
     wb = next(b for b in (2, 4, 8) if b >= req.weight_bits)
     return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_line=req.max_line,
-                      max_weights=req.max_weights, weight_bits=wb, act_bits=act)
+                      max_weights=req.max_weights, weight_bits=wb, act_bits=act,
+                      max_wtiles=weight_tiles_needed(graph, calls, base))
 
 
 def _log2_stride(stride: int, what: str) -> int:

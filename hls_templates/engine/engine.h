@@ -260,7 +260,7 @@ struct engine_t {
     hls::stream<typename IO::mword_t> s_wr("s_wr");
     hls::stream<word_t> s_old("s_old");
     hls::stream<ap_uint<8> > s_dil("s_dil");
-    CODESIGN_STREAM(s_rd, IO::MAX_TOUCH);
+    CODESIGN_STREAM(s_rd, IO::WORD_FIFO);
     CODESIGN_STREAM(s_un, IN_DEPTH);
     CODESIGN_STREAM(s_in, IN_DEPTH);
     CODESIGN_STREAM(s_acc, OUT_DEPTH);
@@ -268,8 +268,8 @@ struct engine_t {
     CODESIGN_STREAM(s_pool, OUT_DEPTH);
     CODESIGN_STREAM(s_shift, OUT_DEPTH);
     CODESIGN_STREAM(s_sp, OUT_DEPTH);
-    CODESIGN_STREAM(s_wr, IO::MAX_TOUCH);
-    CODESIGN_STREAM(s_old, IO::MAX_TOUCH);
+    CODESIGN_STREAM(s_wr, IO::WORD_FIFO);
+    CODESIGN_STREAM(s_old, IO::WORD_FIFO);
     CODESIGN_STREAM(s_dil, C::MAX_W);
     IO::read_words(fmem_rd, c, s_rd, s_dil);
     IO::unpack_view(s_rd, s_un, c);

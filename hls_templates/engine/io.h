@@ -52,6 +52,10 @@ struct io_t {
   static constexpr int MAX_PIX = C::MAX_H * C::MAX_W;
   // words of the input view one pixel touches, at most (the most with the narrowest lanes: 8 bits)
   static constexpr int MAX_TOUCH = ceil_div(MAXC << MAX_VIEW_SH, BUS / 8) + 2;
+  // Depth of the word streams into unpack / out of pack and the prefetch: every process on them
+  // takes a word per cycle whenever it has one (none waits for a whole pixel), so a few words of
+  // slack suffice, and 32 fit a shift-register FIFO.
+  static constexpr int WORD_FIFO = 32;
   // UPSAMPLE: one input row of output words held to write it twice (check(): w3 * wpp <= ROW_WORDS)
   static constexpr int ROW_WORDS = ceil_div(C::MAX_LINE, LA) + C::MAX_W;
 
