@@ -16,6 +16,7 @@ from codesign.hls.csim import CsimEngine
 from codesign.hls.project import write_project
 from codesign.hw import funcsim
 from codesign.hw.config import HardwareConfig
+from codesign.hw.memory import initial_fmem
 from codesign.hw.scheduler import ScheduleError, schedule, sized_for
 from codesign.hw.verify import verify
 from codesign.quant import export_model, requant_constants
@@ -272,3 +273,26 @@ def test_host_op_between_engine_ops_is_refused():
     validate(bad)
     with pytest.raises(ScheduleError, match="reads 'b', computed by host layer 'mid' after the engine"):
         schedule(bad, HW)
+
+
+def test_an_engine_without_the_spatial_unit_refuses_dw_and_deform(tmp_path):
+    """sized_for leaves the spatial unit out of an engine for a model without a 3×3; such an engine refuses
+    DW / DEFORM twice: the scheduler names the layer, and the engine itself rejects the descriptor."""
+    from codesign.hls.csim import CsimError
+
+    graph = fuzz_graph(np.random.RandomState(2), dict(h=4, w=4, cin=3, cout=3, a_bits=8, conv=True, prepool=False,
+                                                      pool=False, spatial="dw1", upsample=False, interleave=None,
+                                                      from_image=False, d_bits=3, d_ch=1))
+    assert sized_for(graph).spatial_unit
+    with pytest.raises(ScheduleError, match="needs the spatial unit"):
+        schedule(graph, sized_for(graph).with_(spatial_unit=False))
+    project = write_project(graph, sized_for(graph), tmp_path / "p")
+    config = project.path / "src" / "config.h"
+    text = config.read_text()
+    assert "SPATIAL = true;" in text
+    config.write_text(text.replace("SPATIAL = true;", "SPATIAL = false;"))
+    engine = CsimEngine(project.path, project.schedule.hw.bus_bits)
+    sched = project.schedule
+    image = np.random.RandomState(3).randint(0, 256, graph.tensors[graph.input].shape).astype(np.uint8)
+    with pytest.raises(CsimError, match="returned [1-9]"):  # > 0: descriptors rejected by check()
+        engine(sched.descriptor_table, sched.wmem, initial_fmem(sched, image, graph))

@@ -26,6 +26,13 @@ def tiny_project(tiny_graph, tmp_path_factory):
     return write_project(tiny_graph, sized_for(tiny_graph, HardwareConfig()), tmp_path_factory.mktemp("fit") / "p")
 
 
+@pytest.fixture(scope="module")
+def full_project(tiny_graph, tmp_path_factory):
+    """The tiny model on an engine with every unit built (the spatial unit too)."""
+    hw = sized_for(tiny_graph, HardwareConfig()).with_(spatial_unit=True)
+    return write_project(tiny_graph, hw, tmp_path_factory.mktemp("fit") / "full")
+
+
 def declared_in_source(src: Path) -> set[tuple[str, str]]:
     """(header, name) of every static array and local stream the rendered headers declare."""
     found = set()
@@ -39,14 +46,14 @@ def declared_in_source(src: Path) -> set[tuple[str, str]]:
     return found
 
 
-def test_every_memory_of_the_rendered_source_is_in_the_inventory(tiny_project):
+def test_every_memory_of_the_rendered_source_is_in_the_inventory(full_project):
     """The source is read independently of the registry: a declaration without its CODESIGN_MEMORY /
     CODESIGN_STREAM would be missed by the resource model, and this fails."""
-    memories = declared_memories(tiny_project.path)
-    source = declared_in_source(tiny_project.path / "src")
+    memories = declared_memories(full_project.path)
+    source = declared_in_source(full_project.path / "src")
     assert len(source) >= 20  # the regexes still find the engine's declarations
     assert source == {(m.file, m.var) for m in memories}
-    hw = tiny_project.schedule.hw
+    hw = full_project.schedule.hw
     by_name = {(m.file, m.var): m for m in memories}
     # banks from the ARRAY_PARTITION pragmas, sizes from the compiler
     assert by_name["engine.h", "wbuf"].banks == hw.po
@@ -114,3 +121,16 @@ def test_m_axi_buffers_are_two_bursts(tiny_project):
     by = {a.bundle: a for a in axi_adapters(tiny_project.path)}
     assert by["fmem_rd"].read_depth == by["fmem_old"].read_depth == by["wmem"].read_depth == 2 * 256
     assert by["fmem_wr"].write_depth == 2 * 256 and by["fmem_rd"].write_depth == 0
+
+
+def test_a_model_without_a_3x3_gets_no_spatial_unit(tiny_project):
+    """DiracDeltaNet has no depthwise / deformable layer: its engine is built without the spatial unit,
+    whose line buffers and 9 x PO tap multipliers are then neither in the source nor in the model."""
+    hw = tiny_project.schedule.hw
+    assert not hw.spatial_unit
+    assert "SPATIAL = false;" in (tiny_project.path / "src" / "config.h").read_text()
+    memories = declared_memories(tiny_project.path)
+    assert ("spatial.h", "ring") in declared_in_source(tiny_project.path / "src")  # the header is there,
+    assert not [m for m in memories if m.file == "spatial.h"]  # but nothing of it is instantiated
+    fit = code_derived(hw, memories, axi_adapters(tiny_project.path))
+    assert not [r for r in fit.rows if r.unit == "spatial"]

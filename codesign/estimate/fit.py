@@ -116,8 +116,9 @@ def code_derived(hw: HardwareConfig, memories: list[Memory], adapters: list[AxiA
     add("conv1x1", f"{hw.po} MAC lanes x {hw.pi} slice products", lane * hw.po)
     rq = primitives.requant_lane(hw.acc_bits, out_bits=hw.act_bits)
     add("requant", f"{hw.po} requant lanes", rq * hw.po)
-    taps = primitives.multiplier(hw.weight_bits, hw.act_bits, a_signed=True, b_signed=False,
-                                 impl=primitives.slice_impl(max(hw.weight_bits, hw.act_bits)))
-    add("spatial", f"9 x {hw.po} tap products", taps * (9 * hw.po))
-    add("spatial", f"{hw.po} requant lanes", rq * hw.po)
+    if hw.spatial_unit:
+        taps = primitives.multiplier(hw.weight_bits, hw.act_bits, a_signed=True, b_signed=False,
+                                     impl=primitives.slice_impl(max(hw.weight_bits, hw.act_bits)))
+        add("spatial", f"9 x {hw.po} tap products", taps * (9 * hw.po))
+        add("spatial", f"{hw.po} requant lanes", rq * hw.po)
     return out

@@ -73,6 +73,9 @@ class HardwareConfig:
     max_wtiles: int = 0
     clock_mhz: float = 250.0
     max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
+    # Build the spatial unit (depthwise / deformable 3x3)? sized_for leaves it out of an engine
+    # for a model without such a layer (its multipliers and line buffers are the engine's largest).
+    spatial_unit: bool = True
     # Operand width of the MAC array's multipliers. Wider activations (the 8-bit image, A8) and
     # weights (an 8-bit stem) run in mac_bits-wide slices, one pass per slice pair; 4-bit
     # operands make LUT multipliers (Synetgy's 4-bit array), 8 makes one DSP48E2 per product.

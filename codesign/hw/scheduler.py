@@ -443,6 +443,9 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
                 problems.append(f"{graph.tensors[conv.output].bits}-bit activations > act_bits {hw.act_bits}")
         sp = _spatial_layer(graph, c)
         if sp is not None:
+            if not hw.spatial_unit:
+                problems.append(f"'{sp.name}' ({sp.op}) needs the spatial unit, which this engine is built "
+                                "without (spatial_unit: false)")
             if sp.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{sp.attrs['weight_bits']}-bit weights of '{sp.name}' > the engine's "
                                 f"{hw.weight_bits} bits")
@@ -484,7 +487,8 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
     wb = next(b for b in (2, 4, 8) if b >= req.weight_bits)
     return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_line=req.max_line,
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act,
-                      max_wtiles=weight_tiles_needed(graph, calls, base))
+                      max_wtiles=weight_tiles_needed(graph, calls, base),
+                      spatial_unit=any(c.spatial for c in calls))
 
 
 def _log2_stride(stride: int, what: str) -> int:

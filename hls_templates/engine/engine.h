@@ -61,6 +61,23 @@ struct max_dilation_of<C, decltype(void(C::MAX_DILATION))> {
   static constexpr int value = C::MAX_DILATION;
 };
 
+// Config::SPATIAL when the config defines it, else true: whether the engine has the spatial unit
+// (depthwise / deformable 3x3). Without it the stage is a pass-through and its memories and
+// multipliers are not built (the scheduler refuses DW / DEFORM calls for such an engine).
+template <class C, class = void>
+struct spatial_of {
+  static constexpr bool value = true;
+};
+template <class C>
+struct spatial_of<C, decltype(void(C::SPATIAL))> {
+  static constexpr bool value = C::SPATIAL;
+};
+
+// The spatial unit, or (HAS = false) its pass-through: the choice is made by the template, so an
+// engine without the unit instantiates none of it.
+template <bool HAS, class C, int NR>
+struct spatial_unit_t;
+
 // A descriptor's channel stride (1, 2, 4, 8; 0 means 1) as its log2, or -1.
 inline int stride_log2(unsigned stride) {
   HLS_PRAGMA(INLINE)
@@ -84,6 +101,9 @@ struct engine_t {
   static constexpr int MAXT = C::MAX_WTILES;
   static constexpr int MAXR = max_dilation_of<C>::value;
   static constexpr int NR = 2 * MAXR + 1;  // rows of the spatial unit's line buffer
+  static constexpr bool SPATIAL = spatial_of<C>::value;
+  static constexpr int SP_T = SPATIAL ? MAX_CO_T : 1;  // the spatial constants' depth (1: no unit)
+  typedef spatial_unit_t<SPATIAL, C, NR> SP;
   // stream depths between the stages: two pixels in flight
   static constexpr int IN_DEPTH = 2 * MAX_CI_T, OUT_DEPTH = 2 * MAX_CO_T;
 
@@ -181,6 +201,7 @@ struct engine_t {
     if (int(c.shift) + int(c.dw) + int(c.deform) > 1) return 17;
     if (c.stride2 && !c.dw) return 18;
     if (c.dw || c.deform) {
+      if (!SPATIAL) return 27;  // built without the spatial unit
       if (c.w2 * c.cout > C::MAX_LINE) return 19;
       if (c.s_shift < 1 || c.s_shift > 46) return 20;
       if (c.s_act_max < 0 || c.s_act_max > (1 << A) - 1) return 21;
@@ -249,8 +270,8 @@ struct engine_t {
   // One call's pipeline.
   static void run_call(const call_t c, const word_t* fmem_rd, const word_t* fmem_old, word_t* fmem_wr,
                        const wword_t wbuf[PO][MAXT], const rq_mult_t mult[PO][MAX_CO_T],
-                       const rq_wide_t bias[PO][MAX_CO_T], const ap_int<WB> wsp[9][PO][MAX_CO_T],
-                       const rq_mult_t smult[PO][MAX_CO_T], const rq_wide_t sbias[PO][MAX_CO_T]) {
+                       const rq_wide_t bias[PO][MAX_CO_T], const ap_int<WB> wsp[9][PO][SP_T],
+                       const rq_mult_t smult[PO][SP_T], const rq_wide_t sbias[PO][SP_T]) {
     HLS_PRAGMA(INLINE off)
     HLS_PRAGMA(DATAFLOW)
     hls::stream<word_t> s_rd("s_rd");
@@ -282,9 +303,7 @@ struct engine_t {
                                                                                 c.h1, c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
                                                                      c.h2, c.w2, c.cout);
-    spatial_stage<PO, A, WB, C::ACC_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
-        s_shift, s_sp, s_dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift,
-        c.s_act_max, wsp, smult, sbias);
+    SP::run(s_shift, s_sp, s_dil, c, wsp, smult, sbias);
     IO::pack_view(s_sp, s_wr, c);
     IO::prefetch_old(fmem_old, c, s_old);
     IO::write_words(s_wr, s_old, fmem_wr, c);
@@ -305,9 +324,9 @@ struct engine_t {
     CODESIGN_MEMORY(mult);
     CODESIGN_MEMORY(bias);
     // the spatial unit's weights and constants: one memory per (tap, lane) / lane, read at k
-    static ap_int<WB> wsp[9][PO][MAX_CO_T];
-    static rq_mult_t smult[PO][MAX_CO_T];
-    static rq_wide_t sbias[PO][MAX_CO_T];
+    static ap_int<WB> wsp[9][PO][SP_T];
+    static rq_mult_t smult[PO][SP_T];
+    static rq_wide_t sbias[PO][SP_T];
     HLS_PRAGMA(ARRAY_PARTITION variable = wsp complete dim = 1)
     HLS_PRAGMA(ARRAY_PARTITION variable = wsp complete dim = 2)
     HLS_PRAGMA(ARRAY_PARTITION variable = smult complete dim = 1)
@@ -348,10 +367,7 @@ struct engine_t {
                                                   C::AXI_LATENCY, wbuf);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }
-      if (c.dw || c.deform) {
-        load_spatial_weights<BUS, WB, PO, MAXC, C::AXI_LATENCY>(wmem, c.sw_addr, c.cout, wsp);
-        load_requant<BUS, PO, MAX_CO_T>(wmem, c.sq_addr, c.cout, C::AXI_LATENCY, smult, sbias);
-      }
+      if (c.dw || c.deform) SP::load(wmem, c, wsp, smult, sbias);
       run_call(c, fmem_rd, fmem_old, fmem_wr, wbuf, mult, bias, wsp, smult, sbias);
 #ifndef __SYNTHESIS__
       cycle_log().end_call();
@@ -365,6 +381,40 @@ struct engine_t {
     }
 #endif
   }
+};
+
+// The spatial unit of engine_t<C> (spatial.h) and its constants' loads.
+template <class C, int NR>
+struct spatial_unit_t<true, C, NR> {
+  typedef engine_t<C> E;
+  template <class IN, class OUT, class DIL>
+  static void run(IN& in, OUT& out, DIL& dil, const call_t& c, const ap_int<E::WB> wsp[9][E::PO][E::SP_T],
+                  const rq_mult_t smult[E::PO][E::SP_T], const rq_wide_t sbias[E::PO][E::SP_T]) {
+    HLS_PRAGMA(INLINE)
+    spatial_stage<E::PO, E::A, E::WB, C::ACC_BITS, E::MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
+        in, out, dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift, c.s_act_max, wsp,
+        smult, sbias);
+  }
+  static void load(const ap_uint<E::BUS>* wmem, const call_t& c, ap_int<E::WB> wsp[9][E::PO][E::SP_T],
+                   rq_mult_t smult[E::PO][E::SP_T], rq_wide_t sbias[E::PO][E::SP_T]) {
+    HLS_PRAGMA(INLINE)
+    load_spatial_weights<E::BUS, E::WB, E::PO, E::MAXC, C::AXI_LATENCY>(wmem, c.sw_addr, c.cout, wsp);
+    load_requant<E::BUS, E::PO, E::SP_T>(wmem, c.sq_addr, c.cout, C::AXI_LATENCY, smult, sbias);
+  }
+};
+
+// An engine without the spatial unit: the stage passes its stream on (check() refuses DW / DEFORM).
+template <class C, int NR>
+struct spatial_unit_t<false, C, NR> {
+  typedef engine_t<C> E;
+  template <class IN, class OUT, class DIL>
+  static void run(IN& in, OUT& out, DIL&, const call_t& c, const ap_int<E::WB>[9][E::PO][E::SP_T],
+                  const rq_mult_t[E::PO][E::SP_T], const rq_wide_t[E::PO][E::SP_T]) {
+    HLS_PRAGMA(INLINE off)  // a dataflow process of its own, as spatial_stage is
+    pass_through<STAGE_SPATIAL, E::PO, E::A, E::MAXC, C::MAX_H, C::MAX_W>(in, out, c.h2, c.w2, c.cout);
+  }
+  static void load(const ap_uint<E::BUS>*, const call_t&, ap_int<E::WB>[9][E::PO][E::SP_T],
+                   rq_mult_t[E::PO][E::SP_T], rq_wide_t[E::PO][E::SP_T]) {}
 };
 
 // The engine as one function template:
