@@ -45,6 +45,24 @@ def test_weight_and_requant_pack_roundtrip(cout, cin, bits, bus, data):
     assert np.array_equal(m2, m) and np.array_equal(b2, b)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 40), st.sampled_from([2, 3, 4, 5, 8]), st.sampled_from([2, 4, 8]),
+       st.sampled_from([64, 128]), st.data())
+def test_weight_slices_roundtrip(cout, cin, bits, mac_bits, bus, data):
+    """Conv weights go to wmem as mac_bits-wide slices, ceil(bits / mac_bits) rows per output channel,
+    each row padded to a word; slice s of w is bits [s·mb, (s+1)·mb) of w (two's complement)."""
+    lim = 1 << (bits - 1)
+    w = np.array(data.draw(st.lists(st.integers(-lim, lim - 1), min_size=cout * cin, max_size=cout * cin))).reshape(cout, cin)
+    packed = layout.pack_weight_slices(w, bits, mac_bits, bus)
+    pw = layout.weight_slices(bits, 8, mac_bits)
+    assert pw == -(-bits // mac_bits)
+    assert packed.size == cout * pw * layout.weight_row_words(cin, mac_bits, bus) * bus // 8
+    assert np.array_equal(layout.unpack_weight_slices(packed, cout, cin, pw, mac_bits, bus), w)
+    # row 0 of channel 0 holds the lowest slice of each weight
+    low = layout.unpack_weights(packed, 1, cin, mac_bits, bus)[0] & ((1 << mac_bits) - 1)
+    assert np.array_equal(low, w[0] & ((1 << mac_bits) - 1))
+
+
 def test_pack_requant_refuses_constants_the_engine_cannot_hold():
     """The engine reads M as 24-bit signed (accumulator x 24-bit product) and B as 48-bit."""
     layout.pack_requant(np.array([-(1 << 23), (1 << 23) - 1]), np.array([-(1 << 47), (1 << 47) - 1]), 64)

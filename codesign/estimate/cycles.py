@@ -27,7 +27,7 @@ from ..graph import Graph
 from ..figures import CYCLE_COUNTED, MODELED, PAPER_PRESET
 from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
-from ..hw.layout import conv_weight_store_bits
+from ..hw.layout import weight_slices
 from ..hw.scheduler import hw_max_dilation
 from .params import ModelParams
 from .workload import CallWork, HostWork, Workload, workload
@@ -341,13 +341,15 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> StageCy
     # before the dataflow region (LOAD): the weights and constants, each a burst
     load = load_words = 0
     if c.conv:
-        lanes_w = hw.bus_bits // conv_weight_store_bits(c.weight_bits, hw.weight_bits)
+        # conv1x1.h pack_weight_tiles: pw rows of mac_bits-wide slices per output channel; per row, a
+        # tile per step when a word holds a tile, else a word per step while the row has words and
+        # the tiles they complete
+        rows = c.cout * weight_slices(c.weight_bits, hw.weight_bits, hw.mac_bits)
+        lanes_w = hw.bus_bits // hw.mac_bits
         wpr = _cdiv(c.cin, lanes_w)
-        # conv1x1.h pack_weight_tiles: per row, a tile per step when a word holds a tile, else a word
-        # per step while the row has words and the tiles they complete
         steps = nci if lanes_w >= hw.pi else wpr + nci - ((wpr - 1) * lanes_w // hw.pi + 1)
-        load += lat + c.cout * steps + lat + 2 * c.cout
-        load_words += c.cout * wpr + 2 * c.cout
+        load += lat + rows * steps + lat + 2 * c.cout
+        load_words += rows * wpr + 2 * c.cout
     if c.spatial:
         lanes_sp = hw.bus_bits // hw.weight_bits
         load += lat + 9 * _cdiv(c.cout, lanes_sp) * _cdiv(lanes_sp, hw.po) + lat + 2 * c.cout
@@ -468,9 +470,11 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
     # weights per word: packed to the bus (ours), or one PI-vector per word (CoDeNet's k1 port)
     lanes_w = hw.pi if codenet else hw.bus_bits // hw.weight_bits
     if c.conv:
-        slices = _cdiv(c.weight_bits, hw.weight_bits)  # wide weights stored as hw-width slices
-        # ours: a conv layer's weights stored at their own width (4 bits up to W4, layout.py)
-        lanes_c = hw.pi if codenet else hw.bus_bits // conv_weight_store_bits(c.weight_bits, hw.weight_bits)
+        if codenet:  # wide weights stored as hw-width slices, a PI-vector per word
+            slices, lanes_c = _cdiv(c.weight_bits, hw.weight_bits), hw.pi
+        else:  # ours: mac_bits-wide slices packed to the bus (layout.pack_weight_slices)
+            slices = weight_slices(c.weight_bits, hw.weight_bits, hw.mac_bits)
+            lanes_c = hw.bus_bits // hw.mac_bits
         w_words += c.cout * _cdiv(c.cin, lanes_c) * slices + 2 * c.cout  # weights + requant constants
     if c.spatial:  # [9][C] tap-major + requant constants
         w_words += 9 * _cdiv(c.cout, lanes_w) * _cdiv(c.spatial_weight_bits, hw.weight_bits) + 2 * c.cout

@@ -68,8 +68,9 @@ class HardwareConfig:
     max_width: int = 224
     max_line: int = 224 * 64
     max_weights: int = 512 * 1024
-    # PI x PO weight tiles the MAC array's weight buffer holds (its depth); 0: the bound that
-    # max_weights and max_channels imply (weight_tiles). sized_for sets the model's exact need.
+    # Entries of the MAC array's weight buffer (its depth): a PI x PO tile of mac_bits-wide weight
+    # slices each; 0: the bound that max_weights, max_channels and the slices imply (weight_tiles).
+    # sized_for sets the model's exact need.
     max_wtiles: int = 0
     clock_mhz: float = 250.0
     max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
@@ -105,12 +106,14 @@ class HardwareConfig:
     @property
     def weight_tiles(self) -> int:
         """MAXT of the engine (config.h.j2): max_wtiles, or the bound of conv1x1.h max_weight_tiles
-        (ceil(a/PI) ceil(b/PO) <= ab/(PI PO) + a/PI + b/PO + 1 for a, b <= max_channels)."""
+        (pw ceil(a/PI) ceil(b/PO) <= pw (ab/(PI PO) + a/PI + b/PO + 1) for a, b <= max_channels and
+        pw = ceil(weight_bits / mac_bits) slices per weight)."""
         if self.max_wtiles:
             return self.max_wtiles
         def cdiv(a: int, b: int) -> int:
             return -(-a // b)
-        return cdiv(self.max_weights, self.pi * self.po) + cdiv(self.max_channels, self.pi) + cdiv(self.max_channels, self.po) + 1
+        tiles = cdiv(self.max_weights, self.pi * self.po) + cdiv(self.max_channels, self.pi) + cdiv(self.max_channels, self.po) + 1
+        return tiles * cdiv(self.weight_bits, self.mac_bits)
 
     @property
     def lanes(self) -> int:

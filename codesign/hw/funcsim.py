@@ -62,8 +62,8 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
     grid = x.shape[1:3]  # the pixel grid the dilation map is read on (before POOL)
     if on["CONV"]:
         cout, cin = d["cout"], d["cin"]
-        sw = layout.conv_weight_store_bits(d.get("w_bits", 0), hw.weight_bits)
-        wgt = layout.unpack_weights(wmem[d["w_addr"] * nb:], cout, cin, sw, bus)
+        pw = layout.weight_slices(d.get("w_bits", 0), hw.weight_bits, hw.mac_bits)
+        wgt = layout.unpack_weight_slices(wmem[d["w_addr"] * nb:], cout, cin, pw, hw.mac_bits, bus)
         mult, bias = layout.unpack_requant(wmem[d["q_addr"] * nb:], cout, bus)
         x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"])
     if on["POOL"]:

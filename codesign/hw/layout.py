@@ -73,11 +73,12 @@ def view_channels(cbuf: int, rot: int, n: int) -> np.ndarray:
     return (rot + np.arange(n)) % cbuf
 
 
-def conv_weight_store_bits(w_bits: int, hw_weight_bits: int) -> int:
-    """Width a 1x1 conv layer's weights are stored at in wmem (docs/engine.md, "Weights"): 4 bits
-    for a layer of at most 4-bit weights on an engine wider than that, else the engine's
-    weight_bits (w_bits 0: the engine's width). The MAC array sign-extends them on load."""
-    return 4 if 0 < w_bits <= 4 < hw_weight_bits else hw_weight_bits
+def weight_slices(w_bits: int, hw_weight_bits: int, mac_bits: int) -> int:
+    """Slices of a 1x1 conv layer's w_bits-wide weights on the MAC array's mac_bits-wide multipliers
+    (w_bits 0 or beyond the engine's weight_bits: weight_bits); each slice is one weight-buffer entry
+    and one pass (docs/engine.md, "Weights"; weight_slices in conv1x1.h is the same rule)."""
+    wb = hw_weight_bits if w_bits <= 0 or w_bits > hw_weight_bits else w_bits
+    return -(-wb // mac_bits)
 
 
 def weight_row_words(cin: int, weight_bits: int, bus_bits: int) -> int:
@@ -93,6 +94,33 @@ def pack_weights(weight: np.ndarray, weight_bits: int, bus_bits: int) -> np.ndar
     slots = weight_row_words(cin, weight_bits, bus_bits) * (bus_bits // weight_bits)
     unsigned = (weight.astype(np.int64) & ((1 << weight_bits) - 1)).astype(np.uint8)
     return _pack_slots(_pad_last(unsigned, slots), weight_bits).reshape(-1)
+
+
+def pack_weight_slices(weight: np.ndarray, w_bits: int, mac_bits: int, bus_bits: int) -> np.ndarray:
+    """(Cout, Cin) signed w_bits integers → bytes as the MAC array loads them: per output channel
+    pw = ceil(w_bits / mac_bits) rows, row s holding bits [s·mac_bits, (s+1)·mac_bits) of each weight
+    (two's complement, sign-extended to pw·mac_bits bits), each row padded to whole words."""
+    cout, cin = weight.shape
+    lim = 1 << (w_bits - 1)
+    if weight.size and (int(weight.min()) < -lim or int(weight.max()) >= lim):
+        raise ValueError(f"weights do not fit {w_bits} signed bits")
+    pw = weight_slices(w_bits, w_bits, mac_bits)
+    w = weight.astype(np.int64)
+    rows = np.stack([(w >> (mac_bits * s)) & ((1 << mac_bits) - 1) for s in range(pw)], axis=1)
+    slots = weight_row_words(cin, mac_bits, bus_bits) * (bus_bits // mac_bits)
+    return _pack_slots(_pad_last(rows.reshape(cout * pw, cin).astype(np.uint8), slots), mac_bits).reshape(-1)
+
+
+def unpack_weight_slices(data: np.ndarray, cout: int, cin: int, pw: int, mac_bits: int,
+                         bus_bits: int) -> np.ndarray:
+    """Inverse of pack_weight_slices (pw slices per weight): bytes → (Cout, Cin) int64, the top
+    slice signed."""
+    rows = unpack_weights(data, cout * pw, cin, mac_bits, bus_bits).reshape(cout, pw, cin)
+    w = np.zeros((cout, cin), dtype=np.int64)
+    for s in range(pw):  # lower slices unsigned, the top one signed (unpack_weights sign-extends)
+        sl = rows[:, s] if s == pw - 1 else rows[:, s] & ((1 << mac_bits) - 1)
+        w += sl << (mac_bits * s)
+    return w
 
 
 REQUANT_WORDS = 2  # words per output channel

@@ -435,8 +435,8 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             conv = graph.layer(c.conv)
             if conv.params["weight"].size > hw.max_weights:
                 problems.append(f"{conv.params['weight'].size} weights > max_weights {hw.max_weights}")
-            if _weight_tiles(cin, cout, hw) > hw.weight_tiles:
-                problems.append(f"{_weight_tiles(cin, cout, hw)} weight tiles > the weight buffer's {hw.weight_tiles}")
+            if (tiles := _call_weight_tiles(graph, c, hw)) > hw.weight_tiles:
+                problems.append(f"{tiles} weight tiles > the weight buffer's {hw.weight_tiles}")
             if conv.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
             if graph.tensors[conv.output].bits > hw.act_bits:
@@ -468,14 +468,20 @@ def _check_engine_tensors(graph: Graph, hw: HardwareConfig, tensors: list[str], 
                                 f"{info.bits}-bit; the engine stores unsigned activations of act_bits {hw.act_bits}")
 
 
-def _weight_tiles(cin: int, cout: int, hw: HardwareConfig) -> int:
-    """PI x PO tiles of a cin -> cout 1x1 conv (what the weight buffer holds for it)."""
-    return -(-cin // hw.pi) * -(-cout // hw.po)
+def _weight_tiles(cin: int, cout: int, w_bits: int, hw: HardwareConfig) -> int:
+    """Weight-buffer entries of a cin -> cout 1x1 conv of w_bits weights: a PI x PO tile per
+    mac_bits-wide slice (conv1x1.h)."""
+    return -(-cin // hw.pi) * -(-cout // hw.po) * layout.weight_slices(w_bits, hw.weight_bits, hw.mac_bits)
+
+
+def _call_weight_tiles(graph: Graph, call: Call, hw: HardwareConfig) -> int:
+    _, _, cin, cout, _ = _call_geometry(graph, call)
+    return _weight_tiles(cin, cout, graph.layer(call.conv).attrs["weight_bits"], hw)
 
 
 def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> int:
-    """The weight buffer depth (max_wtiles) the graph's largest conv call needs on hw's PI x PO array."""
-    return max((_weight_tiles(*_call_geometry(graph, c)[2:4], hw) for c in calls if c.conv), default=1)
+    """The weight buffer depth (max_wtiles) the graph's largest conv call needs on hw's array."""
+    return max((_call_weight_tiles(graph, c, hw) for c in calls if c.conv), default=1)
 
 
 def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
@@ -536,8 +542,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
              "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
             conv = graph.layer(c.conv)
-            sw = layout.conv_weight_store_bits(conv.attrs["weight_bits"], hw.weight_bits)
-            d["w_addr"] = put(layout.pack_weights(conv.params["weight"], sw, hw.bus_bits))
+            d["w_addr"] = put(layout.pack_weight_slices(conv.params["weight"], conv.attrs["weight_bits"],
+                                                        hw.mac_bits, hw.bus_bits))
             d["q_addr"] = put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits))
             d["shift"] = conv.attrs["shift"]
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice

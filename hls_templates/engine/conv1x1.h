@@ -1,23 +1,25 @@
 // The PI x PO MAC array: 1x1 convolution of a pixel stream into accumulators (requantized by the
 // requant process, requant.h), and the pass-through copy of calls without CONV.
 //
-// Weights (docs/engine.md, "Weights"): [Cout][Cin] row-major in wmem at the layer's storage
-// width sw (weight_store_bits: 4 for layers of at most 4-bit weights, else W_BITS), each row
-// padded to a multiple of BUS / sw values (a row starts on a word), two's complement, lowest
-// bits first. They are loaded per call, sign-extended to W_BITS, into an on-chip buffer of
-// PI-lane words, one memory per output lane o:
+// Passes (MAC_BITS = MB, the multipliers' operand width): x (8-bit image or A-bit activations,
+// unsigned) is cut into px = ceil(xbits / MB) slices, w (signed, w_bits wide, sign-extended to
+// pw * MB bits) into pw = ceil(w_bits / MB) slices, the top one signed, the others unsigned.
+// Pass (sx, sw) adds (sum_i x_sx[i] * w_sw[i]) << MB*(sx + sw) to the accumulator, which is
+// exactly sum_i x[i] * w[i] once every pass has run (two's complement wrap-around in ACC_BITS
+// cancels).
 //
-//   wbuf[o][t] lanes i = W[ct*PO + o][it*PI + i],  t = ct * nci + it,  nci = ceil(cin / PI)
+// Weights (docs/engine.md, "Weights") are stored as those slices, MB bits each: in wmem, per
+// output channel c, pw rows of Cin slices (row sw holds slice sw of W[c][0..Cin)), each row padded
+// to whole bus words, lowest bits first. They are loaded per call, as they are, into an on-chip
+// buffer of PI-lane words, one memory per output lane o:
 //
-// (dim 1 completely partitioned, lanes packed into one word: lanes64_t), so the unrolled o loop reads a
-// whole PO x PI tile in one cycle. Lanes beyond cin hold whatever followed in wmem (never
-// initialised values): they always multiply a zero input lane.
+//   wbuf[o][(ct * pw + sw) * nci + it] lanes i = slice sw of W[ct*PO + o][it*PI + i]
 //
-// Passes (MAC_BITS, the multipliers' operand width): x (8-bit image or A-bit activations,
-// unsigned) is cut into px = ceil(xbits / MAC_BITS) slices, w (signed, w_bits wide) into
-// pw = ceil(w_bits / MAC_BITS) slices, the top one signed, the others unsigned. Pass (sx, sw)
-// adds (sum_i x_sx[i] * w_sw[i]) << MAC_BITS*(sx + sw) to the accumulator, which is exactly
-// sum_i x[i] * w[i] once every pass has run (two's complement wrap-around in ACC_BITS cancels).
+// (nci = ceil(cin / PI); dim 1 completely partitioned, lanes packed into one PI*MB-bit word:
+// lanes64_t), so the unrolled o loop reads a whole PO x PI slice tile in one cycle, and an entry
+// is as wide as the multipliers use (an 8-bit weight on a 4-bit array takes two entries, a 4-bit
+// weight one). Lanes beyond cin hold whatever followed in wmem (never initialised values): they
+// always multiply a zero input lane.
 //
 // Per call the array runs ONE flat pipelined loop over pixels x output tiles x passes x input
 // tiles; the accumulator is reset at the first (pass, input tile) and sent to the requant
@@ -45,10 +47,16 @@ namespace codesign {
 
 CODESIGN_CSIM_BEGIN
 
-// Upper bound on the tiles of one call with Cin, Cout <= MAXC and Cin x Cout <= MAXW:
-// ceil(a/PI) ceil(b/PO) <= ab/(PI PO) + a/PI + b/PO + 1.
-constexpr int max_weight_tiles(int pi, int po, int maxc, int maxw) {
-  return ceil_div(maxw, pi * po) + ceil_div(maxc, pi) + ceil_div(maxc, po) + 1;
+// Upper bound on the weight buffer entries of one call with Cin, Cout <= MAXC, Cin x Cout <= MAXW
+// and at most pw slices per weight: pw ceil(a/PI) ceil(b/PO) <= pw (ab/(PI PO) + a/PI + b/PO + 1).
+constexpr int max_weight_tiles(int pi, int po, int maxc, int maxw, int pw) {
+  return pw * (ceil_div(maxw, pi * po) + ceil_div(maxc, pi) + ceil_div(maxc, po) + 1);
+}
+
+// Slices of a w_bits-wide weight on MB-bit multipliers (w_bits 0 or beyond WB: WB).
+// codesign/hw/layout.py weight_slices is the same rule.
+constexpr int weight_slices(int w_bits, int wb, int mb) {
+  return ceil_div(w_bits <= 0 || w_bits > wb ? wb : w_bits, mb);
 }
 
 // Compile-time helpers (bounded loops: the sources must not hold while loops or recursion).
@@ -154,13 +162,6 @@ struct lanes64_t {
   }
 };
 
-// The width a conv layer's weights are stored at in wmem (docs/engine.md, "Weights"): 4 bits
-// for a layer of at most 4-bit weights (w_bits 1..4) on an engine wider than that, else WB
-// (w_bits 0 or beyond WB: WB). codesign/hw/layout.py conv_weight_store_bits is the same rule.
-constexpr int weight_store_bits(int w_bits, int wb) {
-  return w_bits > 0 && w_bits <= 4 && wb > 4 ? 4 : wb;
-}
-
 // The bus words of a call's weights (cout rows of wpr words, consecutive) as one burst.
 template <int BUS, int MAXW>
 void read_weight_words(const ap_uint<BUS>* wmem, int w_addr, int n, int axi_latency,
@@ -178,44 +179,38 @@ wread:
   CODESIGN_LOOP_OVERLAPPED(CODESIGN_II_WREAD);
 }
 
-// Rows of wpr words -> tile words of PI lanes (wbuf[o][t]). A word holds LW values of SW bits
-// (SW: weight_store_bits, 4 or WB); it is widened to LW values of WB bits (sign-extended) and
-// enters a reservoir register: a step reads a word when the reservoir holds less than a tile
-// (and the row has words left) and writes a tile when it holds one (or the row's words are all
-// in: the row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, widened word
-// bits of either width), written as a mux of constant shifts.
-template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
-void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout, bool narrow,
-                       lanes64_t<PI, WB> wbuf[PO][MAXT]) {
+// Rows of wpr words -> slice tile words of PI lanes (wbuf[o][t], see the file header). A row is
+// one slice of one output channel's weights: cin values of MB bits, LW = BUS / MB per word. A
+// word enters a reservoir register: a step reads a word when the reservoir holds less than a
+// tile (and the row has words left) and writes a tile when it holds one (or the row's words are
+// all in: the row's last, partial tile). Shifts are by multiples of G = gcd(tile bits, BUS),
+// written as a mux of constant shifts. Rows come in wmem order: output channel-major, then
+// slice, so row (o, sw) of output tile ct fills wbuf[o][(ct * pw + sw) * nci + 0..nci).
+template <int BUS, int MB, int PI, int PO, int MAXC, int PWM, int MAXT>
+void pack_weight_tiles(hls::stream<ap_uint<BUS> >& in, int cin, int cout, int pw,
+                       lanes64_t<PI, MB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
-  constexpr int SN = cmin(4, WB);     // the narrow storage width
-  constexpr int LWW = BUS / WB;       // values per word stored at WB
-  constexpr int LWN = BUS / SN;       // values per word stored at SN
-  constexpr int UBW = LWW * WB;       // widened bits of a word: stored at WB
-  constexpr int UBN = LWN * WB;       // stored at SN
-  constexpr int TB = PI * WB;         // bits of a tile word
-  constexpr int G = cgcd(TB, cgcd(UBW, UBN));  // reservoir fill is a multiple of G bits
-  constexpr int TU = TB / G;
-  constexpr int RB = TB + UBN;        // reservoir bits: < TB before a read, < TB + UBN after
-  constexpr int TNP = lanes64_t<PI, WB>::NP;   // parts of a tile word
-  constexpr int WNP = lanes64_t<LWN, WB>::NP;  // parts of a widened word
-  constexpr int MAX_STEPS = MAXC * (ceil_div(MAXC, LWW) + ceil_div(MAXC, PI));
+  constexpr int LW = BUS / MB;         // slices per word
+  constexpr int TB = PI * MB;          // bits of a tile word
+  constexpr int G = cgcd(TB, BUS);     // reservoir fill is a multiple of G bits
+  constexpr int TU = TB / G, UU = BUS / G;
+  constexpr int RB = TB + BUS;         // reservoir bits: < TB before a read, < TB + BUS after
+  constexpr int TNP = lanes64_t<PI, MB>::NP;  // parts of a tile word
+  constexpr int MAX_STEPS = MAXC * PWM * (ceil_div(MAXC, LW) + ceil_div(MAXC, PI));
   (void)MAX_STEPS;  // read by the TRIPCOUNT pragma only
-  const int lw = narrow ? LWN : LWW;
-  const int uu = (narrow ? UBN : UBW) / G;
-  const int wpr = ceil_div(cin, lw);
+  const int wpr = ceil_div(cin, LW);
   const int nci = ceil_div(cin, PI);
   // Steps per row. A word of at least a tile: every step writes a tile (reading first when the
   // reservoir is short), nci steps. A smaller word: every step reads while the row has words,
-  // the greedy writes floor(j * uu / TU) tiles in the first j steps and one more at the row's
+  // the greedy writes floor(j * UU / TU) tiles in the first j steps and one more at the row's
   // last word, then one tile per step.
-  const int row_steps = uu >= TU ? nci : wpr + nci - ((wpr - 1) * uu / TU + 1);
-  const int n = cout * row_steps;
+  const int row_steps = UU >= TU ? nci : wpr + nci - ((wpr - 1) * UU / TU + 1);
+  const int n = cout * pw * row_steps;
   ap_uint<RB> res = 0;
   int nu = 0;          // reservoir fill in units of G bits
   int wleft = wpr;     // words of this row not yet read
   int tleft = nci;     // tiles of this row not yet written
-  int o = 0, t = 0, tbase = 0;
+  int o = 0, sw = 0, t = 0, tbase = 0;
   CODESIGN_LOOP_COUNTER(n_pack);
 wpack:
   for (int k = 0; k < n; ++k) {
@@ -223,41 +218,16 @@ wpack:
     HLS_PRAGMA(LOOP_TRIPCOUNT min = 1 max = MAX_STEPS)
     CODESIGN_TRIP(n_pack);
     if (wleft > 0 && nu < TU) {
-      const ap_uint<BUS> word = in.read();
-      // the word's values at WB bits: as stored, or each SN-bit value sign-extended
-      lanes64_t<LWW, WB> ws;  // the word as stored at WB
-      lanes64_t<LWN, SN> wn;  // the word as stored at SN
-      for (int q = 0; q < BUS / 64; ++q) {
-        HLS_PRAGMA(UNROLL)
-        const ap_uint<64> part = word.range(64 * q + 63, 64 * q);
-        if (q < lanes64_t<LWW, WB>::NP) ws.p[q] = part;
-        wn.p[q] = part;
-      }
-      lanes64_t<LWN, WB> wide;
-      wide.clear();
-      for (int l = 0; l < LWN; ++l) {
-        HLS_PRAGMA(UNROLL)
-        if (narrow) {
-          const unsigned u = wn.lane(l);
-          wide.set(l, u >> (SN - 1) ? u | (((1u << WB) - 1) & ~((1u << SN) - 1)) : u);
-        } else if (l < LWW) {
-          wide.set(l, ws.lane(l));
-        }
-      }
-      ap_uint<RB> wv = 0;
-      for (int q = 0; q < WNP; ++q) {
-        HLS_PRAGMA(UNROLL)
-        wv.range(cmin(64 * q + 63, UBN - 1), 64 * q) = wide.p[q];
-      }
+      const ap_uint<RB> wv = ap_uint<RB>(in.read());
       for (int q = 0; q < TU; ++q) {
         HLS_PRAGMA(UNROLL)
         if (nu == q) res |= wv << (q * G);
       }
-      nu += uu;
+      nu += UU;
       --wleft;
     }
     if (nu >= TU || wleft == 0) {
-      lanes64_t<PI, WB> tile;
+      lanes64_t<PI, MB> tile;
       for (int q = 0; q < TNP; ++q) {
         HLS_PRAGMA(UNROLL)
         tile.p[q] = res.range(cmin(64 * q + 63, TB - 1), 64 * q);
@@ -274,36 +244,40 @@ wpack:
         nu = 0;
         wleft = wpr;
         tleft = nci;
-        if (++o == PO) {
-          o = 0;
-          tbase += nci;
+        if (++sw == pw) {  // the output channel's slices are all in: next output lane
+          sw = 0;
+          if (++o == PO) {
+            o = 0;
+            tbase += nci * pw;
+          }
+          t = tbase;
         }
-        t = tbase;
       }
     }
   }
   CODESIGN_LOOP_DONE(STAGE_LOAD, n_pack, CODESIGN_II_WPACK, DEPTH_WPACK);
 #ifndef __SYNTHESIS__
   // the step count above is exact: every row complete, every word read
-  assert(cout <= 0 || (wleft == wpr && tleft == nci && tbase / nci * PO + o == cout && in.empty()));
+  assert(cout <= 0 || (wleft == wpr && tleft == nci && sw == 0 &&
+                       tbase / (nci * pw) * PO + o == cout && in.empty()));
 #endif
 }
 
 // Load a call's weights into wbuf (see the file header): one burst, packed at a tile per cycle.
-// w_bits: the layer's weight width (descriptor), which sets the storage width.
-template <int BUS, int WB, int PI, int PO, int MAXC, int MAXT>
+// w_bits: the layer's weight width (descriptor), which sets the slices per weight.
+template <int BUS, int WB, int MB, int PI, int PO, int MAXC, int MAXT>
 void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w_bits,
-                  int axi_latency, lanes64_t<PI, WB> wbuf[PO][MAXT]) {
+                  int axi_latency, lanes64_t<PI, MB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   HLS_PRAGMA(DATAFLOW)
-  constexpr int LWW = BUS / WB;
-  const bool narrow = weight_store_bits(w_bits, WB) < WB;
-  const int lw = narrow ? BUS / 4 : LWW;
+  constexpr int LW = BUS / MB;
+  constexpr int PWM = ceil_div(WB, MB);
+  const int pw = weight_slices(w_bits, WB, MB);
   hls::stream<ap_uint<BUS> > words("wload_words");
   CODESIGN_STREAM(words, 4);
-  read_weight_words<BUS, MAXC * ceil_div(MAXC, LWW)>(wmem, w_addr, cout * ceil_div(cin, lw),
-                                                     axi_latency, words);
-  pack_weight_tiles<BUS, WB, PI, PO, MAXC, MAXT>(words, cin, cout, narrow, wbuf);
+  read_weight_words<BUS, MAXC * PWM * ceil_div(MAXC, LW)>(wmem, w_addr, cout * pw * ceil_div(cin, LW),
+                                                          axi_latency, words);
+  pack_weight_tiles<BUS, MB, PI, PO, MAXC, PWM, MAXT>(words, cin, cout, pw, wbuf);
 }
 
 // The MAC process of a CONV call: npix pixels of cin channels (ceil(cin/PI) vectors of PI values
@@ -312,7 +286,7 @@ void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w
 template <int PI, int PO, int WB, int MB, int ACC_BITS, int IB, int MAXC, int MAXT, int MAXPIX>
 void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
                    int npix, int cin, int cout, int xbits, int w_bits,
-                   const lanes64_t<PI, WB> wbuf[PO][MAXT]) {
+                   const lanes64_t<PI, MB> wbuf[PO][MAXT]) {
   HLS_PRAGMA(INLINE off)
   constexpr int MAX_CI_T = ceil_div(MAXC, PI);
   constexpr int MAX_CO_T = ceil_div(MAXC, PO);
@@ -322,9 +296,8 @@ void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, AC
   typedef ap_int<ACC_BITS> acc_t;
   const int nci = ceil_div(cin, PI);
   const int nco = ceil_div(cout, PO);
-  const int wb = w_bits <= 0 || w_bits > WB ? WB : w_bits;
   const int xb = xbits <= 0 || xbits > IB ? IB : xbits;
-  const int px = ceil_div(xb, MB), pw = ceil_div(wb, MB);
+  const int px = ceil_div(xb, MB), pw = weight_slices(w_bits, WB, MB);
   const long long n = (long long)npix * nco * px * pw * nci;
   lanes64_t<PI, IB> xbuf[MAX_CI_T];  // the pixel's input vectors, packed
   acc_t acc[PO];
@@ -362,15 +335,13 @@ mac:
   mac_o:
     for (int o = 0; o < PO; ++o) {
       HLS_PRAGMA(UNROLL)
-      const lanes64_t<PI, WB> ww = wbuf[o][t];
+      const lanes64_t<PI, MB> ww = wbuf[o][t];  // slice sw of the tile
       int prod[PI];
       HLS_PRAGMA(ARRAY_PARTITION variable = prod complete)
     mac_i:
       for (int i = 0; i < PI; ++i) {
         HLS_PRAGMA(UNROLL)
-        const unsigned wu = ww.lane(i);
-        const int we = int(wu) - int((wu >> (WB - 1)) << WB);  // the weight, sign-extended
-        const unsigned ws = (unsigned(we) >> (MB * sw)) & SMASK;
+        const unsigned ws = ww.lane(i);
         // the slice, signed for the top one
         const int wop = w_top && (ws >> (MB - 1)) ? int(ws) - (1 << MB) : int(ws);
         prod[i] = slice_mul<MB>::mul(wop, int(xs[i]));
@@ -388,7 +359,8 @@ mac:
       y.v[o] = a;
     }
     if (sx == px - 1 && w_top && it == nci - 1) out.write(y);
-    // next (pixel, ct, sx, sw, it)
+    // next (pixel, ct, sx, sw, it): t runs through the output tile's pw x nci entries once per
+    // activation slice
     ++t;
     if (++it == nci) {
       it = 0;
@@ -400,11 +372,11 @@ mac:
             ct = 0;
             tbase = 0;
           } else {
-            tbase += nci;
+            tbase += nci * pw;
           }
         }
+        t = tbase;
       }
-      t = tbase;
     }
   }
   CODESIGN_LOOP_DONE(STAGE_MAC, n_mac, CODESIGN_II_MAC, DEPTH);

@@ -119,7 +119,7 @@ struct engine_t {
   typedef vec_t<PI, IN_BITS> in_vec;
   typedef vec_t<PO, A> out_vec;
   typedef acc_vec_t<PO, C::ACC_BITS> acc_vec;
-  typedef lanes64_t<PI, WB> wword_t;  // PI weights of one output lane of a tile (conv1x1.h)
+  typedef lanes64_t<PI, MB> wword_t;  // one MB-bit slice of PI weights of an output lane (conv1x1.h)
 
   static call_t decode(const ap_uint<32> dw[DESC_WORDS]) {
     HLS_PRAGMA(INLINE)
@@ -182,7 +182,7 @@ struct engine_t {
     if (c.cout < 1 || c.cout > c.out_cbuf || c.cout > MAXC) return 5;
     if (c.in_addr < 0 || c.out_addr < 0 || c.w_addr < 0 || c.q_addr < 0) return 6;
     if (c.conv) {
-      if (ceil_div(c.cin, PI) * ceil_div(c.cout, PO) > MAXT) return 7;
+      if (ceil_div(c.cin, PI) * ceil_div(c.cout, PO) * weight_slices(c.w_bits, WB, MB) > MAXT) return 7;
       if (c.shift_s < 1 || c.shift_s > 46) return 8;
       if (c.act_max < 0 || c.act_max > (1 << A) - 1) return 9;
     } else {
@@ -258,7 +258,7 @@ struct engine_t {
               uint64_t(c.sq_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (c.conv)
         bad = bad ||
-              uint64_t(c.w_addr) + uint64_t(c.cout) * ceil_div(c.cin, BUS / weight_store_bits(c.w_bits, WB)) >
+              uint64_t(c.w_addr) + uint64_t(c.cout) * weight_slices(c.w_bits, WB, MB) * ceil_div(c.cin, BUS / MB) >
                   wmem_words ||
               uint64_t(c.q_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (bad) return long(d);
@@ -363,7 +363,7 @@ struct engine_t {
         continue;
       }
       if (c.conv) {
-        load_weights<BUS, WB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, c.w_bits,
+        load_weights<BUS, WB, MB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, c.w_bits,
                                                   C::AXI_LATENCY, wbuf);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }

@@ -31,7 +31,7 @@ struct Config {
   static constexpr int MAX_DILATION = 7;
   static constexpr int MAC_BITS = 8;
   static constexpr int AXI_LATENCY = 50;
-  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
+  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS, ceil_div(W_BITS, MAC_BITS));
 };
 
 }  // namespace codesign

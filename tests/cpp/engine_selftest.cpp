@@ -36,7 +36,7 @@ struct CfgA {
   static constexpr int MAX_C = 48, MAX_H = 12, MAX_W = 12, MAX_LINE = 12 * 48;
   static constexpr int MAX_WEIGHTS = 48 * 48, MAX_DESC = 64;
   static constexpr int MAC_BITS = 4, AXI_LATENCY = 50;  // 8-bit weights and IN8: 2 x 2 passes
-  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
+  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS, codesign::ceil_div(W_BITS, MAC_BITS));
 };
 // A = 3 and W = 5: lanes straddle the 64-bit parts of a 128-bit word; PI > PO; 24-bit acc.
 struct CfgB {
@@ -44,7 +44,7 @@ struct CfgB {
   static constexpr int MAX_C = 40, MAX_H = 10, MAX_W = 11, MAX_LINE = 11 * 40;
   static constexpr int MAX_WEIGHTS = 40 * 40, MAX_DESC = 64;
   static constexpr int MAC_BITS = 2, AXI_LATENCY = 50;  // W5 in 3 slices, A3 in 2, IN8 in 4
-  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
+  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS, codesign::ceil_div(W_BITS, MAC_BITS));
 };
 // A = 8 (IN8 copies allowed), 4-bit weights.
 struct CfgC {
@@ -52,7 +52,7 @@ struct CfgC {
   static constexpr int MAX_C = 64, MAX_H = 9, MAX_W = 9, MAX_LINE = 9 * 64;
   static constexpr int MAX_WEIGHTS = 64 * 64, MAX_DESC = 64;
   static constexpr int MAC_BITS = 8, AXI_LATENCY = 50;  // one pass, full products
-  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS);
+  static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS, codesign::ceil_div(W_BITS, MAC_BITS));
 };
 // The default (DiracDeltaNet) configuration rendered from config.h.j2.
 typedef codesign::Config CfgD;
@@ -325,12 +325,15 @@ struct Builder {
       c.M[o] = int64_t(m);
       c.B[o] = int64_t(b);
     }
-    const int lw = C::BUS_BITS / C::W_BITS, wpr = (c.cin + lw - 1) / lw;
-    c.w_addr = alloc(w, uint64_t(c.cout) * wpr);
+    // per output channel pw rows of MAC_BITS-wide slices (docs/engine.md, "Weights")
+    const int mb = C::MAC_BITS, pw = (C::W_BITS + mb - 1) / mb;
+    const int lw = C::BUS_BITS / mb, wpr = (c.cin + lw - 1) / lw;
+    c.w_addr = alloc(w, uint64_t(c.cout) * pw * wpr);
     for (int o = 0; o < c.cout; ++o)
-      for (int i = 0; i < c.cin; ++i)
-        w.set(c.w_addr + o * wpr + i / lw, (i % lw) * C::W_BITS, C::W_BITS,
-              uint64_t(c.W[size_t(o) * c.cin + i]) & ((1u << C::W_BITS) - 1));
+      for (int sw = 0; sw < pw; ++sw)
+        for (int i = 0; i < c.cin; ++i)
+          w.set(c.w_addr + (o * pw + sw) * wpr + i / lw, (i % lw) * mb, mb,
+                uint64_t(c.W[size_t(o) * c.cin + i] >> (mb * sw)) & ((1u << mb) - 1));
     c.q_addr = alloc(w, 2 * uint64_t(c.cout));
     for (int o = 0; o < c.cout; ++o) {
       const uint64_t b = uint64_t(c.B[o]);
