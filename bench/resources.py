@@ -1,8 +1,8 @@
 """Resources of the generated engine, derived from the code as rendered, beside the analytic estimate.
 
 For DiracDeltaNet 224² and CoDeNet config b on the Ultra96, and DiracDeltaNet on KV260, ZCU104 and
-PYNQ-Z2, the project is rendered at `sized_for(graph, HardwareConfig(board=…))` (what `codesign
-compile` picks), its memories are read from the C-simulation library and its pragmas
+PYNQ-Z2, the project is rendered at the config `codesign compile --board` picks (hls/fit.py
+fitting_config: the default 32x32 array sized for the model, or the fastest smaller one that fits), its memories are read from the C-simulation library and its pragmas
 (codesign/hls/inventory.py) and priced (codesign/estimate/fit.py). Printed per unit, with totals
 and the board's capacity, the previous analytic estimate (codesign/estimate/resources.py) beside.
 
@@ -25,9 +25,10 @@ from codesign.estimate.fit import RESOURCES, code_derived  # noqa: E402
 from codesign.estimate.resources import resources as analytic  # noqa: E402
 from codesign.estimate.synthetic import codenet_ir, diracdeltanet_ir  # noqa: E402
 from codesign.figures import CODE_DERIVED, MODELED  # noqa: E402
+from codesign.hls.fit import DoesNotFit, fitting_config  # noqa: E402
 from codesign.hls.inventory import axi_adapters, declared_memories  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
-from codesign.hw.config import Board, HardwareConfig  # noqa: E402
+from codesign.hw.config import HardwareConfig  # noqa: E402
 from codesign.hw.scheduler import sized_for  # noqa: E402
 
 CONFIGS = (("diracdeltanet_224", "ultra96v2"), ("codenet_b", "ultra96v2"), ("diracdeltanet_224", "kv260"),
@@ -36,13 +37,20 @@ CONFIGS = (("diracdeltanet_224", "ultra96v2"), ("codenet_b", "ultra96v2"), ("dir
 
 def measure(model: str, board: str, workdir: Path) -> dict:
     graph = diracdeltanet_ir() if model.startswith("diracdeltanet") else codenet_ir("b")
-    # as `codesign compile --board` picks it: sized for the model, at most 250 MHz or the board's clock
-    hw = sized_for(graph, HardwareConfig(board=board, clock_mhz=min(250.0, Board.load(board).clock_mhz)))
+    # as `codesign compile --board` picks it: sized for the model, the default array or the fastest smaller
+    # one whose rendered engine fits
+    default = sized_for(graph, HardwareConfig.for_board(board))
+    try:
+        hw, _, note = fitting_config(graph, default)
+    except DoesNotFit as e:  # shown as it is: the default engine's figures and why nothing fits
+        hw, note = default, f"NOT FITTING: {e}"
     project = write_project(graph, hw, workdir / f"{model}-{board}").path
     fit = code_derived(hw, declared_memories(project), axi_adapters(project))
     old = analytic(hw)
-    print(f"\n== {model} on {board}: {hw.pi}x{hw.po}, W{hw.weight_bits} A{hw.act_bits}, bus {hw.bus_bits} "
-          f"[{CODE_DERIVED}; previous: {MODELED}]")
+    print(f"\n== {model} on {board}: {hw.pi}x{hw.po}, W{hw.weight_bits} A{hw.act_bits}, bus {hw.bus_bits}, "
+          f"{hw.clock_mhz:g} MHz [{CODE_DERIVED}; previous: {MODELED}]")
+    if note:
+        print(f"   {note}")
     print(f"{'unit':<12}" + "".join(f"{r:>10}" for r in RESOURCES))
     for unit, cost in fit.by_unit().items():
         print(f"{unit:<12}" + "".join(f"{cost[r]:>10,.0f}" for r in RESOURCES))
@@ -55,7 +63,9 @@ def measure(model: str, board: str, workdir: Path) -> dict:
         if util[r] > 0.85:
             top = ", ".join(f"{n} {v:,.0f}" for n, v in fit.top_consumers(r))
             print(f"  {r} over 85 %: {top}")
-    return {**fit.to_dict(), "previous_estimate": {r: prev[r] for r in RESOURCES}, "label": CODE_DERIVED}
+    return {**fit.to_dict(), "previous_estimate": {r: prev[r] for r in RESOURCES}, "label": CODE_DERIVED,
+            "config": {"pi": hw.pi, "po": hw.po, "clock_mhz": hw.clock_mhz, "max_wtiles": hw.max_wtiles},
+            "note": note}
 
 
 def main(argv: list[str] | None = None) -> int:

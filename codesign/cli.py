@@ -238,32 +238,35 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def _hw_for(args: argparse.Namespace, graph):
-    from .hw.config import Board, HardwareConfig
+    from .hw.config import HardwareConfig
     from .hw.scheduler import sized_for
 
     if args.hw:
         hw = HardwareConfig.load(args.hw)
         return hw if args.board is None else hw.with_(board=args.board)
-    board = Board.load(args.board or "ultra96v2")
-    return sized_for(graph, HardwareConfig(board=board.name, clock_mhz=min(250.0, board.clock_mhz)))
+    return sized_for(graph, HardwareConfig.for_board(args.board or "ultra96v2"))
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
     from .graph import load
     from .hls.project import write_project
 
-    from .estimate import resources
+    from .figures import CODE_DERIVED
+    from .hls.fit import check_fits, fitting_config
 
     graph = load(args.model)
     hw = _hw_for(args, graph)
-    fit = resources(hw)
-    if not fit.fits():
-        raise CodesignError(f"the design does not fit {hw.board}: {'; '.join(fit.violations())} "
-                            "(try `codesign explore` for a configuration that fits)")
+    if args.hw:  # the user's engine: refused when it does not fit
+        fit = check_fits(graph, hw, args.margin)
+    else:  # the default engine, or the fastest smaller one that fits
+        hw, fit, note = fitting_config(graph, hw, args.margin)
+        if note:
+            print(f"codesign: {note}")
     project = write_project(graph, hw, args.output, args.name)
     s = project.schedule
     print(f"wrote {project.path}: {len(s.calls)} engine calls, {len(s.buffers)} buffers, "
           f"{s.wmem.size} weight bytes, host layers: {', '.join(s.host_layers) or 'none'}")
+    print(f"{hw.pi}x{hw.po} engine: {fit.summary()} [{CODE_DERIVED}]")
 
 
 def cmd_csim(args: argparse.Namespace) -> None:
@@ -329,8 +332,11 @@ def cmd_explore(args: argparse.Namespace) -> None:
     from .figures import CYCLE_COUNTED, MODELED
     from .graph import load
 
+    from .hls.fit import rendered_resources
+
     graph = load(args.model)
-    result = explore(graph, board=args.board, batch_n=args.batch, workers=args.jobs, out_dir=Path(args.output))
+    result = explore(graph, board=args.board, batch_n=args.batch, workers=args.jobs, out_dir=Path(args.output),
+                     code_fit=lambda hw: rendered_resources(graph, hw).violations(args.margin))
     print(result.table())
     print(f"FPS above: {MODELED}; it agrees with the {CYCLE_COUNTED} within 15 % per call (tests/test_cycles.py).")
     print(f"chosen hardware config: {Path(args.output) / 'hw_best.yaml'} (use with `codesign compile --hw`)")
@@ -377,6 +383,8 @@ def _report_synthesis(project: Path, estimate_json: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    from .estimate.fit import DEFAULT_MARGIN
+
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("summary", help="layers, parameters and MACs of a model, checkpoint or IR")
@@ -436,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--board", help="board name (boards/*.yaml); default ultra96v2")
     cp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
     cp.add_argument("--name", help="project name (default: the graph name)")
+    cp.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                    help=f"share of each board resource the engine may take (default {DEFAULT_MARGIN}: the rest is "
+                         "routing headroom); judged on the rendered engine (docs/estimator.md, code-derived)")
     cp.add_argument("-o", "--output", required=True, help="project directory to write")
     cp.set_defaults(func=cmd_compile)
 
@@ -487,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--batch", type=int, default=16, help="batch size for the batch-N column")
     ex.add_argument("--jobs", type=int, default=None, help="parallel workers (default: all cores)")
     ex.add_argument("-o", "--output", default="build/explore", help="directory for explore.json, pareto.png, hw_best.yaml")
+    ex.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                    help=f"share of each board resource a config may take (default {DEFAULT_MARGIN}), judged on the "
+                         "rendered engine of each candidate in rank order")
     ex.add_argument("--count", action="store_true",
                     help="compile the chosen config and print its cycle-counted C-sim figure beside the model")
     ex.set_defaults(func=cmd_explore)

@@ -90,11 +90,39 @@ def test_unknown_board_and_bad_hw(ir_file, tmp_path, capsys):
 
 
 def test_design_that_does_not_fit_the_board(ir_file, tmp_path, capsys):
+    """A user's engine over the budget of its board is refused, judged on the rendered engine: one line
+    naming the resource, its count against the board's and the margin, and the largest consumers."""
     from codesign.hw.config import HardwareConfig
 
     big = HardwareConfig(pi=64, po=64).save(tmp_path / "big.yaml")
     assert main(["compile", "--model", str(ir_file), "--hw", str(big), "-o", str(tmp_path / "p")]) == 2
-    assert "does not fit ultra96v2" in _one_error_line(capsys)
+    line = _one_error_line(capsys)
+    assert "does not fit ultra96v2 (64x64 array)" in line
+    assert re.search(r"LUT [\d,]+ > 70,560 x 0\.85: conv1x1:64 MAC lanes x 64 slice products [\d,]+", line), line
+    assert not (tmp_path / "p").exists()  # nothing written
+    # the margin is the user's: at 0.5 the 32x32 default engine of this model no longer fits either
+    small = HardwareConfig().save(tmp_path / "small.yaml")
+    assert main(["compile", "--model", str(ir_file), "--hw", str(small), "--margin", "0.5", "-o", str(tmp_path / "p")]) == 2
+    assert "x 0.5: conv1x1:32 MAC lanes" in _one_error_line(capsys)
+
+
+def test_default_engine_shrinks_to_fit_a_small_board(ir_file, tmp_path, capsys):
+    """Without --hw, compile takes the default 32x32 engine when it fits, else the fastest smaller array that
+    does (PYNQ-Z2: 53,200 LUT, too few for 32 x 32 4-bit MAC lanes) and says so."""
+    from codesign.hls.fit import project_resources
+    from codesign.hw.config import HardwareConfig
+
+    # (this model's 32x32 engine takes 85.2 % of the Ultra96's LUT: over the default margin, under 0.9)
+    assert main(["compile", "--model", str(ir_file), "--margin", "0.9", "-o", str(tmp_path / "u96")]) == 0
+    out = capsys.readouterr().out
+    assert "does not fit" not in out and "32x32 engine: LUT" in out
+    assert main(["compile", "--model", str(ir_file), "--board", "pynq-z2", "-o", str(tmp_path / "z2")]) == 0
+    out = capsys.readouterr().out
+    assert "32x32 does not fit pynq-z2 (LUT" in out and "the fastest array that fits" in out
+    hw = HardwareConfig.load(tmp_path / "z2" / "hw.yaml")
+    assert hw.pi * hw.po < 32 * 32
+    fit = project_resources(tmp_path / "z2")
+    assert max(fit.utilization().values()) <= 0.85 and not fit.violations()
 
 
 def test_python_m_entry_point_exits_nonzero_without_traceback(tmp_path):

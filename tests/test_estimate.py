@@ -418,6 +418,27 @@ def test_explore_returns_fitting_choice_for_ultra96(explored):
           f"(batch {result.batch_n}), LUT {best.lut}, BRAM36 {best.bram36}, DSP {best.dsp}")
 
 
+def test_explore_with_a_code_fit_judge_takes_the_fastest_config_it_passes(ddn224):
+    """With code_fit (the rendered engine's resources, hls/fit.py) explore tries candidates in rank order and
+    chooses the first the judge passes; candidates it refused carry its reason."""
+    seen = []
+
+    def judge(hw):
+        seen.append(hw)
+        return [] if hw.pi * hw.po <= 256 else [f"LUT too many for {hw.pi}x{hw.po}"]
+
+    result = explore(ddn224, "ultra96v2", pis=(8, 16, 32), pos=(8, 16, 32), bus_bits=(128,), workers=1,
+                     code_fit=judge)
+    assert result.best.pi * result.best.po <= 256 and seen[-1] == result.best
+    refused = [c for c in result.candidates if c.code_checked and not c.fits]
+    assert refused and all("LUT too many" in c.reason for c in refused)
+    # every candidate ranked above the choice was judged, and refused
+    rank = sorted(result.candidates, key=lambda c: -c.fps)
+    above = rank[:rank.index(result.best_candidate)]
+    assert all(c.code_checked and not c.fits for c in above if c.fps > result.best_candidate.fps)
+    assert len(seen) == len(refused) + 1
+
+
 def _assert_real_png(path):
     from PIL import Image
 

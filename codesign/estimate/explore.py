@@ -13,7 +13,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import CodesignError
 from ..graph import Graph
@@ -43,11 +43,12 @@ class Candidate:
     uram: int = 0
     reason: str = ""
     pareto: bool = False
+    code_checked: bool = False  # judged by the code-derived model (code_fit), not only the analytic one
 
     def to_dict(self) -> dict[str, Any]:
         return {"hw": self.hw.to_dict(), "fps": self.fps, "fps_n": self.fps_n, "latency_ms": self.latency_ms,
                 "lut": self.lut, "ff": self.ff, "bram36": self.bram36, "uram": self.uram, "dsp": self.dsp,
-                "fits": self.fits,
+                "fits": self.fits, "code_checked": self.code_checked,
                 "reason": self.reason, "pareto": self.pareto}
 
     @property
@@ -88,11 +89,12 @@ class ExploreResult:
 
     def table(self) -> str:
         rows = [f"{'config':<22} {'FPS b1':>8} {f'FPS b{self.batch_n}':>9} {'LUT':>7} {'FF':>7} {'BRAM':>6} "
-                f"{'DSP':>5}  fits  pareto"]
+                f"{'DSP':>5}  fits  pareto  (fits: code = judged on the rendered engine, else analytic)"]
         for c in sorted(self.candidates, key=lambda c: (-c.fits, -c.fps)):
             mark = "*" if c.hw == self.best else " "
             rows.append(f"{mark}{c.label:<21} {c.fps:>8.1f} {c.fps_n:>9.1f} {c.lut:>7,} {c.ff:>7,} {c.bram36:>6g} "
-                        f"{c.dsp:>5}  {'yes ' if c.fits else 'no  '}  {'yes' if c.pareto else ''}"
+                        f"{c.dsp:>5}  {'yes ' if c.fits else 'no  '}{'code' if c.code_checked else '    '}"
+                        f"  {'yes' if c.pareto else ''}"
                         f"{'' if c.fits else '   ' + c.reason}")
         return "\n".join(rows)
 
@@ -130,8 +132,14 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
             bus_bits: Sequence[int] = (64, 128), clocks_mhz: Sequence[float] | None = None,
             batch_n: int = 16, rank_batch: int = 1, control: str = "descriptor",
             params: ModelParams | None = None, rparams: ResourceParams | None = None,
-            margin: float = 1.0, workers: int | None = None, out_dir: str | Path | None = None) -> ExploreResult:
+            margin: float = 1.0, workers: int | None = None, out_dir: str | Path | None = None,
+            code_fit: Callable[[HardwareConfig], list[str]] | None = None) -> ExploreResult:
     """Sweep PI × PO × bus width × clock for `graph` on `board`; choose the best fitting config.
+
+    `code_fit` (hls/fit.py: render the engine, price what it declares) returns a candidate's
+    resources over budget; given, it is the judge: candidates are tried in rank order and the first
+    it passes is the choice (the analytic resource model, which only estimates, then ranks nothing
+    out). Without it the analytic model at `margin` decides.
 
     `clocks_mhz` defaults to the board's engine clock (the model does not predict timing closure,
     so faster clocks than the board file's are not offered). `rank_batch` (1 or `batch_n`) is the
@@ -161,18 +169,32 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
             cands = list(pool.map(_evaluate, tasks, chunksize=max(1, len(tasks) // (4 * workers))))
     else:
         cands = [_evaluate(t) for t in tasks]
-    feasible = [c for c in cands if c.fits]
-    if not feasible:
-        raise ExploreError(f"none of {len(cands)} configurations fits {b.name}: "
-                           + "; ".join(f"{c.label}: {c.reason}" for c in cands[:4]))
     rank = "fps" if rank_batch == 1 else "fps_n"
-    for c in pareto_front(feasible, rank=rank):
-        c.pareto = True
 
     def size(c: Candidate) -> float:
         return c.lut / b.lut + c.bram36 / b.bram36 + c.uram / max(1, b.uram) + c.dsp / max(1, b.dsp)
 
-    best = max(feasible, key=lambda c: (round(getattr(c, rank), 6), -size(c)))
+    def order(c: Candidate) -> tuple:
+        return (round(getattr(c, rank), 6), -size(c))
+
+    best = None
+    if code_fit is not None:
+        for c in sorted(cands, key=order, reverse=True):
+            bad = code_fit(c.hw)
+            c.code_checked, c.fits, c.reason = True, not bad, "; ".join(bad)
+            if not bad:
+                best = c
+                break
+        if best is None:
+            raise ExploreError(f"none of {len(cands)} configurations fits {b.name} (code-derived): "
+                               + "; ".join(f"{c.label}: {c.reason}" for c in cands[:3]))
+    feasible = [c for c in cands if c.fits]
+    if not feasible:
+        raise ExploreError(f"none of {len(cands)} configurations fits {b.name}: "
+                           + "; ".join(f"{c.label}: {c.reason}" for c in cands[:4]))
+    for c in pareto_front(feasible, rank=rank):
+        c.pareto = True
+    best = best or max(feasible, key=order)
     result = ExploreResult(board=b, batch_n=batch_n, rank_batch=rank_batch, control=control, candidates=cands,
                            best=best.hw, meta={"graph": graph.name, "workers": workers, "swept": len(cands)})
     if out_dir is not None:

@@ -31,6 +31,10 @@ SRL_MAX_DEPTH = 64
 # BRAM18 width by depth in simple dual port (UG573): depth ≤ 512 → 36 bits … ≤ 16K → 1 bit
 _BRAM18_ASPECTS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 RESOURCES = ("lut", "ff", "bram36", "dsp")
+RESOURCE_NAMES = {"lut": "LUT", "ff": "FF", "bram36": "BRAM36", "dsp": "DSP"}
+# The share of every resource a design may take: the rest is routing headroom (placement and
+# routing of a design past ~85 % LUT or BRAM rarely closes timing on these parts).
+DEFAULT_MARGIN = 0.85
 
 
 def bram18_count(depth: int, width: int) -> int:
@@ -89,6 +93,17 @@ class CodeDerivedResources:
         ranked = sorted(((f"{row.unit}:{row.what}", row.cost.get(resource, 0)) for row in self.rows),
                         key=lambda x: -x[1])
         return [x for x in ranked[:n] if x[1] > 0]
+
+    def violations(self, margin: float = DEFAULT_MARGIN) -> list[str]:
+        """One line per resource over margin × the board's count, with its largest consumers."""
+        cap, tot = self.capacity(), self.totals()
+        return [f"{RESOURCE_NAMES[r]} {tot[r]:,.0f} > {cap[r]:,} x {margin:g}: "
+                + ", ".join(f"{n} {v:,.0f}" for n, v in self.top_consumers(r))
+                for r in RESOURCES if tot[r] > margin * cap[r]]
+
+    def summary(self) -> str:
+        util = self.utilization()
+        return ", ".join(f"{RESOURCE_NAMES[r]} {util[r]:.0%}" for r in RESOURCES) + f" of {self.hw.board}"
 
     def to_dict(self) -> dict:
         cap, tot, util = self.capacity(), self.totals(), self.utilization()

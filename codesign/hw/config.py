@@ -102,6 +102,12 @@ class HardwareConfig:
         if self.clock_mhz <= 0:
             raise HardwareConfigError(f"clock_mhz={self.clock_mhz} must be positive")
 
+    @classmethod
+    def for_board(cls, board: str) -> "HardwareConfig":
+        """The default engine on `board`: clocked at the board file's clock, at most 250 MHz."""
+        b = Board.load(board)
+        return cls(board=b.name, clock_mhz=min(250.0, b.clock_mhz))
+
     # ---- derived quantities used by templates, packing and scheduler ----
     @property
     def weight_tiles(self) -> int:
