@@ -1,8 +1,8 @@
 """The generated engine's speed as written: cycle-counted C-simulation beside the estimator and the papers.
 
 For DiracDeltaNet 224² and CoDeNet config b (synthetic IRs, random weights: the count does not
-depend on the values) at the default Ultra96 config (`sized_for(graph, HardwareConfig())`, as
-`codesign compile` picks it), one frame runs through the counting C-simulation
+depend on the values) at the default Ultra96 config as `codesign compile` picks it (the 32x32 array sized for the model,
+or the fastest smaller array whose rendered engine fits the board: hls/fit.py fitting_config), one frame runs through the counting C-simulation
 (hls_templates/engine/cycles.h). Printed side by side, from one run:
 
 - counted engine FPS: clock / counted cycles per frame (the engine alone);
@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codesign.estimate import estimate  # noqa: E402
 from codesign.estimate.synthetic import codenet_ir, diracdeltanet_ir  # noqa: E402
-from codesign.figures import CYCLE_COUNTED, MODELED, PUBLISHED  # noqa: E402
+from codesign.figures import CODE_DERIVED, CYCLE_COUNTED, MODELED, PUBLISHED  # noqa: E402
 from codesign.hls.cycles import count_project  # noqa: E402
+from codesign.hls.fit import fitting_config  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.config import HardwareConfig  # noqa: E402
 from codesign.hw.scheduler import sized_for  # noqa: E402
@@ -37,7 +38,11 @@ PUBLISHED_FPS = {"diracdeltanet_224": (41.4, 66.3), "codenet_b": (26.9, None)}
 
 
 def measure(key: str, graph, workdir: Path) -> dict:
-    hw = sized_for(graph, HardwareConfig())
+    # as `codesign compile` picks it: the default array sized for the model, or the fastest smaller one
+    # whose rendered engine fits the Ultra96 (hls/fit.py)
+    hw, fit, note = fitting_config(graph, sized_for(graph, HardwareConfig.for_board("ultra96v2")))
+    if note:
+        print(f"{key}: {note}")
     project = write_project(graph, hw, workdir / key)
     t0 = time.perf_counter()
     counted = count_project(project.path)
@@ -64,6 +69,8 @@ def measure(key: str, graph, workdir: Path) -> dict:
         "published_fps_batch1": pub1,
         "published_fps_batch16": pub16,
         "csim_seconds": csim_s,
+        "resources": fit.to_dict(),
+        "resources_summary": f"{fit.summary()} [{CODE_DERIVED}]",
         "labels": {"fps_engine": CYCLE_COUNTED, "fps_batch1": f"{CYCLE_COUNTED}; host and control modeled",
                    "estimator_fps_batch1": MODELED, "published_fps_batch1": PUBLISHED},
     }
@@ -91,6 +98,7 @@ def main() -> None:
         stages = ", ".join(f"{k} {v:,}" for k, v in r["stage_totals"].items() if v)
         print(f"{key}: {r['config']}; {r['calls']} calls, {r['frame_cycles']:,} cycles/frame; per stage: {stages}; "
               f"C-sim {r['csim_seconds']:.1f} s")
+        print(f"{key}: resources {r['resources_summary']}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
         print(f"wrote {args.json}")

@@ -480,7 +480,7 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         w_words += 9 * _cdiv(c.cout, lanes_w) * _cdiv(c.spatial_weight_bits, hw.weight_bits) + 2 * c.cout
     weight_bytes = w_words * bus_bytes
     weight_s = lat_cycles / f + max(w_words / f, weight_bytes / bw) if w_words else 0.0
-    desc_s = (lat_cycles + 16) / f
+    desc_s = (lat_cycles + descriptor.WORDS) / f  # the descriptor burst
     overhead_s = desc_s + fill / f
     dataflow_s = max(compute_s, memory_s) + fill / f
     engine_s = desc_s + (max(weight_s, dataflow_s) if p.overlap_weight_load else weight_s + dataflow_s)

@@ -191,9 +191,11 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
     add("datapath", lut=po * a * rp.lut_per_lane_bit + pi * ab * rp.lut_per_in_lane_bit,
         ff=po * a * rp.ff_per_lane_bit + pi * ab * rp.ff_per_in_lane_bit)
     add("address_arith", dsp=rp.dsp_addr_base + rp.dsp_addr_per_lane * po)
-    add("infrastructure", lut=rp.lut_base + rp.axi_masters * rp.lut_per_axi_master,
-        ff=rp.ff_base + rp.axi_masters * rp.ff_per_axi_master,
-        bram36=rp.bram_base + rp.axi_masters * rp.bram_per_axi_master)
+    # the per-master figures are for a 128-bit port; data paths and buffers scale with the bus
+    bus = hw.bus_bits / 128
+    add("infrastructure", lut=rp.lut_base + rp.axi_masters * rp.lut_per_axi_master * bus,
+        ff=rp.ff_base + rp.axi_masters * rp.ff_per_axi_master * bus,
+        bram36=rp.bram_base + rp.axi_masters * rp.bram_per_axi_master * bus)
 
     tot = {k: sum(d[k] for d in parts.values()) for k in RESOURCE_KINDS}
     return ResourceEstimate(hw=hw, board=board, lut=int(round(tot["lut"])), ff=int(round(tot["ff"])),
