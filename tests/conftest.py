@@ -27,3 +27,24 @@ def tiny_graph(tiny_model):
     from codesign.quant import export_model
 
     return export_model(tiny_model)
+
+
+def split_wtiles(graph, hw, rng: np.random.RandomState) -> int | None:
+    """A weight-buffer depth (max_wtiles) at which the scheduler must split some conv of `graph` by output
+    channel and can split every one: at least the largest smallest-part (PO channels; lcm(PO, 5) with a
+    fused shift) and below the largest whole conv. None when there is no such depth."""
+    from math import lcm
+
+    from codesign.hw.layout import weight_slices
+    from codesign.hw.scheduler import fuse
+
+    lo = hi = 0
+    for c in fuse(graph)[0]:
+        if c.conv:
+            conv = graph.layer(c.conv)
+            cout, cin = conv.params["weight"].shape
+            # buffer entries per PI x PO tile: one per weight slice (layout.weight_slices)
+            nci = -(-cin // hw.pi) * weight_slices(conv.attrs["weight_bits"], hw.weight_bits, hw.mac_bits)
+            lo = max(lo, nci * -(-min(lcm(hw.po, 5) if c.shift else hw.po, cout) // hw.po))
+            hi = max(hi, nci * -(-cout // hw.po))
+    return int(rng.randint(lo, hi)) if lo < hi else None

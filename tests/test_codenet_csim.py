@@ -14,7 +14,7 @@ from codesign.golden import GoldenModel
 from codesign.graph import Graph, Layer, TensorInfo, accumulator_bound, validate
 from codesign.hls.csim import CsimEngine
 from codesign.hls.project import write_project
-from codesign.hw import funcsim
+from codesign.hw import funcsim, layout
 from codesign.hw.config import HardwareConfig
 from codesign.hw.memory import initial_fmem
 from codesign.hw.scheduler import ScheduleError, schedule, sized_for
@@ -22,6 +22,8 @@ from codesign.hw.verify import verify
 from codesign.quant import export_model, requant_constants
 
 from codesign.models.calibrated import random_calibrated_model
+
+from .conftest import split_wtiles
 
 # One engine build serves the fuzz and the reduced CoDeNet: 8-bit activations (CoDeNet's), a small
 # MAC array (PI=4, PO=8) that random channel counts rarely fill, a 64-bit bus (8 lanes per word, so
@@ -166,6 +168,7 @@ def fuzz_params(draw):
         p["a_bits"] = 8  # what the image holds
     if spatial == "none" and (not conv or p["interleave"] is None):
         p["upsample"] = True  # (without conv: a lone upsample, a copy that writes each pixel to 2×2)
+    p["split"] = draw(st.sampled_from([False, False, True]))  # a weight buffer too shallow for some conv
     return p
 
 
@@ -176,10 +179,12 @@ def test_fuzz_new_engine_features_bit_exact(engine, p, seed):
     assume(min(p["h"], p["w"]) >= 2 ** pools)
     rng = np.random.RandomState(seed)
     graph = fuzz_graph(rng, p)
-    sched = schedule(graph, HW)
+    depth = split_wtiles(graph, HW, rng) if p["split"] else None
+    sched = schedule(graph, HW.with_(max_wtiles=depth or 0))
+    assert (depth is not None) == any(c.channels for c in sched.calls)
     features = [n for n in ("dw", "deform", "up") if n in graph.tensors]
-    if features:  # they all run inside one call (fused with the conv / pools before them)
-        assert len([c for c in sched.calls if set(features) & set(c.layers)]) == 1
+    if features:  # they all run inside one call (fused with the conv / pools before them; or its parts)
+        assert len({tuple(c.layers) for c in sched.calls if set(features) & set(c.layers)}) == 1
     image = rng.randint(0, 256, (p["h"], p["w"], 3)).astype(np.uint8)
     for executor in (funcsim_executor(HW), engine):
         report = verify(sched, graph, image, executor, per_call=True)
@@ -199,6 +204,45 @@ def test_fuzz_covers_spread_dilations_and_strided_views():
     assert sched.views["up"].stride == 2 and sched.views["partner"].stride == 2
     call = next(c for c in sched.calls if c.spatial == "deform")
     assert call.layers == ["conv1", "deform", "up"] and call.descriptor["d_cbuf"] == 3
+
+
+@pytest.mark.parametrize("spatial", ["dw1", "deform"])
+def test_split_call_with_spatial_op_and_upsample_csim_bit_exact(engine, spatial):
+    """The spatial unit and the upsample run after the conv, on its output channels: each part of a split
+    conv loads its own [9][b − a] spatial weights and the constants of channels [a, b), and writes its
+    channels of an interleaved (stride-2) concat, whose partner conv is split too. C-sim and functional
+    simulator match golden per call and end to end."""
+    rng = np.random.RandomState(5)  # draws weights of 5..8 bits for conv1 and partner: 2 slices each
+    p = dict(h=6, w=6, cin=10, cout=24, a_bits=8, conv=True, prepool=False, pool=False, spatial=spatial,
+             upsample=True, interleave=(True, 5), from_image=False, d_bits=3, d_ch=2)
+    graph = fuzz_graph(rng, p)
+    assert all(layout.weight_slices(graph.layer(n).attrs["weight_bits"], 8, 4) == 2 for n in ("conv1", "partner"))
+    # 8-bit weights on the 4-bit array: 2 slices a tile. conv1: 3 input tiles × 2 output tiles × 2 a part;
+    # partner (24 → 24): 6 × 1 × 2
+    hw = HW.with_(max_wtiles=12)
+    sched = schedule(graph, hw)
+    parts = [c for c in sched.calls if c.conv == "conv1"]
+    assert [c.channels for c in parts] == [(0, 16), (16, 24)]
+    assert [c.channels for c in sched.calls if c.conv == "partner"] == [(0, 8), (8, 16), (16, 24)]
+    sp = graph.layer(parts[0].spatial)
+    view = sched.views[parts[0].output]
+    cbuf, nb = sched.buffers[view.buffer].cbuf, hw.bus_bits // 8
+    for c in parts:
+        a, b = c.channels
+        d = c.descriptor
+        assert c.upsample and c.layers == ["conv1", sp.name, "up"]
+        assert d["out_stride"] == 2 and d["out_rot"] == (view.rot + 2 * a) % cbuf and d["cout"] == b - a
+        w = layout.unpack_weights(sched.wmem[d["sw_addr"] * nb:], 9, b - a, hw.weight_bits, hw.bus_bits)
+        m, bias = layout.unpack_requant(sched.wmem[d["sq_addr"] * nb:], b - a, hw.bus_bits)
+        assert np.array_equal(w, sp.params["weight"][a:b].T)
+        assert np.array_equal(m, sp.params["mult"][a:b]) and np.array_equal(bias, sp.params["bias"][a:b])
+    image = rng.randint(0, 256, (6, 6, 3)).astype(np.uint8)
+    for executor in (funcsim_executor(hw), engine):
+        per_call = verify(sched, graph, image, executor, per_call=True)
+        assert per_call.ok and per_call.logits_equal, per_call.mismatch
+        assert per_call.calls_checked == len(sched.calls)
+        whole = verify(sched, graph, image, executor, per_call=False)
+        assert whole.ok and whole.logits_equal, whole.mismatch
 
 
 # ---- a reduced CoDeNet end to end --------------------------------------------------------------------

@@ -13,18 +13,19 @@ from codesign.graph import Graph, Layer, TensorInfo, load, save, validate
 from codesign.hls.csim import CXXFLAGS, CsimEngine, run_testbench
 from codesign.hls.project import write_project
 from codesign.hls.simulate import simulate_project
-from codesign.hw import layout
+from codesign.hw import funcsim, layout
 from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import schedule, sized_for
 from codesign.hw.verify import verify
 from codesign.quant import requant_constants
 
-from .conftest import random_images
+from .conftest import random_images, split_wtiles
 
 # One engine build serves every fuzz case: limits generous enough for all of them, and a MAC
-# array (PI=4, PO=8) that the random channel counts rarely fill exactly.
-FUZZ_HW = HardwareConfig(pi=4, po=8, act_bits=4, weight_bits=8, bus_bits=64, max_channels=48, max_width=12,
-                         max_line=12 * 48, max_weights=48 * 48)
+# array (PI=4, PO=8) that the random channel counts rarely fill exactly. Up to 80 output channels:
+# a conv with a fused shift splits only at multiples of lcm(PO, 5) = 40.
+FUZZ_HW = HardwareConfig(pi=4, po=8, act_bits=4, weight_bits=8, bus_bits=64, max_channels=80, max_width=12,
+                         max_line=12 * 80, max_weights=40 * 80)
 
 
 @pytest.fixture(scope="module")
@@ -247,6 +248,9 @@ def _fuzz_graph(rng, h, w, cin, cout, a_bits, w_bits, flags, rotate) -> Graph:
 
     if prepool:
         hh, ww, c = tensors[x].shape
+        # a second reader of conv0, so that the pool runs as conv1's PREPOOL, not as conv0's POOL
+        layers.append(Layer("keep", "slice", ["conv0"], "keep", {"start": 0, "stop": 1}))
+        tensors["keep"] = TensorInfo((hh, ww, 1), a_bits, False, tensors["conv0"].scale)
         add("prepool", "maxpool2x2", (hh // 2, ww // 2, c))
     if conv:
         lc, tc = _conv_layer(rng, "conv1", tensors[x], cout, a_bits, w_bits)
@@ -278,16 +282,71 @@ def _fuzz_graph(rng, h, w, cin, cout, a_bits, w_bits, flags, rotate) -> Graph:
 @given(h=st.integers(2, 11), w=st.integers(2, 11), cin=st.integers(1, 40), cout=st.integers(1, 40),
        a_bits=st.integers(2, 4), w_bits=st.integers(2, 8),
        flags=st.tuples(st.booleans(), st.booleans(), st.booleans(), st.booleans()),
-       rotate=st.one_of(st.none(), st.integers(0, 80)), seed=st.integers(0, 2 ** 31 - 1))
-def test_fuzz_single_call_bit_exact(fuzz_engine, h, w, cin, cout, a_bits, w_bits, flags, rotate, seed):
+       rotate=st.one_of(st.none(), st.integers(0, 80)), split=st.sampled_from([False, False, True]),
+       seed=st.integers(0, 2 ** 31 - 1))
+def test_fuzz_single_call_bit_exact(fuzz_engine, h, w, cin, cout, a_bits, w_bits, flags, rotate, split, seed):
     prepool, conv, pool, shift = flags
     if prepool and not conv:
         flags = (False, conv, True, shift)  # a lone pool is a POOL call, not PREPOOL
     assume(not (flags[0] and flags[2] and (h < 4 or w < 4)))  # two 2×2 pools need 4×4
+    if split and conv and shift:
+        cout += 40  # with a fused shift only parts of 40 channels are right: give it two
     rng = np.random.RandomState(seed)
     graph = _fuzz_graph(rng, h, w, cin, cout, a_bits, w_bits, flags, rotate)
-    sched = schedule(graph, FUZZ_HW)
+    # a third of the cases get a weight buffer too shallow for a conv: the scheduler splits it
+    depth = split_wtiles(graph, FUZZ_HW, rng) if split else None
+    sched = schedule(graph, FUZZ_HW.with_(max_wtiles=depth or 0))
+    assert (depth is not None) == any(c.channels for c in sched.calls)
     image = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
     report = verify(sched, graph, image, fuzz_engine, per_call=True)
     assert report.ok, report.mismatch
-    assert report.calls_checked == len(sched.calls) >= 1
+    assert report.calls_checked == len(sched.calls) >= 1 and report.logits_equal
+
+
+@pytest.mark.parametrize("flags, cin, cout, depth, ranges", [
+    # PREPOOL + conv + POOL, 20 → 36: 5 input tiles, a 10-tile buffer holds 2 output tiles a part
+    ((True, True, True, False), 20, 36, 10, [(0, 16), (16, 32), (32, 36)]),
+    # conv + POOL + SHIFT, 12 → 64: parts at multiples of lcm(PO, 5) = 40 (3 × 5 tiles), not of PO
+    # (2 × 32 channels would fit too, but give channels 32..39 the directions of 0..7)
+    ((False, True, True, True), 12, 64, 15, [(0, 40), (40, 64)]),
+    # conv + SHIFT into a rotated concat (70 channels, the parts' views wrap around it)
+    ((False, True, False, True), 12, 64, 15, [(0, 40), (40, 64)]),
+])
+def test_split_call_csim_bit_exact_per_call_and_end_to_end(fuzz_engine, flags, cin, cout, depth, ranges):
+    """A conv too wide for the weight buffer, split by output channel, with its fused PREPOOL, POOL or
+    SHIFT: the C-simulated engine (and the functional simulator) match golden part by part and end to
+    end."""
+    rng = np.random.RandomState(11)
+    graph = _fuzz_graph(rng, 8, 8, cin, cout, 4, 4, flags, 7)
+    hw = FUZZ_HW.with_(max_wtiles=depth)
+    sched = schedule(graph, hw)
+    parts = [c for c in sched.calls if c.conv == "conv1"]
+    assert [p.channels for p in parts] == ranges
+    assert all((p.prepool, p.pool, p.shift) == (flags[0], flags[2], flags[3]) for p in parts)
+    if not flags[2]:  # written into the concat at a rotation: each part at its own channel offset
+        view = sched.views[parts[0].output]
+        cbuf = sched.buffers[view.buffer].cbuf
+        assert cbuf == 70 and [p.descriptor["out_rot"] for p in parts] == [view.rot, (view.rot + 40) % cbuf]
+    image = rng.randint(0, 256, (8, 8, 3)).astype(np.uint8)
+    for executor in (fuzz_engine, lambda t, w, f: funcsim.run(t, w, f, hw)):
+        per_call = verify(sched, graph, image, executor, per_call=True)
+        assert per_call.ok and per_call.logits_equal, per_call.mismatch
+        assert per_call.calls_checked == len(sched.calls)
+        whole = verify(sched, graph, image, executor, per_call=False)
+        assert whole.ok and whole.logits_equal, whole.mismatch
+
+
+def test_split_project_testbench_checks_every_part(tmp_path):
+    """The generated testbench checks each part of a split call against its own channels (calls.txt holds
+    the part's view, expected_calls.bin its values), with one arena and with separate memories, and
+    names the part on a mismatch."""
+    graph = _fuzz_graph(np.random.RandomState(11), 8, 8, 12, 64, 4, 4, (False, True, False, True), 7)
+    project = write_project(graph, FUZZ_HW.with_(max_wtiles=15), tmp_path / "split").path
+    calls = (project / "tb" / "vectors" / "calls.txt").read_text().splitlines()
+    assert [line.split()[5:7] for line in calls[1:3]] == [["6", "40"], ["46", "24"]]  # rot, n of each part
+    for options in ((), ("--separate-memories",)):
+        tb = run_testbench(project, *options)
+        assert tb.returncode == 0 and tb.stdout.startswith("PASS 4 calls"), tb.stdout + tb.stderr
+    _perturb_requant(project, "conv1[40:64]")
+    tb = run_testbench(project)
+    assert tb.returncode == 1 and re.match(r"MISMATCH layer conv1_40_64\w* channel \d+ pixel", tb.stdout.strip())

@@ -80,6 +80,18 @@ def test_simulated_device_is_bit_exact_with_the_golden_model(package, graph, ima
     assert rt.closed and rt.device.live_buffers == []
 
 
+def test_split_schedule_deploys_and_runs_on_the_simulated_device(graph, tmp_path):
+    """A weight buffer too shallow for the 128 → 256 head (32 tiles): its two parts go through deploy's
+    package (schedule.json) and the driver, bit-exact with golden."""
+    project = write_project(graph, sized_for(graph).with_(max_wtiles=16), tmp_path / "split")
+    assert [c.channels for c in project.schedule.calls if c.conv == "head"] == [(0, 128), (128, 256)]
+    pkg = build_deploy_package(project.path, tmp_path / "pkg")
+    imgs = random_images(2, RES, seed=9)
+    with Runtime(pkg, device="sim") as rt:
+        assert [c.channels for c in rt.package.schedule.calls if c.conv == "head"] == [(0, 128), (128, 256)]
+        np.testing.assert_array_equal(rt.forward(imgs), golden_run(graph, imgs))
+
+
 def test_run_images_and_benchmark(package, graph, tmp_path):
     from PIL import Image
 

@@ -101,7 +101,8 @@ def test_a_pragma_change_changes_the_inventory(tiny_project, tmp_path):
 
 def test_weight_buffer_is_as_deep_as_the_largest_conv_needs(tiny_graph):
     """sized_for sets max_wtiles to the model's largest ceil(cin/PI)·ceil(cout/PO) (not the loose bound from
-    max_weights), the rendered engine is built with it, and a shallower buffer is refused at schedule time."""
+    max_weights), the rendered engine is built with it; with a shallower buffer the scheduler splits the
+    largest conv by output channel, and refuses a buffer too shallow for a conv's smallest part."""
     from codesign.hw.scheduler import ScheduleError, fuse, schedule
 
     hw = sized_for(tiny_graph)
@@ -111,9 +112,10 @@ def test_weight_buffer_is_as_deep_as_the_largest_conv_needs(tiny_graph):
                for c in convs)
     assert hw.max_wtiles == hw.weight_tiles == need
     assert HardwareConfig(max_wtiles=0).weight_tiles > need  # the unsized bound
-    schedule(tiny_graph, hw)
+    assert not any(c.channels for c in schedule(tiny_graph, hw).calls)
+    assert any(c.channels for c in schedule(tiny_graph, hw.with_(max_wtiles=need - 1)).calls)
     with pytest.raises(ScheduleError, match="weight tiles"):
-        schedule(tiny_graph, hw.with_(max_wtiles=need - 1))
+        schedule(tiny_graph, hw.with_(max_wtiles=1))
 
 
 def test_m_axi_buffers_are_two_bursts(tiny_project):

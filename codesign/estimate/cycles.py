@@ -28,7 +28,7 @@ from ..figures import CYCLE_COUNTED, MODELED, PAPER_PRESET
 from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
 from ..hw.layout import weight_slices
-from ..hw.scheduler import hw_max_dilation
+from ..hw.scheduler import hw_max_dilation, part_name, split_channels
 from .params import ModelParams
 from .workload import CallWork, HostWork, Workload, workload
 
@@ -239,6 +239,24 @@ def call_parts(c: CallWork, p: ModelParams) -> list[CallWork]:
     if m and c.cout > m:
         return [_chunk(c, min(m, c.cout - i)) for i in range(0, c.cout, m)]
     return [c]
+
+
+def _part(c: CallWork, a: int, b: int) -> CallWork:
+    """The part of `c` that the scheduler's split by output channel runs for channels [a, b) (`split_wide`):
+    the whole input, b − a outputs written at channel a of the same output view."""
+    n = b - a
+    return replace(c, name=part_name(c.name, a, b), cout=n, out_rot=(c.out_rot + a * c.out_stride) % c.out_cbuf,
+                   macs=c.macs * n // c.cout, spatial_macs=c.spatial_macs * n // c.cout)
+
+
+def engine_parts(c: CallWork, hw: HardwareConfig) -> list[CallWork]:
+    """The engine calls the scheduler makes of `c` on `hw`: a conv whose weights exceed the weight buffer
+    is split by output channel (hw/scheduler.py split_channels). A conv that cannot be split is left
+    whole (the scheduler refuses it; the estimate is then of a call that does not fit)."""
+    if not c.conv:
+        return [c]
+    parts = split_channels(c.cin, c.cout, c.weight_bits, hw, c.shift)
+    return [_part(c, a, b) for a, b in parts] if len(parts) > 1 else [c]
 
 
 def _notebook_call(c: CallWork, hw: HardwareConfig) -> CallWork:
@@ -565,6 +583,8 @@ def engine_calls(wl: Workload, hw: HardwareConfig, p: ModelParams, shuffle_on_cp
     concat output, so the scheduler's pass-through copies do not run; without a pool unit, a call that
     only pools runs on the ARM; with head_on_engine, the heads' last 1×1 convs are engine calls."""
     work = [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and (p.pool_unit or not _pool_only(c))]
+    if p.microarch == "engine":  # the code as written: the scheduler's calls, wide convs split (the presets: as published)
+        work = [part for c in work for part in engine_parts(c, hw)]
     heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
     return work + [_head_call(hk, hw.weight_bits, wl.act_bits) for hk in heads]
 

@@ -105,6 +105,8 @@ def count_frame(sched: Schedule, graph: Graph, engine: CsimEngine, image: np.nda
     calls = []
     for call, row in zip(sched.calls, counts):
         macs = layer_macs(graph, graph.layer(call.conv)) if call.conv else 0
+        if call.channels:  # a part of a split conv: its share of the output channels
+            macs = macs * (call.channels[1] - call.channels[0]) // graph.tensors[graph.layer(call.conv).output].shape[2]
         calls.append(CallCount(call.name, _flags(call.descriptor["flags"]),
                                {s: row[s] for s in engine.stages}, row["total"], macs,
                                row["coupling"]))

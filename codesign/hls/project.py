@@ -26,7 +26,7 @@ from ..golden import run as golden_run
 from ..graph import Graph, save
 from ..hw import descriptor
 from ..hw.config import HardwareConfig
-from ..hw.memory import initial_fmem, read_tensor, write_tensor
+from ..hw.memory import initial_fmem, read_call_output, write_call_output
 from ..hw.scheduler import Schedule, hw_max_dilation, schedule
 from .names import safe_identifier
 from .tcl import render_tcl
@@ -73,10 +73,12 @@ def expected_fmem(sched: Schedule, graph: Graph, image: np.ndarray
     per_call = []
     for call in sched.calls:
         source = call.output if call.output in trace else call.input  # a copy holds its input's values
-        per_call.append(trace[source][0])
-        write_tensor(sched, fmem, call.output, per_call[-1])
-    intact = [c.output for c, v in zip(sched.calls, per_call) if np.array_equal(read_tensor(sched, fmem, c.output), v)]
-    return fmem, intact, per_call
+        per_call.append(trace[source][0][..., call.out_slice])  # a split call's part: its channels
+        write_call_output(sched, fmem, call, trace[source][0])
+    intact: dict[str, bool] = {}  # a split tensor is intact when every part's channels are
+    for c, v in zip(sched.calls, per_call):
+        intact[c.output] = intact.get(c.output, True) and np.array_equal(read_call_output(sched, fmem, c), v)
+    return fmem, [t for t, ok in intact.items() if ok], per_call
 
 
 def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) -> None:
@@ -88,16 +90,15 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     expected.tofile(vec / "expected.bin")
     np.concatenate([v.reshape(-1) for v in per_call]).astype(np.uint8).tofile(vec / "expected_calls.bin")
 
-    def region(label: str, tensor: str) -> str:
+    def region(label: str, v) -> str:
         # name, word address, H, W, Cbuf, rot, n, store bits [, channel stride when not 1]
         # (the testbench's region format)
-        v = sched.views[tensor]
         b = sched.buffers[v.buffer]
         stride = f" {v.stride}" if v.stride != 1 else ""
         return f"{safe_identifier(label)} {b.addr} {b.h} {b.w} {b.cbuf} {v.rot} {v.n} {b.store_bits}{stride}"
 
-    (vec / "regions.txt").write_text("".join(region(t, t) + "\n" for t in intact))
-    (vec / "calls.txt").write_text("".join(region(c.name, c.output) + "\n" for c in sched.calls))
+    (vec / "regions.txt").write_text("".join(region(t, sched.views[t]) + "\n" for t in intact))
+    (vec / "calls.txt").write_text("".join(region(c.name, sched.output_view(c)) + "\n" for c in sched.calls))
 
 
 def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None) -> Project:

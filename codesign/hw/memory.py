@@ -34,8 +34,7 @@ def initial_fmem(schedule: Schedule, image: np.ndarray, graph=None) -> np.ndarra
     return fmem
 
 
-def _buffer_region(schedule: Schedule, name: str) -> tuple[slice, object]:
-    view = schedule.views[name]
+def _buffer_region(schedule: Schedule, view) -> tuple[slice, object]:
     buf = schedule.buffers[view.buffer]
     nb = schedule.hw.bus_bits // 8
     return slice(buf.addr * nb, (buf.addr + buf.words(schedule.hw.bus_bits)) * nb), buf
@@ -45,17 +44,34 @@ def _channels(view, cbuf: int) -> np.ndarray:
     return (view.rot + np.arange(view.n) * getattr(view, "stride", 1)) % cbuf
 
 
-def read_tensor(schedule: Schedule, fmem: np.ndarray, name: str) -> np.ndarray:
-    """The (H, W, C) integers of IR tensor `name` as the engine left them in `fmem`."""
-    region, buf = _buffer_region(schedule, name)
-    view = schedule.views[name]
+def read_view(schedule: Schedule, fmem: np.ndarray, view) -> np.ndarray:
+    """The (H, W, n) integers of a view's channels as they are in `fmem`."""
+    region, buf = _buffer_region(schedule, view)
     full = layout.unpack_fmap(fmem[region], buf.h, buf.w, buf.cbuf, buf.store_bits, schedule.hw.bus_bits)
     return full[..., _channels(view, buf.cbuf)]
 
 
-def write_tensor(schedule: Schedule, fmem: np.ndarray, name: str, values: np.ndarray) -> None:
-    region, buf = _buffer_region(schedule, name)
-    view = schedule.views[name]
+def write_view(schedule: Schedule, fmem: np.ndarray, view, values: np.ndarray) -> None:
+    region, buf = _buffer_region(schedule, view)
     full = layout.unpack_fmap(fmem[region], buf.h, buf.w, buf.cbuf, buf.store_bits, schedule.hw.bus_bits)
     full[..., _channels(view, buf.cbuf)] = values
     fmem[region] = layout.pack_fmap(full, buf.store_bits, schedule.hw.bus_bits)
+
+
+def read_tensor(schedule: Schedule, fmem: np.ndarray, name: str) -> np.ndarray:
+    """The (H, W, C) integers of IR tensor `name` as the engine left them in `fmem`."""
+    return read_view(schedule, fmem, schedule.views[name])
+
+
+def write_tensor(schedule: Schedule, fmem: np.ndarray, name: str, values: np.ndarray) -> None:
+    write_view(schedule, fmem, schedule.views[name], values)
+
+
+def read_call_output(schedule: Schedule, fmem: np.ndarray, call) -> np.ndarray:
+    """What `call` wrote: its output tensor, or for a part of a split call the part's channels."""
+    return read_view(schedule, fmem, schedule.output_view(call))
+
+
+def write_call_output(schedule: Schedule, fmem: np.ndarray, call, values: np.ndarray) -> None:
+    """Write the channels `call` writes, taken from `values`, its whole output tensor (H, W, C)."""
+    write_view(schedule, fmem, schedule.output_view(call), values[..., call.out_slice])

@@ -13,6 +13,8 @@ Three small passes, each with one job:
    written, the concat is built in place in that buffer — no copy at all. Otherwise the inputs
    that are already elsewhere are copied by a pass-through engine call. ShuffleNet's interleave
    (`concat` with `interleave` g) writes input k with channel stride g at offset k.
+   `split_wide` then splits a conv whose weights exceed the engine's weight buffer into several
+   calls by output channel, each writing a channel slice of the same view.
 3. `emit`: descriptors, packed weights and requant constants, buffer addresses.
 
 The result, `Schedule`, is what the HLS project, the C-simulation and the driver consume.
@@ -20,7 +22,8 @@ The result, `Schedule`, is what the HLS project, the C-simulation and the driver
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -89,11 +92,23 @@ class Call:
     spatial: str | None = None  # name of the dwconv3x3 / deform3x3 layer
     dilation: str | None = None  # the IR tensor deform3x3 reads its dilations from (second input view)
     upsample: bool = False
+    # A part of a wide conv split by output channel (`split_wide`): the call writes channels
+    # [a, b) of `output` only (None: all of them). Every part re-reads the whole input.
+    channels: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.channels is not None:  # from schedule.json: a list
+            self.channels = (int(self.channels[0]), int(self.channels[1]))
 
     @property
     def is_copy(self) -> bool:
         """A pass-through call inserted by placement; its output is not an IR tensor."""
         return not self.layers
+
+    @property
+    def out_slice(self) -> slice:
+        """The channels of `output` this call writes (all of them unless it is a part)."""
+        return slice(*self.channels) if self.channels else slice(None)
 
 
 @dataclass
@@ -117,6 +132,10 @@ class Schedule:
             self.engine_inputs = [self.graph_input]
         if not self.engine_outputs:
             self.engine_outputs = [self.engine_output]
+
+    def output_view(self, call: Call) -> View:
+        """Where `call` writes: the view of its output tensor, or of its part's channels."""
+        return call_output_view(call, self.views, self.buffers)
 
     @property
     def descriptor_table(self) -> np.ndarray:
@@ -433,10 +452,8 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             problems.append(f"line buffer {line} values > max_line {hw.max_line}")
         if c.conv:
             conv = graph.layer(c.conv)
-            if conv.params["weight"].size > hw.max_weights:
-                problems.append(f"{conv.params['weight'].size} weights > max_weights {hw.max_weights}")
-            if (tiles := _call_weight_tiles(graph, c, hw)) > hw.weight_tiles:
-                problems.append(f"{tiles} weight tiles > the weight buffer's {hw.weight_tiles}")
+            if not split_channels(cin, cout, conv.attrs["weight_bits"], hw, c.shift):
+                problems.append(_split_refusal(cin, cout, conv.attrs["weight_bits"], hw, c.shift))
             if conv.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
             if graph.tensors[conv.output].bits > hw.act_bits:
@@ -477,6 +494,93 @@ def _weight_tiles(cin: int, cout: int, w_bits: int, hw: HardwareConfig) -> int:
 def _call_weight_tiles(graph: Graph, call: Call, hw: HardwareConfig) -> int:
     _, _, cin, cout, _ = _call_geometry(graph, call)
     return _weight_tiles(cin, cout, graph.layer(call.conv).attrs["weight_bits"], hw)
+
+
+def _part_fits(cin: int, n: int, w_bits: int, hw: HardwareConfig) -> bool:
+    """Do the weights of n output channels (one call) fit the weight buffer and max_weights?"""
+    return _weight_tiles(cin, n, w_bits, hw) <= hw.weight_tiles and cin * n <= hw.max_weights
+
+
+def split_unit(hw: HardwareConfig, shift: bool) -> int:
+    """Parts of a split conv start at multiples of this: PO (whole output tiles), or lcm(PO, 5) with a
+    fused shift, whose direction shift.h picks by the channel's index in the call mod 5."""
+    return math.lcm(hw.po, 5) if shift else hw.po
+
+
+def split_channels(cin: int, cout: int, w_bits: int, hw: HardwareConfig, shift: bool = False) -> list[tuple[int, int]]:
+    """The output-channel ranges [a, b) of the engine calls a cin → cout conv of w_bits weights runs as.
+
+    [(0, cout)] when its weights fit the weight buffer (`_weight_tiles` ≤ hw.weight_tiles) and
+    max_weights; else the fewest parts that each fit, with boundaries at multiples of
+    `split_unit` and the units shared out as equally as possible (the first parts take the extra
+    unit, the last may be short). [] when not even a single unit fits.
+    """
+    if _part_fits(cin, cout, w_bits, hw):
+        return [(0, cout)]
+    unit = split_unit(hw, shift)
+    units = -(-cout // unit)
+    for k in range(2, units + 1):
+        bounds = [min(cout, unit * -(-i * units // k)) for i in range(k + 1)]
+        parts = list(zip(bounds, bounds[1:]))
+        if all(_part_fits(cin, b - a, w_bits, hw) for a, b in parts):
+            return parts
+    return []
+
+
+def _split_refusal(cin: int, cout: int, w_bits: int, hw: HardwareConfig, shift: bool) -> str:
+    """Why a cin → cout conv fits neither whole nor split by output channel (check_fits's problem)."""
+    over = []
+    if (tiles := _weight_tiles(cin, cout, w_bits, hw)) > hw.weight_tiles:
+        over.append(f"{tiles} weight tiles > the weight buffer's {hw.weight_tiles} (max_wtiles)")
+    if cin * cout > hw.max_weights:
+        over.append(f"{cin * cout} weights > max_weights {hw.max_weights}")
+    unit = min(split_unit(hw, shift), cout)
+    why = (f"{' and '.join(over)}, and split by output channel its smallest part ({unit} channels"
+           f"{', a multiple of lcm(PO, 5) for its fused shift' if shift else ''}) still needs "
+           f"{_weight_tiles(cin, unit, w_bits, hw)} weight tiles ({cin * unit} weights)")
+    if shift and _part_fits(cin, min(hw.po, cout), w_bits, hw):
+        why += (f"; parts of PO = {hw.po} channels would fit, but the shift picks a channel's direction by its "
+                "index in the call mod 5 (shift.h), so a part must start at a multiple of 5")
+    return why
+
+
+def part_name(name: str, a: int, b: int) -> str:
+    """The name of the part of call `name` that writes output channels [a, b)."""
+    return f"{name}[{a}:{b}]"
+
+
+def split_wide(graph: Graph, calls: list[Call], hw: HardwareConfig) -> list[Call]:
+    """Each conv call whose weights exceed the weight buffer becomes k calls by output channel
+    (`split_channels`): every part reads the whole input, loads weight and requant rows [a, b) and
+    writes channels [a, b) of the same output tensor. Fused pool, shift, spatial op and upsample are
+    per channel; PREPOOL is on the input and runs again in every part. Runs after `place`, so a
+    part writes a channel slice of its tensor's view (`call_output_view`)."""
+    out: list[Call] = []
+    for c in calls:
+        parts = [(0, 0)]
+        if c.conv:
+            _, _, cin, cout, _ = _call_geometry(graph, c)
+            wb = graph.layer(c.conv).attrs["weight_bits"]
+            parts = split_channels(cin, cout, wb, hw, c.shift)
+            if not parts:
+                raise ScheduleError(f"layer '{c.name}' does not fit the engine: "
+                                    f"{_split_refusal(cin, cout, wb, hw, c.shift)}")
+        if len(parts) == 1:
+            out.append(c)
+            continue
+        out.extend(replace(c, name=part_name(c.name, a, b), layers=list(c.layers), channels=(a, b), descriptor={})
+                   for a, b in parts)
+    return out
+
+
+def call_output_view(call: Call, views: dict[str, View], buffers: dict[str, Buffer]) -> View:
+    """The view `call` writes: its output tensor's, narrowed to channels [a, b) for a part (logical
+    channel a of the tensor's view is the part's channel 0)."""
+    v = views[call.output]
+    if call.channels is None:
+        return v
+    a, b = call.channels
+    return View(v.buffer, (v.rot + a * v.stride) % buffers[v.buffer].cbuf, b - a, v.stride)
 
 
 def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> int:
@@ -523,8 +627,12 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
         waddr += chunk.size // word_bytes
         return start
 
+    # A layer's weights and constants are packed once; the parts of a split call address rows of them.
+    packed: dict[str, tuple[int, int]] = {}
+
     for c in calls:
-        vin, vout = views[c.input], views[c.output]
+        vin, vout = views[c.input], call_output_view(c, views, buffers)
+        first = c.channels[0] if c.channels else 0
         bin_, bout = buffers[vin.buffer], buffers[vout.buffer]
         sp = _spatial_layer(graph, c)
         stride2 = sp is not None and sp.op == "dwconv3x3" and sp.attrs["stride"] == 2
@@ -542,18 +650,28 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
              "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
             conv = graph.layer(c.conv)
-            d["w_addr"] = put(layout.pack_weight_slices(conv.params["weight"], conv.attrs["weight_bits"],
-                                                        hw.mac_bits, hw.bus_bits))
-            d["q_addr"] = put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits))
+            pw = layout.weight_slices(conv.attrs["weight_bits"], hw.weight_bits, hw.mac_bits)
+            if conv.name not in packed:
+                packed[conv.name] = (put(layout.pack_weight_slices(conv.params["weight"], conv.attrs["weight_bits"],
+                                                                   hw.mac_bits, hw.bus_bits)),
+                                     put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits)))
+            w_base, q_base = packed[conv.name]
+            # rows start on a word: output channel `first`'s pw slice rows, constants two words per channel
+            d["w_addr"] = w_base + first * pw * layout.weight_row_words(conv.params["weight"].shape[1], hw.mac_bits,
+                                                                        hw.bus_bits)
+            d["q_addr"] = q_base + first * layout.REQUANT_WORDS
             d["shift"] = conv.attrs["shift"]
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice
         elif vin.n != vout.n:
             raise ScheduleError(f"call '{c.name}': a copy must keep the channel count")
         if sp is not None:
-            # spatial weights [9][C] (tap-major rows, like a conv's [Cout][Cin]), then M, B per channel
-            d["sw_addr"] = put(layout.pack_weights(np.ascontiguousarray(sp.params["weight"].T), hw.weight_bits,
-                                                   hw.bus_bits))
-            d["sq_addr"] = put(layout.pack_requant(sp.params["mult"], sp.params["bias"], hw.bus_bits))
+            # spatial weights [9][C] (tap-major rows, like a conv's [Cout][Cin]), then M, B per channel;
+            # a part's channels are a column range of [9][C], so each part gets its own [9][b - a]
+            d["sw_addr"] = put(layout.pack_weights(np.ascontiguousarray(sp.params["weight"][c.out_slice].T),
+                                                   hw.weight_bits, hw.bus_bits))
+            if sp.name not in packed:
+                packed[sp.name] = (0, put(layout.pack_requant(sp.params["mult"], sp.params["bias"], hw.bus_bits)))
+            d["sq_addr"] = packed[sp.name][1] + first * layout.REQUANT_WORDS
             d["s_shift"] = sp.attrs["shift"]
             d["s_act_max"] = (1 << t[sp.output].bits) - 1
             if sp.op == "deform3x3":
@@ -574,6 +692,7 @@ def schedule(graph: Graph, hw: HardwareConfig) -> Schedule:
         raise ScheduleError("the graph has no layer that runs on the engine")
     check_fits(requirements(graph, calls), hw, graph, calls)
     buffers, views, calls = place(graph, calls, hw)
+    calls = split_wide(graph, calls, hw)
     wmem, fmem_words = emit(graph, hw, calls, buffers, views)
     # The engine's inputs: the image or what the host computed before the start; its outputs:
     # what the host layers after it read (or the graph outputs themselves).

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..graph import Graph
 from . import descriptor
-from .memory import initial_fmem, read_tensor
+from .memory import initial_fmem, read_call_output, read_tensor
 from .scheduler import Schedule
 
 Executor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -75,15 +75,20 @@ def verify(schedule: Schedule, graph: Graph, image: np.ndarray, executor: Execut
     table = schedule.descriptor_table
     width = len(descriptor.FIELDS)
 
-    def check_tensor(call, tensor: str, source: str) -> bool:
-        got = read_tensor(schedule, fmem, tensor)
+    def check_tensor(call, tensor: str, source: str, part: bool = False) -> bool:
+        # a part of a split call wrote channels [a, b) of its tensor: compare those, name the tensor's channel
+        got = read_call_output(schedule, fmem, call) if part else read_tensor(schedule, fmem, tensor)
+        sl = call.out_slice if part else slice(None)
         report.calls_checked += 1
         report.values_checked += got.size
-        found = first_mismatch(trace[source][0], got)
+        found = first_mismatch(trace[source][0][..., sl], got)
         if found:
             h, w, c, e, g, n = found
-            report.mismatch = Mismatch(call.name if call else tensor, call.layers if call else [], tensor, c, (h, w),
-                                       e, g, n)
+            if not part and call is not None and call.channels:  # whole tensor: blame the part that wrote c
+                call = next((p for p in schedule.calls if p.output == tensor and p.channels
+                             and p.channels[0] <= c < p.channels[1]), call)
+            report.mismatch = Mismatch(call.name if call else tensor, call.layers if call else [], tensor,
+                                       c + (sl.start or 0), (h, w), e, g, n)
             return False
         return True
 
@@ -91,7 +96,7 @@ def verify(schedule: Schedule, graph: Graph, image: np.ndarray, executor: Execut
         call = schedule.calls[call_index]
         tensor = call.output
         source = tensor if tensor in trace else call.input  # a copy call holds its input's values
-        return check_tensor(call, tensor, source)
+        return check_tensor(call, tensor, source, part=True)
 
     if per_call:
         for i in progress(range(len(schedule.calls))):
