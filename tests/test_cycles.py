@@ -20,6 +20,8 @@ from codesign.hls.project import test_image as frame_image
 from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import schedule, sized_for
+from codesign.hls.fit import fitting_config, project_resources
+from codesign.estimate.fit import DEFAULT_MARGIN
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "hls_templates" / "engine"
 DATAFLOW = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write")
@@ -120,7 +122,8 @@ def test_raising_one_loops_ii_raises_that_stage_and_the_call(tiny_counted, tmp_p
 @pytest.fixture(scope="module", params=["diracdeltanet_224", "codenet_b"])
 def counted_reference(request, tmp_path_factory):
     graph = diracdeltanet_ir() if request.param == "diracdeltanet_224" else codenet_ir("b")
-    hw = sized_for(graph, HardwareConfig())
+    # the default Ultra96 config as `codesign compile` picks it (the largest array whose engine fits)
+    hw, _, _ = fitting_config(graph, sized_for(graph, HardwareConfig.for_board("ultra96v2")))
     project = write_project(graph, hw, tmp_path_factory.mktemp("ref") / request.param)
     return request.param, graph, hw, count_project(project.path), project.path
 
@@ -196,8 +199,12 @@ def test_estimator_matches_the_cycle_count_on_other_array_shapes(pi, po, tmp_pat
 
 def test_speed_targets_at_the_default_ultra96_config(counted_reference):
     """Issue #10's acceptance figures (bench/engine_cycles.py prints them with the papers beside)."""
-    name, graph, hw, counted, _ = counted_reference
+    name, graph, hw, counted, project = counted_reference
     if name == "diracdeltanet_224":
+        assert (hw.pi, hw.po) == (32, 32)
         assert counted.fps >= 200 and counted.mac_utilisation >= 0.5
     else:
         assert counted.fps >= 60
+    # ... on an engine that fits the board: every resource within the default margin, on the rendered code
+    fit = project_resources(project)
+    assert not fit.violations(DEFAULT_MARGIN), fit.violations(DEFAULT_MARGIN)

@@ -72,5 +72,6 @@ def fitting_config(graph: Graph, hw: HardwareConfig, margin: float = DEFAULT_MAR
             from None
     best = result.best
     note = (f"{hw.pi}x{hw.po} does not fit {hw.board} ({bad[0].split(':')[0]}); chose {best.pi}x{best.po}, "
-            f"the fastest array that fits ({result.best_candidate.fps:.1f} FPS modeled)")
+            f"the fastest array that fits ({result.best_candidate.fps:.1f} FPS modeled at batch 1; the smaller "
+            "of equals)")
     return best, fits[best], note

@@ -583,9 +583,26 @@ def call_output_view(call: Call, views: dict[str, View], buffers: dict[str, Buff
     return View(v.buffer, (v.rot + a * v.stride) % buffers[v.buffer].cbuf, b - a, v.stride)
 
 
+# The deepest weight buffer sizing picks: a BRAM36 at its widest is 512 x 72 bits, so a deeper buffer
+# costs BRAM in proportion to its depth, while a conv with more entries only re-reads its input once per
+# part (split_wide). A user's config may set a deeper max_wtiles.
+WEIGHT_TILES_CAP = 512
+
+
 def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> int:
-    """The weight buffer depth (max_wtiles) the graph's largest conv call needs on hw's array."""
-    return max((_call_weight_tiles(graph, c, hw) for c in calls if c.conv), default=1)
+    """The weight buffer depth (max_wtiles) for graph on hw's array: its largest conv's entries, at
+    most WEIGHT_TILES_CAP (a wider conv is split by output channel), and at least what the largest
+    smallest part of a split conv needs."""
+    need = max((_call_weight_tiles(graph, c, hw) for c in calls if c.conv), default=1)
+    if need <= WEIGHT_TILES_CAP:
+        return need
+    floor = 1
+    for c in calls:
+        if c.conv:
+            _, _, cin, cout, _ = _call_geometry(graph, c)
+            floor = max(floor, _weight_tiles(cin, min(split_unit(hw, c.shift), cout),
+                                             graph.layer(c.conv).attrs["weight_bits"], hw))
+    return max(WEIGHT_TILES_CAP, floor)
 
 
 def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
