@@ -13,7 +13,7 @@ from codesign.hls.inventory import axi_adapters, declared_memories
 from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
 from codesign.hw.interface import M_AXI_BUNDLES
-from codesign.hw.scheduler import sized_for
+from codesign.hw.scheduler import WEIGHT_TILES_CAP, sized_for
 
 # a static array (one statement, not a function; the C-sim stage-name table is not hardware) or a
 # dataflow stream, as the engine's headers declare them
@@ -136,3 +136,20 @@ def test_a_model_without_a_3x3_gets_no_spatial_unit(tiny_project):
     assert not [m for m in memories if m.file == "spatial.h"]  # but nothing of it is instantiated
     fit = code_derived(hw, memories, axi_adapters(tiny_project.path))
     assert not [r for r in fit.rows if r.unit == "spatial"]
+
+
+@pytest.mark.parametrize("board", ["kv260", "zcu104", "pynq-z2"])
+def test_diracdeltanet_engine_compile_picks_fits_every_board(board):
+    """Issue #11's acceptance on the other boards (Ultra96: tests/test_cycles.py): the engine `codesign compile
+    --board` picks for DiracDeltaNet 224² takes at most 85 % of every resource, judged on its rendered code.
+    PYNQ-Z2 (53,200 LUT) gets a smaller array than the default 32 x 32."""
+    from codesign.estimate.synthetic import diracdeltanet_ir
+    from codesign.hls.fit import fitting_config
+
+    graph = diracdeltanet_ir()
+    hw, fit, note = fitting_config(graph, sized_for(graph, HardwareConfig.for_board(board)))
+    print(f"{board}: {hw.pi}x{hw.po} {fit.summary()} {note}")
+    assert max(fit.utilization().values()) <= 0.85
+    assert (hw.pi * hw.po < 32 * 32) == (board == "pynq-z2") == bool(note)
+    # the head (512 -> 1024) fits the weight buffer whole or in parts, never deeper than sizing's cap
+    assert hw.weight_tiles <= WEIGHT_TILES_CAP
