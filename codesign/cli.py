@@ -143,7 +143,7 @@ def _load_images(args: argparse.Namespace, resolution: int):
 def cmd_golden(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from .driver.postprocess import is_detector
+    from .decode import is_detector
     from .golden import GoldenModel
     from .graph import load
 
@@ -165,7 +165,7 @@ def _golden_detection(args: argparse.Namespace, graph: Graph) -> None:
     """A detector's IR: its boxes per image (--images) or its AP50 on a VOC split (--dataset);
     --draw writes every image with its boxes (and the ground truth, white) as PNG."""
     from .detection import draw_detections, mean_ap
-    from .driver.postprocess import check_detector_classes, detections_from_outputs, detector_classes
+    from .decode import check_detector_classes, detections_from_outputs, detector_classes
     from .golden import GoldenModel
 
     golden = GoldenModel(graph)
@@ -208,7 +208,7 @@ def _golden_detection(args: argparse.Namespace, graph: Graph) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .driver.postprocess import is_detector
+    from .decode import is_detector
     from .graph import load
     from .train.checkpoint import load_checkpoint
 

@@ -17,7 +17,6 @@ files do not match the manifest or whose parts disagree.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -26,63 +25,17 @@ from pathlib import Path
 import jinja2
 
 from .driver import package as pkg
-from .driver.registers import project_register_map
 from .errors import CodesignError
 from .graph import load
 from .hls.names import safe_identifier
-from .hls.tcl import ENGINE_VLNV, M_AXI_BUNDLES, OVERLAY_DIR
-from .hw.config import HardwareConfig
+from .hls.manifest import ENGINE_SOURCES, OVERLAY_STAMP, engine_manifest
+from .hls.tcl import OVERLAY_DIR
 
 CODESIGN_DIR = Path(__file__).resolve().parent
 TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
-RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
-# Shipped when present: the detection postprocess decodes with it. Without the package's __init__
-# (which pulls in training code and torch), codesign.detection is a namespace package on the board.
-OPTIONAL_RUNTIME_MODULES = ("detection/decode.py",)
+RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "decode.py", "golden", "graph", "hw", "driver")
 PROJECT_FILES = (pkg.MODEL, pkg.HW, pkg.SCHEDULE, pkg.DESC, pkg.WMEM)
-ENGINE_SOURCES = ("src", "csim")
-OVERLAY_STAMP = ".engine.json"  # overlay/<name>.engine.json: the engine sources a bitstream was built from
-
-
-def engine_sources_digest(project_dir: Path) -> str:
-    h = hashlib.sha256()
-    for sub in ENGINE_SOURCES:
-        for f in sorted(p for p in (project_dir / sub).rglob("*") if p.is_file()):
-            h.update(f.relative_to(project_dir).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
-def descriptor_layout(project_dir: Path) -> list[str]:
-    """Field names in word order, as the generated src/descriptor.h gives them to the engine."""
-    text = (project_dir / "src" / "descriptor.h").read_text()
-    fields = {int(i): n.lower() for n, i in re.findall(r"constexpr\s+int\s+DESC_(\w+)\s*=\s*(\d+)\s*;", text)
-              if n != "WORDS"}
-    if sorted(fields) != list(range(len(fields))):
-        raise CodesignError(f"{project_dir}/src/descriptor.h: descriptor word offsets are not 0..n-1")
-    return [fields[i] for i in range(len(fields))]
-
-
-def engine_manifest(project_dir: str | Path) -> dict:
-    """The engine a project's sources define: what a bitstream or C-sim built from them expects."""
-    project_dir = Path(project_dir)
-    args, registers = project_register_map(project_dir)
-    fields = descriptor_layout(project_dir)
-    return {"hw": HardwareConfig.load(project_dir / pkg.HW).to_dict(),
-            "interface": {"args": [vars(a) for a in args], "registers": registers.to_json()},
-            "descriptor": {"fields": fields, "words": len(fields)},
-            "vlnv": ENGINE_VLNV, "m_axi": list(M_AXI_BUNDLES),
-            "sources_sha256": engine_sources_digest(project_dir)}
-
-
-def write_overlay_stamp(project_dir: str | Path, bitstream: str | Path) -> Path:
-    """Record beside a freshly built .bit the engine it was built from (for the vendor flow to call),
-    so a later `codesign compile` with other parameters cannot be deployed with the stale bitstream."""
-    stamp = Path(bitstream).with_suffix(OVERLAY_STAMP)
-    pkg.dump_json(stamp, engine_manifest(project_dir))
-    return stamp
-
-
 def _overlay(project_dir: Path) -> tuple[Path, Path] | None:
     bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
     if not bits:
@@ -147,7 +100,7 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _copy_runtime(out: Path) -> None:
-    for rel in RUNTIME_MODULES + tuple(m for m in OPTIONAL_RUNTIME_MODULES if (CODESIGN_DIR / m).exists()):
+    for rel in RUNTIME_MODULES:
         src = CODESIGN_DIR / rel
         for f in sorted(src.rglob("*.py")) if src.is_dir() else [src]:
             _copy(f, out / "codesign" / f.relative_to(CODESIGN_DIR))

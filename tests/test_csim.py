@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from codesign.cli import main
 from codesign.graph import Graph, Layer, TensorInfo, load, save, validate
-from codesign.hls.csim import CXXFLAGS, CsimEngine, run_testbench
+from codesign.driver.simulator import CXXFLAGS
+from codesign.hls.csim import CsimEngine, run_testbench
 from codesign.hls.project import write_project
 from codesign.hls.simulate import simulate_project
 from codesign.hw import funcsim, layout

@@ -10,7 +10,7 @@ from codesign.data.synthetic_voc import write_synthetic_voc
 from codesign.data.voc import load_detection_set
 from codesign.detection import (Detections, centernet_targets, class_ap, decode, detection_loss, draw_detections,
                                 focal_loss, gaussian_radius, mean_ap, voc07_ap)
-from codesign.detection.decode import maxpool3x3, sigmoid
+from codesign.decode import maxpool3x3, sigmoid
 from codesign.detection.targets import batch_targets
 from codesign.detection.train import (DetectionTrainConfig, add_detection_train_arguments, augment,
                                       detection_config_from_args, evaluate_ap, train_detection)

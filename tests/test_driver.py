@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesign.deploy import build_deploy_package, write_overlay_stamp
+from codesign.deploy import build_deploy_package
+from codesign.hls.manifest import write_overlay_stamp
 from codesign.driver import postprocess
 from codesign.driver.device import DeviceError, DeviceUnavailable, EngineTimeout, SimulatedDevice
 from codesign.driver.images import ImageError

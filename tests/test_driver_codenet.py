@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from codesign.deploy import build_deploy_package
+from codesign.decode import head_name
 from codesign.driver import postprocess
 from codesign.driver.package import load_package
 from codesign.driver.runtime import Runtime
@@ -42,8 +43,9 @@ def test_package_records_host_pre_layers_and_every_output(codenet_package, coden
     assert s.host_pre_layers == ["backbone.stem"] and s.engine_inputs == ["backbone.stem"]
     assert len(s.engine_outputs) == 3 and len(s.host_layers) == 3
     assert pkg.model_type == "codenet" and [o["name"] for o in pkg.meta["model"]["outputs"]] == codenet_graph.outputs
-    assert (codenet_package / "codesign" / "detection" / "decode.py").is_file()
-    assert not (codenet_package / "codesign" / "detection" / "__init__.py").exists()  # no torch on the board
+    assert (codenet_package / "codesign" / "decode.py").is_file()  # the CenterNet decode, NumPy only
+    assert not (codenet_package / "codesign" / "detection").exists()  # no training code, no torch on the board
+    assert not (codenet_package / "codesign" / "hls").exists()  # the simulated device needs no HLS back end
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -61,9 +63,9 @@ def test_codenet_heads_bit_exact_on_the_simulated_device(codenet_package, codene
     assert rt.closed and rt.device.live_buffers == []
     assert time.perf_counter() - t0 < 60
 
-    heads = {postprocess.head_name(n): n for n in codenet_graph.outputs}
+    heads = {head_name(n): n for n in codenet_graph.outputs}
     assert set(heads) == {"heatmap", "size", "offset"}
-    from codesign.detection import decode
+    from codesign.decode import decode
 
     for i, r in enumerate(results):
         assert isinstance(r, postprocess.Detection)
@@ -81,17 +83,6 @@ def test_codenet_heads_bit_exact_on_the_simulated_device(codenet_package, codene
         assert str(r).startswith("10 detections: ")
 
 
-def test_codenet_postprocess_without_the_decoder_returns_the_raw_heads(codenet_package, codenet_graph, frames,
-                                                                       monkeypatch):
-    monkeypatch.setitem(sys.modules, postprocess.DECODER, None)  # import → ImportError, as on a bare board
-    golden = GoldenModel(codenet_graph).run_outputs(frames[:1])
-    with Runtime(codenet_package, device="sim") as rt:
-        result = rt.infer(frames[0])
-    assert result.detections is None and str(result).startswith("raw head outputs: ")
-    assert {k: v.tolist() for k, v in result.outputs.items()} == \
-        {postprocess.head_name(k): v[0].tolist() for k, v in golden.items()}
-
-
 def test_the_detection_postprocess_is_pluggable(codenet_package, frames, monkeypatch):
     seen = []
     monkeypatch.setitem(postprocess._REGISTRY, "codenet", lambda outs, pkg, k: seen.append(sorted(outs)) or "mine")
@@ -101,19 +92,19 @@ def test_the_detection_postprocess_is_pluggable(codenet_package, frames, monkeyp
 
 
 def test_shipped_runtime_decodes_on_its_own(codenet_package, frames, tmp_path):
-    """run.py of the package on an image file: its own runtime copy, the shipped decoder, no torch."""
+    """run.py of the package on an image file: its own runtime copy, its own decode, no torch, no jinja2, no
+    HLS back end."""
     import subprocess
 
     from PIL import Image
 
     path = tmp_path / "frame.png"
     Image.fromarray(frames[0]).save(path)
-    code = ("import importlib, runpy, sys; image, root = sys.argv[1:]; "
+    code = ("import runpy, sys; image, root = sys.argv[1:]; "
             "sys.argv = ['run.py', '--device', 'sim', '--top-k', '3', image]; sys.path.insert(0, '.'); "
-            "import codesign.driver.postprocess as p; decode = p._decoder(); "
-            "assert decode is not None and importlib.import_module(decode.__module__).__file__.startswith(root)\n"
+            "import codesign.decode as d; assert d.__file__.startswith(root), d.__file__\n"
             "try:\n    runpy.run_path('run.py', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "bad = [m for m in ('torch', 'jinja2', 'pynq') if m in sys.modules]; assert not bad, bad")
+            "bad = [m for m in ('torch', 'jinja2', 'pynq', 'codesign.hls') if m in sys.modules]; assert not bad, bad")
     out = subprocess.run([sys.executable, "-c", code, str(path), str(codenet_package)], cwd=codenet_package,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -1,6 +1,6 @@
 """CenterNet detection around CoDeNet: targets, loss, NumPy decode, VOC07 AP50, drawing, training."""
 from .ap import class_ap, iou, mean_ap, voc07_ap
-from .decode import TOP_K, Detections, decode, decode_batch
+from ..decode import TOP_K, Detections, decode, decode_batch
 from .draw import draw_detections
 from .loss import detection_loss, focal_loss
 from .targets import batch_targets, centernet_targets, gaussian_radius

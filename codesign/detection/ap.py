@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .decode import Detections
+from ..decode import Detections
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .decode import Detections
+from ..decode import Detections
 
 GROUND_TRUTH_COLOUR = (255, 255, 255)
 

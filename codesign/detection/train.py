@@ -33,7 +33,7 @@ from ..train.checkpoint import load_weights, save_checkpoint
 from ..models.deform import DeformConvBNAct
 from ..train.trainer import calibrate
 from .ap import mean_ap
-from .decode import Detections, decode_batch
+from ..decode import Detections, decode_batch
 from .draw import draw_detections
 from .loss import detection_loss
 from .targets import batch_targets

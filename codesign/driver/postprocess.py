@@ -11,11 +11,11 @@ detection are built in; another model type registers its own:
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib
 from typing import Any, Callable
 
 import numpy as np
 
+from ..decode import detections_from_outputs, head_name
 from ..errors import CodesignError
 
 # (host output(s) of one frame, package, top_k) → result
@@ -71,23 +71,6 @@ def classify(output: np.ndarray, package: Any, top_k: int = 5) -> Prediction:
 
 # ---- detection (CoDeNet) ----------------------------------------------------------------------------
 
-DECODER = "codesign.detection.decode"  # CenterNet decode in NumPy; shipped in the package when present
-
-
-def head_name(tensor: str) -> str:
-    """The head a graph output belongs to: 'heads.heatmap.out' → 'heatmap' (else the tensor name)."""
-    parts = tensor.split(".")
-    return parts[parts.index("heads") + 1] if "heads" in parts[:-1] else tensor
-
-
-def _decoder() -> Callable[..., Any] | None:
-    """`decode(heatmap, size, offset, k, stride)` of codesign.detection, or None where it is absent."""
-    try:
-        return getattr(importlib.import_module(DECODER), "decode", None)
-    except ImportError:  # not shipped, or its package needs what the board lacks
-        return None
-
-
 @dataclass
 class Detection:
     """One frame of a detector: the head outputs as the golden model computes them ({head: (H, W, C)
@@ -112,46 +95,6 @@ class Detection:
 
         return f"{len(d.scores)} detections" + (": " + "; ".join(one(i) for i in range(min(3, len(d.scores))))
                                                  if len(d.scores) else "")
-
-
-HEADS = {"heatmap", "size", "offset"}  # CenterNet's heads, as CoDeNet names them
-
-
-def is_detector(graph: Any) -> bool:
-    """Whether the graph's outputs are CenterNet heads (decoded to boxes) rather than class scores."""
-    return HEADS <= {head_name(name) for name in graph.outputs}
-
-
-def detector_classes(graph: Any) -> int:
-    """The number of classes of a detector graph: its heatmap head's channels."""
-    name = next(n for n in graph.outputs if head_name(n) == "heatmap")
-    return graph.tensors[name].shape[-1]
-
-
-def check_detector_classes(graph: Any, class_names: list[str], source: str) -> None:
-    """A data set's classes must be the detector's (AP is computed per heatmap channel)."""
-    n = detector_classes(graph)
-    if len(class_names) != n:
-        raise CodesignError(f"{source} has {len(class_names)} classes but the detector's heatmap has {n}")
-
-
-def detections_from_outputs(outputs: dict[str, np.ndarray], graph: Any, input_size: int, top_k: int
-                            ) -> list[Any] | None:
-    """CenterNet decode of a batch of integer head outputs ({graph output: (N, H, W, C)}) into
-    one `codesign.detection.Detections` per frame (boxes in input pixels), or None where the
-    decoder or one of the heatmap/size/offset heads is missing."""
-    decode = _decoder()
-    names = {head_name(k): k for k in outputs}
-    if decode is None or not HEADS <= set(names):
-        return None
-
-    def real(head: str) -> np.ndarray:  # integers × their per-channel scale, as (N, C, H, W)
-        name = names[head]
-        return np.transpose(graph.real_values(name, outputs[name]), (0, 3, 1, 2)).astype(np.float32)
-
-    heat, size, offset = real("heatmap"), real("size"), real("offset")
-    stride = input_size // heat.shape[2]
-    return [decode(heat[i], size[i], offset[i], k=top_k, stride=stride) for i in range(len(heat))]
 
 
 @register("codenet")

@@ -43,7 +43,7 @@ def open_device(kind: str, package: Package) -> Device:
     """The backend `kind` for `package`'s engine."""
     hw = package.schedule.hw
     if kind == "sim":
-        from ..hls.csim import build_library  # host only: g++ and the ap_types headers
+        from .simulator import build_library  # host only: g++ and the ap_types headers
 
         library = build_library(package.root / ENGINE_DIR)
         return SimulatedDevice(library, package.registers, hw.bus_bits, package.desc_words)

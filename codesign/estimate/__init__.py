@@ -6,10 +6,10 @@
     write_report(graph, hw, out_dir) -> {"json", "table", "roofline", "resources"} paths
 """
 from .cycles import CONTROL_STYLES, CallEstimate, FrameEstimate, estimate
-from .explore import Candidate, ExploreError, ExploreResult, explore, pareto_front
+from .explore import Candidate, ExploreError, ExploreResult, explore, pareto_front, plot_pareto
 from .params import (CODENET_RESOURCE_PARAMS, CODENET_TIMING, SYNETGY_RESOURCES, SYNETGY_TIMING, ModelParams,
                      ResourceParams, codenet_config, synetgy_config)
-from .report import plot_pareto, plot_resources, plot_roofline, roofline_data, write_report
+from .report import plot_resources, plot_roofline, roofline_data, write_report
 from .resources import ResourceEstimate, resources
 from .workload import Workload, workload
 

@@ -21,6 +21,7 @@ from ..hw.config import Board, HardwareConfig
 from ..hw.scheduler import ScheduleError, check_fits, fuse, requirements, sized_for, weight_tiles_needed
 from .cycles import estimate
 from .params import ModelParams, ResourceParams
+from .report import _plt
 from .resources import resources
 from .workload import Workload, workload
 
@@ -99,8 +100,6 @@ class ExploreResult:
         return "\n".join(rows)
 
     def plot(self, path: str | Path) -> Path:
-        from .report import plot_pareto
-
         return plot_pareto(self, path)
 
 
@@ -204,3 +203,47 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
         result.plot(out / "pareto.png")
         result.save_best(out / "hw_best.yaml")
     return result
+
+
+def plot_pareto(result: ExploreResult, path: str | Path) -> Path:
+    plt = _plt()
+
+    rank = "fps" if result.rank_batch == 1 else "fps_n"
+    cap = {"lut": result.board.lut, "bram36": result.board.bram36, "dsp": result.board.dsp}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), dpi=100, sharey=True)
+    feas = result.feasible
+    bad = [c for c in result.candidates if not c.fits]
+    macs = sorted({c.hw.pi * c.hw.po for c in result.candidates})
+    cmap = plt.get_cmap("viridis")
+    for ax, key, label in zip(axes, ("lut", "bram36", "dsp"), ("LUT", "BRAM36", "DSP")):
+        if bad:
+            ax.scatter([getattr(c, key) for c in bad], [getattr(c, rank) for c in bad], marker="x", c="lightgray",
+                       s=20, label="does not fit")
+        ax.scatter([getattr(c, key) for c in feas], [getattr(c, rank) for c in feas],
+                   c=[cmap(macs.index(c.hw.pi * c.hw.po) / max(1, len(macs) - 1)) for c in feas], s=30,
+                   edgecolors="black", linewidths=0.4, label="fits", zorder=3)
+        front = sorted(pareto_front(feas, keys=(key,), rank=rank), key=lambda c: getattr(c, key))
+        if front:
+            xs, ys = [], []
+            for c in front:
+                if xs:
+                    xs.append(getattr(c, key))
+                    ys.append(ys[-1])
+                xs.append(getattr(c, key))
+                ys.append(getattr(c, rank))
+            ax.plot(xs, ys, color="tab:red", lw=1.5, label="Pareto front", zorder=2)
+        best = result.best_candidate
+        ax.scatter([getattr(best, key)], [getattr(best, rank)], marker="*", s=220, c="gold", edgecolors="black",
+                   zorder=4, label=f"chosen {best.label}")
+        ax.axvline(cap[key], color="red", ls="--", lw=1)
+        ax.set_xlabel(f"{label} (board: {cap[key]:,})")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(f"FPS (batch {result.rank_batch}, {result.control} control)")
+    axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(f"Design space on {result.board.name}: {len(feas)} of {len(result.candidates)} configurations fit; "
+                 f"colour = PI·PO", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..hw.config import HardwareConfig
 from . import primitives
-
-if TYPE_CHECKING:
-    from ..hls.inventory import AxiAdapter, Memory
 
 LUTRAM_MAX_DEPTH = 64
 SRL_MAX_DEPTH = 64
@@ -54,6 +50,32 @@ def memory_cost(depth: int, width: int, banks: int = 1, stream: bool = False) ->
     if not stream and depth <= LUTRAM_MAX_DEPTH:
         return {"lut": banks * 4 * math.ceil(width / 3)}
     return {"bram36": banks * bram18_count(depth, width) / 2}
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One on-chip memory as declared: `banks` separate memories of `depth` × `width` bits each."""
+
+    file: str  # the header that declares it (the unit)
+    var: str
+    stream: bool  # a dataflow FIFO (depth = its STREAM depth)
+    width: int
+    depth: int
+    banks: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.file}:{self.var}"
+
+
+@dataclass(frozen=True)
+class AxiAdapter:
+    """One m_axi bundle's adapter: its read and write data buffers (bits wide, bursts × outstanding deep)."""
+
+    bundle: str
+    bits: int
+    read_depth: int  # words buffered for reads (0: the port only writes)
+    write_depth: int
 
 
 @dataclass

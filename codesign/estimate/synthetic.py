@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..architectures import (CODENET_BACKBONE_CHANNELS, CODENET_CONFIGS, CODENET_NECK_CHANNELS, CODENET_STAGE_BLOCKS,
+                             DIRAC_HEAD_CHANNELS, DIRAC_STAGE_BLOCKS, DIRAC_STAGE_CHANNELS, DIRAC_STEM_CHANNELS,
+                             channels)
 from ..graph import Graph, Layer, TensorInfo, validate
 
-STAGE_BLOCKS = (4, 8, 4)
-STAGE_CHANNELS = (128, 256, 512)
-STEM_CHANNELS = (32, 64)
-HEAD_CHANNELS = 1024
-
-
-def _channels(c: float, divisor: int = 4) -> int:
-    """Width scaling as `codesign.models.layers.channels` does it (a multiple of 4)."""
-    return max(divisor, int(round(c / divisor)) * divisor)
 
 
 class _G:
@@ -72,19 +66,19 @@ class _G:
 
 
 def diracdeltanet_ir(resolution: int = 224, num_classes: int = 1000, width: float = 1.0,
-                     stage_blocks: tuple[int, ...] = STAGE_BLOCKS, weight_bits: int = 4, act_bits: int = 4,
+                     stage_blocks: tuple[int, ...] = DIRAC_STAGE_BLOCKS, weight_bits: int = 4, act_bits: int = 4,
                      first_weight_bits: int = 8, fc_weight_bits: int = 8, seed: int = 0) -> Graph:
     """DiracDeltaNet (DESIGN.md §7) as an integer IR with random parameters."""
     g = _G(seed)
     trunk = 0.2  # one shared scale for every tensor that enters a concat (one quantizer)
     x = g.t("input", (resolution, resolution, 3), 8, 1 / 255)
-    s1, s2 = (_channels(c * width) for c in STEM_CHANNELS)
+    s1, s2 = (channels(c * width) for c in DIRAC_STEM_CHANNELS)
     x = g.conv("stem1", x, s1, first_weight_bits, act_bits)
     x = g.shift("stem1_shift", g.pool("stem1_pool", x))
     x = g.conv("stem2", x, s2, weight_bits, act_bits, trunk)
     x = g.shift("stem2_shift", g.pool("stem2_pool", x))
-    for si, (n, c) in enumerate(zip(stage_blocks, STAGE_CHANNELS[: len(stage_blocks)]), start=1):
-        c = _channels(c * width)
+    for si, (n, c) in enumerate(zip(stage_blocks, DIRAC_STAGE_CHANNELS[: len(stage_blocks)]), start=1):
+        c = channels(c * width)
         p = f"stage{si}_0"
         skip = g.conv(f"{p}.skip", g.pool(f"{p}.skip_pool", x), c // 2, weight_bits, act_bits, trunk)
         main = g.shift(f"{p}.shift", g.pool(f"{p}.pool", g.conv(f"{p}.expand", x, c, weight_bits, act_bits)))
@@ -97,7 +91,7 @@ def diracdeltanet_ir(resolution: int = 224, num_classes: int = 1000, width: floa
             y = g.shift(f"{p}.shift", g.conv(f"{p}.expand", branch, c, weight_bits, act_bits))
             y = g.conv(f"{p}.project", y, c // 2, weight_bits, act_bits, trunk)
             x = g.concat(p, [passed, y], c // 4)
-    head_c = _channels(HEAD_CHANNELS * width)
+    head_c = channels(DIRAC_HEAD_CHANNELS * width)
     x = g.conv("head", x, head_c, weight_bits, act_bits)
     h, w, _ = g.tensors[x].shape
     t = g.tensors[x]
@@ -125,15 +119,12 @@ def codenet_ir(config: str = "c", num_classes: int = 20, width: float = 1.0, res
     `build_model({"model": "codenet", "config": config, ...})` (whose export costs 10–40 s for the
     full-size configs); `tests/test_estimate.py::test_synthetic_codenet_matches_export` (slow) checks it.
     """
-    from ..models.codenet import BACKBONE_CHANNELS, CODENET_CONFIGS, NECK_CHANNELS, STAGE_BLOCKS as CN_BLOCKS
-    from ..models.layers import channels
-
     cfg = CODENET_CONFIGS[config]
     res = resolution or cfg["resolution"]
     g = _G(seed)
     x = g.t("input", (res, res, 3), 8, 1 / 255)
-    stem_c, *stage_c, last_c = (channels(c * width) for c in BACKBONE_CHANNELS[cfg["backbone"]])
-    neck_c = [channels(c * width) for c in NECK_CHANNELS]
+    stem_c, *stage_c, last_c = (channels(c * width) for c in CODENET_BACKBONE_CHANNELS[cfg["backbone"]])
+    neck_c = [channels(c * width) for c in CODENET_NECK_CHANNELS]
 
     def params(cout: int, cin: int, wbits: int) -> dict:
         lim = (1 << (wbits - 1)) - 1
@@ -157,7 +148,7 @@ def codenet_ir(config: str = "c", num_classes: int = 20, width: float = 1.0, res
     if cfg["stem"] != "s4":
         x = g.pool("backbone.stem_pool", x)
     cin = stem_c
-    for si, (n, c) in enumerate(zip(CN_BLOCKS, stage_c), start=2):
+    for si, (n, c) in enumerate(zip(CODENET_STAGE_BLOCKS, stage_c), start=2):
         half = c // 2
         for b in range(n):
             p = f"backbone.stage{si}_{b}"

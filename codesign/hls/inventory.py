@@ -11,9 +11,9 @@ from __future__ import annotations
 import ctypes
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..estimate.fit import AxiAdapter, Memory
 from .csim import CsimEngine
 
 _PARTITION = re.compile(r"ARRAY_PARTITION variable = (\w+) complete dim = (\d+)")
@@ -21,32 +21,6 @@ _M_AXI = re.compile(r"INTERFACE m_axi port = (\w+) bundle = (\w+)([^\n]*)")
 # Vitis HLS m_axi defaults (UG1399, "pragma HLS interface"): what a pragma that does not set them gets
 _M_AXI_DEFAULTS = {"max_read_burst_length": 16, "max_write_burst_length": 16, "num_read_outstanding": 16,
                    "num_write_outstanding": 16}
-
-
-@dataclass(frozen=True)
-class Memory:
-    """One on-chip memory as declared: `banks` separate memories of `depth` × `width` bits each."""
-
-    file: str  # the header that declares it (the unit)
-    var: str
-    stream: bool  # a dataflow FIFO (depth = its STREAM depth)
-    width: int
-    depth: int
-    banks: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.file}:{self.var}"
-
-
-@dataclass(frozen=True)
-class AxiAdapter:
-    """One m_axi bundle's adapter: its read and write data buffers (bits wide, bursts × outstanding deep)."""
-
-    bundle: str
-    bits: int
-    read_depth: int  # words buffered for reads (0: the port only writes)
-    write_depth: int
 
 
 def declared_memories(project: str | Path, engine: CsimEngine | None = None) -> list[Memory]:

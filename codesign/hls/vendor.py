@@ -146,8 +146,8 @@ def _check_synthesis(project_dir: Path) -> None:
 
 def _check_implementation(project_dir: Path, log: Path, allow_timing_violation: bool) -> None:
     # Record which engine the .bit was built from, so deploy refuses it after a re-compile.
-    from ..deploy import write_overlay_stamp
     from ..driver.package import sha256
+    from .manifest import write_overlay_stamp
 
     bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))
     if not bits:

@@ -20,23 +20,17 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..architectures import (CODENET_BACKBONE_CHANNELS as BACKBONE_CHANNELS,
+                             CODENET_CONFIGS,
+                             CODENET_NECK_CHANNELS as NECK_CHANNELS,
+                             CODENET_OUTPUT_STRIDE as OUTPUT_STRIDE,
+                             CODENET_STAGE_BLOCKS as STAGE_BLOCKS)
 from .deform import MAX_DILATION, DeformConvBNAct, DWConvBNAct, Upsample2x, quant_conv
 from .layers import ConvBNAct, InputQuant, ModelConfigError, QuantSpec, channels, make_act
 
 # name → input resolution, stem ("s4": 3×3 stride 4; "s2pool": 3×3 stride 2 + 2×2 max-pool),
 # backbone size (1× or 2× ShuffleNetV2). Paper AP50 on VOC07 test: 51.1 / 55.1 / 61.7 / 67.1 / 69.7.
-CODENET_CONFIGS: dict[str, dict] = {
-    "a": {"resolution": 256, "stem": "s4", "backbone": "1x"},
-    "b": {"resolution": 256, "stem": "s2pool", "backbone": "1x"},
-    "c": {"resolution": 512, "stem": "s4", "backbone": "1x"},
-    "d": {"resolution": 512, "stem": "s4", "backbone": "2x"},
-    "e": {"resolution": 512, "stem": "s2pool", "backbone": "2x"},
-}
-# stem, three stages, last 1×1 conv (ShuffleNetV2 paper, Table 5)
-BACKBONE_CHANNELS = {"1x": (24, 116, 232, 464, 1024), "2x": (24, 244, 488, 976, 2048)}
-STAGE_BLOCKS = (4, 8, 4)
-NECK_CHANNELS = (256, 128, 64)  # the heads keep the last: 64
-OUTPUT_STRIDE = 4
+
 HEATMAP_BIAS = -2.19  # CenterNet: sigmoid(-2.19) ≈ 0.1, so the focal loss starts stable
 CODENET_QUANT = QuantSpec(weight_bits=4, act_bits=8, first_weight_bits=8)
 

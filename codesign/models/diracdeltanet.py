@@ -11,13 +11,12 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..architectures import (DIRAC_HEAD_CHANNELS as HEAD_CHANNELS,
+                             DIRAC_STAGE_BLOCKS as STAGE_BLOCKS,
+                             DIRAC_STAGE_CHANNELS as STAGE_CHANNELS,
+                             DIRAC_STEM_CHANNELS as STEM_CHANNELS)
 from .layers import (ConvBNAct, GlobalAvgPool, InputQuant, ModelConfigError, QuantFC, QuantSpec, Shift,
                      channels, make_act, rotate_channels)
-
-STAGE_BLOCKS = (4, 8, 4)
-STAGE_CHANNELS = (128, 256, 512)
-STEM_CHANNELS = (32, 64)
-HEAD_CHANNELS = 1024
 
 
 class DiracBlock(nn.Module):

@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..architectures import channels
 from ..errors import CodesignError
 
 MIN_BITS, MAX_BITS = 2, 8
+
 INPUT_SCALE = 1.0 / 255.0  # the network input is uint8 pixels / 255
 
 
@@ -153,11 +155,6 @@ class QuantFC(nn.Module):
 def rotate_channels(x: torch.Tensor, r: int) -> torch.Tensor:
     """out[:, c] = x[:, (c + r) mod C] — the concat's channel rotation (shuffle)."""
     return torch.roll(x, shifts=-r, dims=1) if r else x
-
-
-def channels(c: float, divisor: int = 4) -> int:
-    """Round a width-scaled channel count to a multiple of `divisor` (split + C/4 rotation)."""
-    return max(divisor, int(round(c / divisor)) * divisor)
 
 
 __all__ = ["ConvBNAct", "GlobalAvgPool", "InputQuant", "ModelConfigError", "QuantFC", "QuantSpec", "Shift",

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import CodesignError
 from ..data.voc import DetectionSet
 from ..detection.ap import iou
-from ..detection.decode import Detections
+from ..decode import Detections
 from ..golden import GoldenModel
 from ..graph import Graph
 from ..models.codenet import StemConvBNAct
@@ -183,7 +183,7 @@ def compare_detection(model: nn.Module, graph: Graph, data: DetectionSet, min_sc
     """Fake-quant vs golden on a `codesign.data.voc.DetectionSet` (AP50 needs its ground truth),
     in batches so the golden trace of every tensor stays small."""
     from ..detection import TOP_K, decode_batch, mean_ap
-    from ..driver.postprocess import check_detector_classes, detections_from_outputs
+    from ..decode import check_detector_classes, detections_from_outputs
     from ..models.codenet import OUTPUT_STRIDE
 
     check_detector_classes(graph, data.class_names, "the data set")

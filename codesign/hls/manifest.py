@@ -1,0 +1,56 @@
+"""The engine a project's sources define (its hardware config, register map, descriptor layout and a
+digest of its C++), and the stamp `codesign bitstream` writes beside a .bit so that `deploy` refuses
+the bitstream after a re-compile with other parameters.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from ..driver import package as pkg
+from ..driver.registers import project_register_map
+from ..errors import CodesignError
+from ..hw.config import HardwareConfig
+from .tcl import ENGINE_VLNV, M_AXI_BUNDLES
+
+ENGINE_SOURCES = ("src", "csim")
+OVERLAY_STAMP = ".engine.json"  # overlay/<name>.engine.json: the engine sources a bitstream was built from
+
+
+def engine_sources_digest(project_dir: Path) -> str:
+    h = hashlib.sha256()
+    for sub in ENGINE_SOURCES:
+        for f in sorted(p for p in (project_dir / sub).rglob("*") if p.is_file()):
+            h.update(f.relative_to(project_dir).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def descriptor_layout(project_dir: Path) -> list[str]:
+    """Field names in word order, as the generated src/descriptor.h gives them to the engine."""
+    text = (project_dir / "src" / "descriptor.h").read_text()
+    fields = {int(i): n.lower() for n, i in re.findall(r"constexpr\s+int\s+DESC_(\w+)\s*=\s*(\d+)\s*;", text)
+              if n != "WORDS"}
+    if sorted(fields) != list(range(len(fields))):
+        raise CodesignError(f"{project_dir}/src/descriptor.h: descriptor word offsets are not 0..n-1")
+    return [fields[i] for i in range(len(fields))]
+
+
+def engine_manifest(project_dir: str | Path) -> dict:
+    """The engine a project's sources define: what a bitstream or C-sim built from them expects."""
+    project_dir = Path(project_dir)
+    args, registers = project_register_map(project_dir)
+    fields = descriptor_layout(project_dir)
+    return {"hw": HardwareConfig.load(project_dir / pkg.HW).to_dict(),
+            "interface": {"args": [vars(a) for a in args], "registers": registers.to_json()},
+            "descriptor": {"fields": fields, "words": len(fields)},
+            "vlnv": ENGINE_VLNV, "m_axi": list(M_AXI_BUNDLES),
+            "sources_sha256": engine_sources_digest(project_dir)}
+
+
+def write_overlay_stamp(project_dir: str | Path, bitstream: str | Path) -> Path:
+    """Record beside a freshly built .bit the engine it was built from (for the vendor flow to call),
+    so a later `codesign compile` with other parameters cannot be deployed with the stale bitstream."""
+    stamp = Path(bitstream).with_suffix(OVERLAY_STAMP)
+    pkg.dump_json(stamp, engine_manifest(project_dir))
+    return stamp
