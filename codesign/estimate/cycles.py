@@ -585,7 +585,7 @@ def engine_calls(wl: Workload, hw: HardwareConfig, p: ModelParams, shuffle_on_cp
     work = [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and (p.pool_unit or not _pool_only(c))]
     if p.microarch == "engine":  # the code as written: the scheduler's calls, wide convs split (the presets: as published)
         work = [part for c in work for part in engine_parts(c, hw)]
-    heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
+    heads = [hk for hk in wl.host if p.head_on_engine and hk.decode]
     return work + [_head_call(hk, hw.weight_bits, wl.act_bits) for hk in heads]
 
 
@@ -612,7 +612,7 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
 
     work = engine_calls(wl, hw, p, shuffle_on_cpu)
     host_pools = [] if p.pool_unit else [c for c in wl.calls if not (shuffle_on_cpu and c.copy) and _pool_only(c)]
-    heads = [hk for hk in wl.host if p.head_on_engine and hk.op == "conv1x1_head"]
+    heads = [hk for hk in wl.host if p.head_on_engine and hk.decode]
     calls = [call_estimate(c, hw, p, ddr) for c in work]
     if engine_cycles is not None:
         if len(engine_cycles) != len(calls):
@@ -651,7 +651,7 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
         if hwk.pre:
             continue
         host[hwk.name] = (0 if hwk in heads else n * hwk.macs / (p.arm_gmacs * 1e9)) + ovh
-        if hwk.op == "conv1x1_head":  # CenterNet decode: 3×3 peak test per output element
+        if hwk.decode:  # CenterNet decode: 3×3 peak test per output element
             host[hwk.name] += n * hwk.out_elems * p.arm_decode_ops_per_elem / (p.arm_gmacs * 1e9)
     if shuffle_on_cpu:
         host["shuffle"] = sum(_copy_s(n * hh * ww * cc * bits / 8, p) + ovh for _, hh, ww, cc, bits in wl.concats)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from ..graph import Graph
 from ..graph.stats import layer_macs
 from ..hw.config import HardwareConfig
-from ..hw.scheduler import HOST_OPS, fuse_all, place
+from ..graph.opdef import CONCATENATION, op_def
+from ..hw.scheduler import fuse_all, place
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class HostWork:
     out_elems: int = 0  # elements of its output (decode work of a head; stem output copied to fmem)
     out_bits: int = 0
     in_shape: tuple[int, int, int] = (0, 0, 0)  # H, W, C of its (first) input
+    decode: bool = False  # a detector head: the ARM decodes boxes from its output (OpDef.host_decode)
 
 
 @dataclass(frozen=True)
@@ -153,27 +155,24 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
             cout=vout.n, out_bits=out_t.bits, weight_bits=conv.attrs["weight_bits"] if conv else 0,
             macs=(layer_macs(graph, conv) if conv else 0) + (layer_macs(graph, sp) if sp else 0),
             reads_graph_input=c.input == graph.input,
-            spatial={"dwconv3x3": "dw", "deform3x3": "deform"}.get(sp.op, "") if sp else "",
-            stride2=bool(sp is not None and sp.op == "dwconv3x3" and sp.attrs.get("stride", 1) == 2),
+            spatial=op_def(sp.op).spatial_kind if sp else "",
+            stride2=bool(sp is not None and "STRIDE2" in op_def(sp.op).engine_flags(sp)),
             upsample=c.upsample, in_stride=max(1, vin.stride), out_stride=max(1, vout.stride),
             spatial_macs=layer_macs(graph, sp) if sp else 0, spatial_weight_bits=sp.attrs["weight_bits"] if sp else 0,
             d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0,
-            max_dilation=sp.attrs["max_dilation"] if sp is not None and sp.op == "deform3x3" else 0, copy=c.is_copy,
+            max_dilation=op_def(sp.op).max_dilation(sp) if sp is not None else 0, copy=c.is_copy,
             reads_host_output=c.input in pre_out and c.input != graph.input))
     host_work = []
     for name, is_pre in [(n, True) for n in pre] + [(n, False) for n in host]:
         layer = graph.layer(name)
-        if layer.op not in HOST_OPS:  # pragma: no cover - fuse() only returns host ops
-            continue
         o = t[layer.output]
         n_out = o.shape[0] * o.shape[1] * o.shape[2]
         shape_in = tuple(t[layer.inputs[0]].shape)
-        if layer.op == "globalsumpool":
-            h, w, c = shape_in
-            host_work.append(HostWork(name, layer.op, h * w * c, 0, is_pre, n_out, o.bits, shape_in))
-        else:  # linear, conv2d (stem), conv1x1_head
-            host_work.append(HostWork(name, layer.op, layer_macs(graph, layer), int(layer.params["weight"].size),
-                                      is_pre, n_out, o.bits, shape_in))
+        weights = int(layer.params["weight"].size) if "weight" in layer.params else 0
+        # the ARM's work: the MACs of a layer with weights, else one add per input value (globalsumpool)
+        work = layer_macs(graph, layer) if weights else shape_in[0] * shape_in[1] * shape_in[2]
+        host_work.append(HostWork(name, layer.op, work, weights, is_pre, n_out, o.bits, shape_in,
+                                  decode=op_def(layer.op).host_decode))
     # What the host reads back: every engine tensor a host layer (or the graph's output) needs.
     back: list[str] = []
     for name in host:
@@ -186,8 +185,8 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
     out_bytes = sum(buffers[b].words(128) * 16 for b in back_buffers)
     ob = buffers[back_buffers[0]] if back_buffers else buffers[views[graph.output].buffer]
     concats = tuple((layer.name, *t[layer.output].shape, t[layer.output].bits)
-                    for layer in graph.layers if layer.op == "concat")
-    total = sum(c.macs for c in out) + sum(h.macs for h in host_work if h.op != "globalsumpool")
+                    for layer in graph.layers if op_def(layer.op).view == CONCATENATION)
+    total = sum(c.macs for c in out) + sum(h.macs for h in host_work if h.weights)
     return Workload(name=graph.name, calls=tuple(out), host=tuple(host_work), image_shape=t[graph.input].shape,
                     engine_output_bytes=out_bytes, engine_output_shape=(ob.h, ob.w, ob.cbuf),
                     concats=concats, act_bits=act_bits, macs=total)

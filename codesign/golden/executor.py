@@ -8,17 +8,11 @@ that holds its range (uint8 activations, int64 logits).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from functools import partial
 
 import numpy as np
 
-from codesign.graph import Graph, IRError, Layer, accumulator_bound, validate
-
-from . import ops
-
-Step = Callable[[list[np.ndarray]], np.ndarray]
-
+from codesign.graph import Graph, IRError, Layer, validate
+from codesign.graph.opdef import Step, op_def
 
 class GoldenInputError(ValueError):
     """Input images the model cannot take; the message says what was given and what is expected."""
@@ -40,70 +34,9 @@ class GoldenModel:
         self._last_use = {name: i for i, layer in enumerate(graph.layers) for name in layer.inputs}
 
     def _prepare(self, layer: Layer) -> Step:
-        """Bind one layer's constants to its op and record the bound of its output."""
-        t = self.graph.tensors
-        x_bound = max(self._bound[name] for name in layer.inputs)
-        out = t[layer.output]
-        p, a = layer.params, layer.attrs
-        bound = x_bound  # ops that only move values keep the bound
-        if layer.op in ("conv1x1", "dwconv3x3", "deform3x3", "conv2d"):
-            x = t[layer.inputs[0]]
-            x_bound_0 = self._bound[layer.inputs[0]]
-            if x_bound_0 > x.max_value:  # validate's 48-bit requant bound assumes the declared range
-                raise IRError(f"layer '{layer.name}' ({layer.op}): input '{layer.inputs[0]}' can reach {x_bound_0}, "
-                              f"beyond its declared {x.bits}-bit range")
-            mult_s, offset_s = ops.requant_constants(p["mult"], p["bias"], a["shift"])
-            if layer.op == "conv1x1":
-                gemm = ops.exact_dtype(accumulator_bound(p["weight"], x_bound_0))
-                fn = partial(ops.conv1x1, weight_t=_transposed(p["weight"], gemm), mult_s=mult_s,
-                             offset_s=offset_s, out_max=out.max_value)
-            elif layer.op == "conv2d":
-                gemm = ops.exact_dtype(accumulator_bound(p["weight"], x_bound_0))
-                fn = partial(ops.conv2d, weight_t=_transposed(p["weight"], gemm), mult_s=mult_s, offset_s=offset_s,
-                             out_max=out.max_value, kernel=a["kernel"], stride=a["stride"], padding=a["padding"])
-            elif layer.op == "dwconv3x3":
-                fn = partial(ops.dwconv3x3, weight=p["weight"], mult_s=mult_s, offset_s=offset_s,
-                             out_max=out.max_value, stride=a["stride"])
-            else:
-                d_bound = self._bound[layer.inputs[1]]
-                if d_bound > a["max_dilation"]:
-                    raise IRError(f"layer '{layer.name}' (deform3x3): dilation input '{layer.inputs[1]}' can reach "
-                                  f"{d_bound} > max_dilation {a['max_dilation']}")
-                deform = partial(ops.deform3x3, weight=p["weight"], mult_s=mult_s, offset_s=offset_s,
-                                 out_max=out.max_value)
-                self._bound[layer.output] = out.max_value
-                return lambda xs: deform(xs[0], xs[1])
-            bound = out.max_value
-        elif layer.op == "linear":
-            acc_bound = accumulator_bound(p["weight"], x_bound)
-            fn = partial(ops.linear, weight_t=_transposed(p["weight"], ops.exact_dtype(acc_bound)),
-                         bias=p["bias"].astype(np.int64))
-            bound = acc_bound + int(np.abs(p["bias"].astype(np.int64)).max(initial=0))
-        elif layer.op == "conv1x1_head":
-            acc_bound = accumulator_bound(p["weight"], x_bound)
-            fn = partial(ops.conv1x1_head, weight_t=_transposed(p["weight"], ops.exact_dtype(acc_bound)),
-                         bias=p["bias"].astype(np.int64))
-            bound = acc_bound + int(np.abs(p["bias"].astype(np.int64)).max(initial=0))
-        elif layer.op == "globalsumpool":
-            h, w, _ = t[layer.inputs[0]].shape
-            bound = x_bound * h * w
-            fn = partial(ops.globalsumpool, dtype=np.min_scalar_type(bound))
-        elif layer.op == "concat":
-            cat = partial(ops.interleave_concat, rotate=a["rotate"], interleave=a.get("interleave", 1))
-            self._bound[layer.output] = bound
-            return cat
-        elif layer.op == "shift":
-            fn = ops.shift_dirac5  # validate admits only the dirac5 pattern
-        elif layer.op == "maxpool2x2":
-            fn = ops.maxpool2x2
-        elif layer.op == "upsample2x":
-            fn = ops.upsample2x
-        elif layer.op == "slice":
-            fn = partial(ops.slice_channels, start=a["start"], stop=a["stop"])
-        else:  # validate() knows every op; this guards an op added there but not here
-            raise IRError(f"layer '{layer.name}': op '{layer.op}' is not implemented by the golden model")
-        self._bound[layer.output] = bound
-        return lambda xs: fn(xs[0])
+        """Bind one layer's constants to its op (its class in codesign/ops) and record its output's bound."""
+        step, self._bound[layer.output] = op_def(layer.op).prepare(self.graph, layer, self._bound)
+        return step
 
     def _check_images(self, images: np.ndarray) -> np.ndarray:
         """Return the images as uint8 NHWC, or raise GoldenInputError with one readable line."""
@@ -187,11 +120,6 @@ class GoldenModel:
         """Top-1 class per image: argmax of the output logits (ties → lowest index)."""
         out = self.run(images)
         return out.reshape(out.shape[0], math.prod(out.shape[1:])).argmax(axis=1)
-
-
-def _transposed(weight: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Wᵀ (Cin, Cout), contiguous, in the GEMM dtype: activations (rows, Cin) @ Wᵀ need no copy."""
-    return np.ascontiguousarray(weight.T.astype(dtype))
 
 
 def run(graph: Graph, images: np.ndarray, trace: bool = False

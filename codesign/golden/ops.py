@@ -35,6 +35,11 @@ def exact_dtype(bound: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
+def transposed(weight: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Wᵀ (Cin, Cout), contiguous, in the GEMM dtype: activations (rows, Cin) @ Wᵀ need no copy."""
+    return np.ascontiguousarray(weight.T.astype(dtype))
+
+
 def requant_constants(mult: np.ndarray, bias: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
     """(M·2^−S, (B + 2^(S−1))·2^−S) in float64, the form `requantize` takes.
 

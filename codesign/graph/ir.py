@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CodesignError
+from .opdef import OPS
 
 FORMAT = "codesign-ir"
 VERSION = 1
@@ -128,47 +129,27 @@ def _same_layer(a: Layer, b: Layer) -> bool:
 # ---- per-op structural rules -------------------------------------------------------------------
 
 # op -> (number of inputs or None for >=1, required params with dtype kind, required attrs)
-OPS: dict[str, tuple[int | None, dict[str, str], tuple[str, ...]]] = {
-    "conv1x1": (1, {"weight": "i", "mult": "i", "bias": "i"}, ("shift", "weight_bits")),
-    "shift": (1, {}, ("pattern",)),
-    "maxpool2x2": (1, {}, ()),
-    "slice": (1, {}, ("start", "stop")),
-    "concat": (None, {}, ("rotate",)),
-    "globalsumpool": (1, {}, ()),
-    "linear": (1, {"weight": "i", "bias": "i"}, ("weight_bits",)),
-    # CoDeNet (docs/integer-contract.md): depthwise / deformable 3×3, upsample, stem and heads
-    "dwconv3x3": (1, {"weight": "i", "mult": "i", "bias": "i"}, ("shift", "weight_bits", "stride")),
-    "deform3x3": (2, {"weight": "i", "mult": "i", "bias": "i"}, ("shift", "weight_bits", "max_dilation")),
-    "upsample2x": (1, {}, ()),
-    "conv2d": (1, {"weight": "i", "mult": "i", "bias": "i"},
-               ("kernel", "stride", "padding", "shift", "weight_bits")),
-    "conv1x1_head": (1, {"weight": "i", "bias": "i", "out_scale": "f"}, ("weight_bits",)),
-}
-SHIFT_PATTERNS = ("dirac5",)
-# Ops whose output is requantized to unsigned activations (the shared requant checks).
-REQUANT_OPS = ("conv1x1", "dwconv3x3", "deform3x3", "conv2d")
-HEAD_BITS = 32  # conv1x1_head outputs: signed integers of at most this many bits
 _KIND_NAMES = {"i": "an integer type", "f": "a floating-point type"}
 
 
-def _fail(layer: Layer, msg: str) -> None:
+def fail(layer: Layer, msg: str) -> None:
     raise IRError(f"layer '{layer.name}' ({layer.op}): {msg}")
 
 
-def _check_bits(where: str, bits: Any) -> None:
+def check_bits(where: str, bits: Any) -> None:
     if not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
         raise IRError(f"{where}: bit width {bits!r} is outside the supported range {MIN_BITS}..{MAX_BITS}")
 
 
-def _check_weight(layer: Layer, cout: int, cin: int) -> None:
+def check_weight(layer: Layer, cout: int, cin: int) -> None:
     w = layer.params["weight"]
     if w.shape != (cout, cin):
-        _fail(layer, f"weight shape {w.shape} != ({cout}, {cin})")
+        fail(layer, f"weight shape {w.shape} != ({cout}, {cin})")
     bits = layer.attrs["weight_bits"]
-    _check_bits(f"layer '{layer.name}' weights", bits)
+    check_bits(f"layer '{layer.name}' weights", bits)
     lim = (1 << (bits - 1)) - 1  # narrow range: symmetric around zero
     if w.size and int(np.abs(w).max()) > lim:
-        _fail(layer, f"weight values exceed the {bits}-bit narrow range ±{lim}")
+        fail(layer, f"weight values exceed the {bits}-bit narrow range ±{lim}")
 
 
 def validate(graph: Graph) -> None:
@@ -195,176 +176,59 @@ def validate(graph: Graph) -> None:
     for layer in graph.layers:
         if layer.op not in OPS:
             raise IRError(f"layer '{layer.name}': unknown op '{layer.op}' (known: {', '.join(sorted(OPS))})")
-        n_in, params, attrs = OPS[layer.op]
+        op = OPS[layer.op]
+        n_in, params, attrs = op.n_inputs, op.params, op.attrs
         if n_in is not None and len(layer.inputs) != n_in:
-            _fail(layer, f"expects {n_in} input(s), has {len(layer.inputs)}")
+            fail(layer, f"expects {n_in} input(s), has {len(layer.inputs)}")
         if not layer.inputs:
-            _fail(layer, "has no inputs")
+            fail(layer, "has no inputs")
         for src in layer.inputs:
             if src not in defined:
-                _fail(layer, f"input '{src}' is not produced by an earlier layer")
+                fail(layer, f"input '{src}' is not produced by an earlier layer")
         if layer.output in defined:
-            _fail(layer, f"output '{layer.output}' is written twice")
+            fail(layer, f"output '{layer.output}' is written twice")
         if layer.output not in t:
-            _fail(layer, f"output '{layer.output}' has no tensor entry")
+            fail(layer, f"output '{layer.output}' has no tensor entry")
         for p, kind in params.items():
             arr = layer.params.get(p)
             if arr is None:
-                _fail(layer, f"missing parameter '{p}'")
+                fail(layer, f"missing parameter '{p}'")
             if not isinstance(arr, np.ndarray) or arr.dtype.kind != kind:
-                _fail(layer, f"parameter '{p}' has dtype {getattr(arr, 'dtype', type(arr).__name__)}, "
+                fail(layer, f"parameter '{p}' has dtype {getattr(arr, 'dtype', type(arr).__name__)}, "
                              f"expected {_KIND_NAMES[kind]}")
         for a in attrs:
             if a not in layer.attrs:
-                _fail(layer, f"missing attribute '{a}'")
-        _validate_op(graph, layer)
+                fail(layer, f"missing attribute '{a}'")
+        if op.unsigned_input and t[layer.inputs[0]].signed:
+            fail(layer, f"input '{layer.inputs[0]}' must be unsigned")
+        op.check(graph, layer)
         defined.add(layer.output)
     for o in graph.outputs:
         if o not in defined:
             raise IRError(f"graph output '{o}' is never produced")
 
 
-def _validate_op(graph: Graph, layer: Layer) -> None:
-    t = graph.tensors
-    ins = [t[i] for i in layer.inputs]
-    out = t[layer.output]
-    x = ins[0]
-    h, w, c = x.shape
-    if layer.op in ("conv1x1", "shift", "maxpool2x2", "slice", "globalsumpool", "linear", "dwconv3x3",
-                    "deform3x3", "upsample2x", "conv2d", "conv1x1_head") and x.signed:
-        _fail(layer, f"input '{layer.inputs[0]}' must be unsigned")
-    if layer.op == "conv1x1":
-        cout = out.shape[2]
-        if out.shape[:2] != (h, w):
-            _fail(layer, f"output spatial size {out.shape[:2]} != input {(h, w)}")
-        _check_weight(layer, cout, c)
-        _check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
-    elif layer.op == "dwconv3x3":
-        s = layer.attrs["stride"]
-        if s not in (1, 2) or isinstance(s, bool):
-            _fail(layer, f"stride {s!r} is not 1 or 2")
-        want = ((h - 1) // s + 1, (w - 1) // s + 1, c)
-        if out.shape != want:
-            _fail(layer, f"output shape {out.shape} != {want}")
-        _check_weight(layer, c, 9)
-        _check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
-    elif layer.op == "deform3x3":
-        d = ins[1]
-        r = layer.attrs["max_dilation"]
-        if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-            _fail(layer, f"max_dilation {r!r} must be a positive integer")
-        if d.shape != (h, w, 1) or d.signed:
-            _fail(layer, f"dilation input '{layer.inputs[1]}' must be unsigned (H, W, 1) = {(h, w, 1)}, "
-                         f"got {'signed ' if d.signed else ''}{d.shape}")
-        if d.max_value > r:
-            _fail(layer, f"dilation input '{layer.inputs[1]}' holds values up to {d.max_value} ({d.bits} bits) "
-                         f"> max_dilation {r}")
-        if out.shape != x.shape:
-            _fail(layer, f"output shape {out.shape} != input {x.shape}")
-        _check_weight(layer, c, 9)
-        _check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
-    elif layer.op == "conv2d":
-        k, s, p = (layer.attrs[a] for a in ("kernel", "stride", "padding"))
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (k, s, p)) or k < 1 or s < 1 \
-                or not 0 <= p < k:
-            _fail(layer, f"kernel {k!r}, stride {s!r}, padding {p!r}: need kernel >= 1, stride >= 1, "
-                         "0 <= padding < kernel")
-        ho, wo = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
-        if ho < 1 or wo < 1 or out.shape[:2] != (ho, wo):
-            _fail(layer, f"output spatial size {out.shape[:2]} != {(ho, wo)}")
-        _check_weight(layer, out.shape[2], c * k * k)
-        _check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
-    elif layer.op == "conv1x1_head":
-        cout = out.shape[2]
-        if out.shape[:2] != (h, w):
-            _fail(layer, f"output spatial size {out.shape[:2]} != input {(h, w)}")
-        _check_weight(layer, cout, c)
-        for p in ("bias", "out_scale"):
-            if layer.params[p].shape != (cout,):
-                _fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
-        sc = layer.params["out_scale"]
-        if not (np.all(np.isfinite(sc)) and np.all(sc > 0)):
-            _fail(layer, "'out_scale' must hold positive finite floats")
-        if not out.signed or not 2 <= out.bits <= HEAD_BITS:
-            _fail(layer, f"output must be signed, at most {HEAD_BITS} bits")
-        bound = accumulator_bound(layer.params["weight"], x.max_value) + \
-            int(np.abs(layer.params["bias"].astype(np.int64)).max(initial=0))
-        if bound > out.max_value:
-            _fail(layer, f"output bound {bound} does not fit its {out.bits}-bit signed tensor")
-    elif layer.op == "upsample2x":
-        if (out.bits, out.signed, out.scale) != (x.bits, x.signed, x.scale):
-            _fail(layer, "output must keep the input's bits, signedness and scale")
-        if out.shape != (2 * h, 2 * w, c):
-            _fail(layer, f"output shape {out.shape} != {(2 * h, 2 * w, c)}")
-    elif layer.op in ("shift", "slice", "maxpool2x2"):
-        if (out.bits, out.signed, out.scale) != (x.bits, x.signed, x.scale):
-            _fail(layer, "output must keep the input's bits, signedness and scale")
-        if layer.op == "shift":
-            if layer.attrs["pattern"] not in SHIFT_PATTERNS:
-                _fail(layer, f"unknown shift pattern {layer.attrs['pattern']!r}")
-            if out.shape != x.shape:
-                _fail(layer, "shift must keep the shape")
-        elif layer.op == "maxpool2x2":
-            if out.shape != (h // 2, w // 2, c) or h < 2 or w < 2:
-                _fail(layer, f"output shape {out.shape} != {(h // 2, w // 2, c)}")
-        else:
-            a, b = layer.attrs["start"], layer.attrs["stop"]
-            if not (isinstance(a, int) and isinstance(b, int) and 0 <= a < b <= c):
-                _fail(layer, f"channel range [{a}, {b}) invalid for {c} channels")
-            if out.shape != (h, w, b - a):
-                _fail(layer, f"output shape {out.shape} != {(h, w, b - a)}")
-    elif layer.op == "concat":
-        for name, i in zip(layer.inputs, ins):
-            if (i.bits, i.signed, i.scale) != (x.bits, x.signed, x.scale) or i.shape[:2] != (h, w):
-                _fail(layer, f"input '{name}' differs from '{layer.inputs[0]}' in bits, scale or spatial "
-                             "size; concatenated branches must share one quantizer")
-        total = sum(i.shape[2] for i in ins)
-        if out.shape != (h, w, total):
-            _fail(layer, f"output shape {out.shape} != {(h, w, total)}")
-        r = layer.attrs["rotate"]
-        if not isinstance(r, int) or not 0 <= r < total:
-            _fail(layer, f"rotate {r!r} outside 0..{total - 1}")
-        g = layer.attrs.get("interleave", 1)
-        if not isinstance(g, int) or isinstance(g, bool) or g < 1:
-            _fail(layer, f"interleave {g!r} must be a positive integer")
-        if g > 1 and (len(ins) != g or len({i.shape[2] for i in ins}) != 1):
-            _fail(layer, f"interleave {g} needs {g} inputs of equal channel count, got "
-                         f"{[i.shape[2] for i in ins]}")
-        if (out.bits, out.signed, out.scale) != (x.bits, x.signed, x.scale):
-            _fail(layer, "output must keep the inputs' bits, signedness and scale")
-    elif layer.op == "globalsumpool":
-        if out.shape != (1, 1, c):
-            _fail(layer, f"output shape {out.shape} != (1, 1, {c})")
-    elif layer.op == "linear":
-        cout = out.shape[2]
-        if out.shape != (1, 1, cout) or x.shape[:2] != (1, 1):
-            _fail(layer, "linear maps a (1, 1, Cin) tensor to (1, 1, Cout)")
-        _check_weight(layer, cout, c)
-        if layer.params["bias"].shape != (cout,):
-            _fail(layer, f"'bias' shape {layer.params['bias'].shape} != ({cout},)")
-
-
-def _check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
+def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
     """The requant contract shared by every op that ends in `requant` (docs/integer-contract.md)."""
     x, out = graph.tensors[layer.inputs[0]], graph.tensors[layer.output]
     cout = out.shape[2]
-    _check_bits(f"tensor '{layer.output}'", out.bits)
-    _check_bits(f"tensor '{layer.inputs[0]}'", x.bits)
+    check_bits(f"tensor '{layer.output}'", out.bits)
+    check_bits(f"tensor '{layer.inputs[0]}'", x.bits)
     if out.signed:
-        _fail(layer, "requantized output must be unsigned (ReLU)")
+        fail(layer, "requantized output must be unsigned (ReLU)")
     for p in ("mult", "bias"):
         if layer.params[p].shape != (cout,):
-            _fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
+            fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
     s = layer.attrs["shift"]
     if not isinstance(s, int) or not 1 <= s < REQUANT_BITS - 1:
-        _fail(layer, f"requant shift {s!r} outside 1..{REQUANT_BITS - 2}")
+        fail(layer, f"requant shift {s!r} outside 1..{REQUANT_BITS - 2}")
     if acc_max >= 1 << (ACC_LIMIT_BITS - 1):
-        _fail(layer, f"accumulator bound {acc_max} does not fit {ACC_LIMIT_BITS} bits")
+        fail(layer, f"accumulator bound {acc_max} does not fit {ACC_LIMIT_BITS} bits")
     m = np.abs(layer.params["mult"].astype(np.int64))
     b = np.abs(layer.params["bias"].astype(np.int64))
     worst = int(acc_max) * int(m.max(initial=0)) + int(b.max(initial=0)) + (1 << (s - 1))
     if worst >= 1 << (REQUANT_BITS - 1):
-        _fail(layer, f"requant intermediate bound {worst} does not fit {REQUANT_BITS} signed bits")
+        fail(layer, f"requant intermediate bound {worst} does not fit {REQUANT_BITS} signed bits")
 
 
 def accumulator_bound(weight: np.ndarray, x_max: int) -> int:

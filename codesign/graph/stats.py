@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 from .ir import Graph, Layer
+from .opdef import op_def
 
 
 def layer_macs(graph: Graph, layer: Layer) -> int:
-    """Multiply-accumulates of one image through `layer` (0 for data-movement ops)."""
-    if layer.op in ("conv1x1", "linear", "dwconv3x3", "deform3x3", "conv2d", "conv1x1_head"):
-        # output pixels × weights: every weight is used once per output pixel (depthwise: [C, 9])
-        h, w, _ = graph.tensors[layer.output].shape
-        return h * w * int(layer.params["weight"].size)
-    return 0
+    """Multiply-accumulates of one image through `layer` (its op class; 0 for data-movement ops)."""
+    return op_def(layer.op).macs(graph, layer)
 
 
 def format_graph_summary(graph: Graph) -> str:

@@ -28,14 +28,18 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from ..errors import CodesignError
-from ..graph import Graph, Layer
+from ..graph import Graph, Layer, opdef
+from ..graph.opdef import op_def
 from . import descriptor, layout
 from .config import HardwareConfig
 
-ENGINE_OPS = ("conv1x1", "maxpool2x2", "shift", "dwconv3x3", "deform3x3", "upsample2x")
-VIEW_OPS = ("slice", "concat")
-HOST_OPS = ("globalsumpool", "linear", "conv2d", "conv1x1_head")
-SPATIAL_OPS = ("shift", "dwconv3x3", "deform3x3")  # the engine's spatial unit runs one of these per call
+# one of these per call, after the conv / pool (the shift unit or the spatial unit)
+SPATIAL_STAGES = (opdef.SHIFT, opdef.SPATIAL)
+
+
+def stage(layer: Layer) -> str:
+    """Where `layer` runs (its op class, codesign/ops): an engine stage, a view, or the host."""
+    return op_def(layer.op).stage
 DEFAULT_MAX_DILATION = 7  # CoDeNet's R: the spatial unit's line buffer holds 2R + 1 rows
 MAX_STRIDE = 8  # largest channel stride of a view (the engine takes 1, 2, 4 or 8)
 
@@ -185,7 +189,7 @@ def split_host(graph: Graph) -> tuple[list[str], list[str]]:
     post: list[str] = []
     post_out: dict[str, str] = {}
     for layer in graph.layers:
-        if layer.op in HOST_OPS:
+        if stage(layer) == opdef.HOST:
             if all(i in pre_out for i in layer.inputs):
                 pre.append(layer.name)
                 pre_out.add(layer.output)
@@ -210,68 +214,70 @@ def fuse_all(graph: Graph) -> tuple[list[str], list[Call], list[str]]:
     order = {layer.name: i for i, layer in enumerate(graph.layers)}
     producer = {layer.output: layer for layer in graph.layers}
 
-    def sole_user(tensor: str, ops: tuple[str, ...]) -> Layer | None:
+    def sole_user(tensor: str, stages: tuple[str, ...]) -> Layer | None:
         u = users[tensor]
-        if len(u) != 1 or u[0].op not in ops or tensor in outputs:
+        if len(u) != 1 or stage(u[0]) not in stages or tensor in outputs:
             return None
-        if u[0].op == "deform3x3" and u[0].inputs[0] != tensor:
-            return None  # the fused tail must be the feature input, not the dilation map
+        if u[0].inputs[0] != tensor:
+            return None  # the fused tail must be the feature input (not e.g. a dilation map)
         return u[0]
 
-    def dilation_ready(deform: Layer, first: str) -> bool:
-        """Is deform's dilation map in memory before the call starting at layer `first` runs?"""
-        src = producer.get(deform.inputs[1])
+    def dilation_ready(layer: Layer, first: str) -> bool:
+        """Is the layer's second per-pixel input (a dilation map) in memory before the call starting at
+        layer `first` runs? True for a layer without one."""
+        d = op_def(layer.op).dilation_input(layer)
+        src = producer.get(d) if d else None
         return src is None or src.name in host or order[src.name] < order[first]
 
     def add_spatial(call: Call, layer: Layer) -> None:
         call.layers.append(layer.name)
-        if layer.op == "shift":
+        if stage(layer) == opdef.SHIFT:
             call.shift = True
         else:
             call.spatial = layer.name
-            if layer.op == "deform3x3":
-                call.dilation = layer.inputs[1]
+            call.dilation = op_def(layer.op).dilation_input(layer)
 
     calls: list[Call] = []
     absorbed: set[str] = set()
     for layer in graph.layers:
-        if layer.name in absorbed or layer.op in VIEW_OPS or layer.name in host:
+        if layer.name in absorbed or stage(layer) == opdef.VIEW or layer.name in host:
             continue
-        if layer.op not in ENGINE_OPS:
+        if stage(layer) not in opdef.ENGINE_STAGES:
             raise ScheduleError(f"layer '{layer.name}': op '{layer.op}' has no engine mapping")
         first = layer.name
         call = Call(name=layer.name, layers=[], input=layer.inputs[0], output=layer.output)
-        if layer.op == "maxpool2x2" and (nxt := sole_user(layer.output, ("conv1x1",))):
+        if stage(layer) == opdef.POOL and (nxt := sole_user(layer.output, (opdef.CONV,))):
             call.prepool = True  # pool → conv: the read unit pools, the pooled map never hits DDR
             call.layers.append(layer.name)
             absorbed.add(nxt.name)
             layer = nxt
             call.name = layer.name
         tail: str | None = None
-        if layer.op in ("conv1x1", "maxpool2x2"):
-            if layer.op == "conv1x1":
+        if stage(layer) in (opdef.CONV, opdef.POOL):
+            if stage(layer) == opdef.CONV:
                 call.conv = layer.name
             else:
                 call.pool = True
             call.layers.append(layer.name)
             tail = layer.output
-            if call.conv and (nxt := sole_user(tail, ("maxpool2x2",))):
+            if call.conv and (nxt := sole_user(tail, (opdef.POOL,))):
                 call.pool, tail = True, nxt.output
                 call.layers.append(nxt.name)
                 absorbed.add(nxt.name)
-            nxt = sole_user(tail, SPATIAL_OPS)
-            if nxt and not (nxt.op == "deform3x3" and (call.pool or not dilation_ready(nxt, first))):
+            nxt = sole_user(tail, SPATIAL_STAGES)
+            # a dilation map is read on the pixel grid before POOL: not fused after one
+            if nxt and not (op_def(nxt.op).dilation_input(nxt) and (call.pool or not dilation_ready(nxt, first))):
                 add_spatial(call, nxt)
                 tail = nxt.output
                 absorbed.add(nxt.name)
-        elif layer.op in SPATIAL_OPS:
+        elif stage(layer) in SPATIAL_STAGES:
             add_spatial(call, layer)
             tail = layer.output
         else:  # a lone upsample: a copy that writes every pixel to 2×2
             call.upsample = True
             call.layers.append(layer.name)
             tail = layer.output
-        if not call.upsample and (nxt := sole_user(tail, ("upsample2x",))):
+        if not call.upsample and (nxt := sole_user(tail, (opdef.UPSAMPLE,))):
             call.upsample, tail = True, nxt.output
             call.layers.append(nxt.name)
             absorbed.add(nxt.name)
@@ -313,7 +319,7 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
     def view_of(name: str) -> View:
         """Place `name` in its own buffer unless it already has a view."""
         if name not in views:
-            if producer.get(name) is not None and producer[name].op == "slice":
+            if producer.get(name) is not None and op_def(producer[name].op).view == opdef.CHANNEL_RANGE:
                 src = producer[name]
                 v = view_of(src.inputs[0])
                 cb = buffers[v.buffer].cbuf
@@ -328,7 +334,8 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
         """The concat built inside the buffer of one of its slice inputs, if that is safe."""
         if layer.attrs.get("interleave", 1) != 1:
             return None  # a slice is contiguous; an interleaved input needs a channel stride
-        pending = [i for i in layer.inputs if i not in views and (i not in producer or producer[i].op != "slice")]
+        pending = [i for i in layer.inputs
+                   if i not in views and (i not in producer or op_def(producer[i].op).view != opdef.CHANNEL_RANGE)]
         placed = [i for i in layer.inputs if i not in pending]
         if len(placed) != 1 or not all(i in call_of_output for i in pending):
             return None  # exactly one input may already live somewhere; the others must be call outputs
@@ -344,10 +351,10 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
             return None
         return View(v.buffer, (v.rot - offsets[layer.inputs.index(inp)]) % total, total)
 
-    if graph.input in readers or any(graph.input in layer.inputs for layer in graph.layers if layer.op in VIEW_OPS):
+    if graph.input in readers or any(graph.input in layer.inputs for layer in graph.layers if stage(layer) == opdef.VIEW):
         view_of(graph.input)  # the image, when the engine reads it (placed first: buffer 0)
     for layer in graph.layers:
-        if layer.op != "concat":
+        if op_def(layer.op).view != opdef.CONCATENATION:
             continue
         total = t[layer.output].shape[2]
         g = layer.attrs.get("interleave", 1)
@@ -433,7 +440,7 @@ def requirements(graph: Graph, calls: list[Call]) -> Requirements:
         max_weights=max((int(layer.params["weight"].size) for layer in convs), default=1),
         weight_bits=max((layer.attrs["weight_bits"] for layer in convs + spatial), default=2),
         act_bits=act_bits,
-        max_dilation=max((layer.attrs["max_dilation"] for layer in spatial if layer.op == "deform3x3"), default=0),
+        max_dilation=max((op_def(layer.op).max_dilation(layer) for layer in spatial), default=0),
     )
 
 
@@ -466,7 +473,7 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             if sp.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{sp.attrs['weight_bits']}-bit weights of '{sp.name}' > the engine's "
                                 f"{hw.weight_bits} bits")
-            if sp.op == "deform3x3" and sp.attrs["max_dilation"] > r_hw:
+            if op_def(sp.op).max_dilation(sp) > r_hw:
                 raise ScheduleError(
                     f"layer '{sp.name}' (deform3x3) needs dilations up to {sp.attrs['max_dilation']}, but the "
                     f"engine's deformable line buffer holds {2 * r_hw + 1} rows (hardware max_dilation {r_hw}, "
@@ -652,12 +659,10 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
         first = c.channels[0] if c.channels else 0
         bin_, bout = buffers[vin.buffer], buffers[vout.buffer]
         sp = _spatial_layer(graph, c)
-        stride2 = sp is not None and sp.op == "dwconv3x3" and sp.attrs["stride"] == 2
         flags = [n for n, on in (("PREPOOL", c.prepool), ("CONV", bool(c.conv)), ("POOL", c.pool),
-                                 ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8),
-                                 ("DW", sp is not None and sp.op == "dwconv3x3"),
-                                 ("DEFORM", sp is not None and sp.op == "deform3x3"), ("STRIDE2", stride2),
-                                 ("UPSAMPLE", c.upsample)) if on]
+                                 ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8), ("UPSAMPLE", c.upsample)) if on]
+        if sp is not None:  # what the spatial op's stage needs (its op class)
+            flags += op_def(sp.op).engine_flags(sp)
         act_src = c.input if (c.is_copy or not c.conv) else graph.layer(c.conv).output
         d = {"flags": descriptor.flag_bits(*flags), "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
              "in_cbuf": bin_.cbuf, "in_rot": vin.rot, "cin": vin.n, "out_addr": bout.addr,
@@ -691,13 +696,13 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["sq_addr"] = packed[sp.name][1] + first * layout.REQUANT_WORDS
             d["s_shift"] = sp.attrs["shift"]
             d["s_act_max"] = (1 << t[sp.output].bits) - 1
-            if sp.op == "deform3x3":
+            if c.dilation:
                 vd = views[c.dilation]
                 bd = buffers[vd.buffer]
                 if vd.n != 1 or bd.store_bits != hw.act_bits:
                     raise ScheduleError(f"call '{c.name}': the dilation map '{c.dilation}' must be one stored "
                                         "activation channel")
-                d.update(d_addr=bd.addr, d_cbuf=bd.cbuf, d_rot=vd.rot, d_max=sp.attrs["max_dilation"])
+                d.update(d_addr=bd.addr, d_cbuf=bd.cbuf, d_rot=vd.rot, d_max=op_def(sp.op).max_dilation(sp))
         c.descriptor = d
     wmem = np.concatenate(wchunks) if wchunks else np.zeros(word_bytes, dtype=np.uint8)
     return wmem, addr

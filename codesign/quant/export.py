@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import REQUANT_BITS
+from ..ops.conv import Linear
 from ..models.codenet import CoDeNet, Head, NeckBlock, ShuffleBlock, StemConvBNAct
 from ..models.deform import DeformConvBNAct, DWConvBNAct, Upsample2x
 from ..models.diracdeltanet import DiracBlock, DiracDownBlock
@@ -417,7 +418,7 @@ def export_model(model: nn.Module, resolution: int | None = None, name: str | No
     finally:
         model.train(was_training)
     outputs = out if isinstance(out, list) else [out]
-    if not isinstance(out, list) and (not g.layers or g.layers[-1].op != "linear"):
+    if not isinstance(out, list) and (not g.layers or g.layers[-1].op != Linear.name):
         raise ExportError("the model must end in a classifier (GlobalAvgPool + QuantFC)")
     graph = Graph(name or config.get("model", "model"), "input", outputs, g.tensors, g.layers,
                   {"model_config": config, "exporter": "codesign.quant.export"})
