@@ -1,8 +1,10 @@
-"""The two reproduced networks' structure as numbers, without torch: what the Brevitas models
-(codesign/models) are built from and what the estimator's synthetic IRs (estimate/synthetic.py)
-rebuild without them, so neither keeps a copy.
+"""The two reproduced networks' structure as numbers, and the bit-width options of every command that
+builds a model, without torch: what the Brevitas models (codesign/models) are built from and what the
+estimator's synthetic IRs (estimate/synthetic.py) rebuild without them, so neither keeps a copy.
 """
 from __future__ import annotations
+
+import argparse
 
 # DiracDeltaNet (Synetgy): stem convs, three stages of Dirac blocks, the last 1×1 conv
 DIRAC_STEM_CHANNELS = (32, 64)
@@ -28,3 +30,22 @@ CODENET_OUTPUT_STRIDE = 4
 def channels(c: float, divisor: int = 4) -> int:
     """Round a width-scaled channel count to a multiple of `divisor` (split + C/4 rotation)."""
     return max(divisor, int(round(c / divisor)) * divisor)
+
+
+# The bit-width options, one flag per field of models.layers.QuantSpec, for every command that builds a model
+QUANT_FLAGS = (("weight_bits", "--weight-bits", "weight bits of the convs (default 4)"),
+               ("act_bits", "--act-bits", "activation bits (default 4 DiracDeltaNet, 8 CoDeNet)"),
+               ("first_weight_bits", "--first-bits", "weight bits of the first conv (default 8)"),
+               ("fc_weight_bits", "--fc-bits", "weight bits of the classifier (default 8)"))
+
+
+def add_quant_arguments(parser: argparse.ArgumentParser, classifier: bool = True) -> None:
+    """--weight-bits, --act-bits, --first-bits and (a classifier's) --fc-bits; unset: the model's own."""
+    for field_, flag, help_ in QUANT_FLAGS:
+        if classifier or field_ != "fc_weight_bits":
+            parser.add_argument(flag, dest=field_, type=int, default=None, help=help_)
+
+
+def quant_overrides(args: argparse.Namespace) -> dict:
+    """The QuantSpec fields given on the command line (add_quant_arguments)."""
+    return {f: getattr(args, f) for f, _, _ in QUANT_FLAGS if getattr(args, f, None) is not None}

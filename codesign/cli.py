@@ -24,11 +24,11 @@ def _model_config_from_args(args: argparse.Namespace) -> dict:
     def given(pairs: list[tuple[str, object]]) -> dict:
         return {k: v for k, v in pairs if v is not None}
 
-    quant = given([("weight_bits", args.weight_bits), ("act_bits", args.act_bits),
-                   ("first_weight_bits", args.first_bits), ("fc_weight_bits", args.fc_bits)])
+    from .architectures import quant_overrides
+
     return {"model": args.model, **given([("num_classes", args.classes), ("width", args.width),
                                           ("resolution", args.resolution), ("config", args.config)]),
-            "quant": quant}
+            "quant": quant_overrides(args)}
 
 
 def cmd_summary(args: argparse.Namespace) -> None:
@@ -56,21 +56,18 @@ def cmd_summary(args: argparse.Namespace) -> None:
 DETECTORS = ("codenet",)  # models trained by codesign.detection (boxes) rather than codesign.train (classes)
 
 
-def _model_name(argv: list[str]) -> str | None:
-    """The model named by the last --model in a train command line (as argparse takes the last):
-    a name, or JSON / a .json file naming one."""
-    values = [arg.split("=", 1)[1] if arg.startswith("--model=") else argv[i + 1]
-              for i, arg in enumerate(argv) if arg.startswith("--model=") or (arg == "--model" and i + 1 < len(argv))]
-    if not values:
+def _train_model(argv: list[str]) -> str | None:
+    """The model a train command line names (--model: a name, or JSON / a .json file naming one), which
+    picks the trainer; None when absent or unreadable (the trainer's own parser then reports it)."""
+    from .train.trainer import model_spec
+
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    pre.add_argument("--model")
+    try:
+        model = pre.parse_known_args(argv)[0].model
+        return None if model is None else model_spec(model).get("model")
+    except (argparse.ArgumentError, argparse.ArgumentTypeError):
         return None
-    value = values[-1]
-    if value.endswith(".json") or value.lstrip().startswith("{"):
-        try:
-            config = json.loads(Path(value).read_text() if value.endswith(".json") else value)
-        except (OSError, json.JSONDecodeError):
-            return None  # the trainer's own parser reports it
-        return config.get("model") if isinstance(config, dict) else None
-    return value
 
 
 def train_parser(model: str | None) -> argparse.ArgumentParser:
@@ -94,7 +91,7 @@ def train_parser(model: str | None) -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    model = _model_name(args.train_args)
+    model = _train_model(args.train_args)
     train_args = train_parser(model).parse_args(args.train_args)
     if model in DETECTORS:
         from .detection import run_detection_from_args
@@ -383,6 +380,7 @@ def _report_synthesis(project: Path, estimate_json: Path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    from .architectures import add_quant_arguments
     from .estimate.fit import DEFAULT_MARGIN
 
     sub = p.add_subparsers(dest="command", required=True)
@@ -396,10 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--classes", type=int, help="default: 1000 (DiracDeltaNet), 20 (CoDeNet)")
     s.add_argument("--width", type=float, help="channel multiplier (default 1.0)")
     s.add_argument("--resolution", type=int, help="input side (default: 224, or the CoDeNet config's)")
-    s.add_argument("--weight-bits", type=int, help="default: 4")
-    s.add_argument("--act-bits", type=int, help="default: 4 (DiracDeltaNet), 8 (CoDeNet)")
-    s.add_argument("--first-bits", type=int, help="weight bits of the first conv (default 8)")
-    s.add_argument("--fc-bits", type=int, help="weight bits of the classifier (default 8)")
+    add_quant_arguments(s)
     s.set_defaults(func=cmd_summary)
 
     # The options depend on --model (classifier or detector): cmd_train parses them with train_parser.

@@ -104,11 +104,12 @@ def test_count_equal_boxes_needs_class_box_and_score():
 
 
 def test_train_picks_the_trainer_by_the_last_model_option(capsys):
-    from codesign.cli import _model_name
+    from codesign.cli import _train_model
 
-    assert _model_name(["--model", "diracdeltanet", "--model=codenet"]) == "codenet"
-    assert _model_name(["--model", '{"model": "codenet", "width": 0.5}']) == "codenet"
-    assert _model_name(["--lr", "0.1", "--model"]) is None  # argparse reports the missing value
+    assert _train_model(["--model", "diracdeltanet", "--model=codenet"]) == "codenet"
+    assert _train_model(["--model", '{"model": "codenet", "width": 0.5}']) == "codenet"
+    assert _train_model(["--lr", "0.1", "--model"]) is None  # argparse reports the missing value
+    assert _train_model(["--model", "{not json"]) is None
     with pytest.raises(SystemExit):  # no abbreviations: `--mod codenet` must not train a classifier
         main(["train", "--mod", "codenet"])
     assert "unrecognized arguments: --mod codenet" in capsys.readouterr().err
@@ -148,3 +149,23 @@ def test_detection_commands_reject_bad_input(trained, tmp_path, capsys):
         main(["train", "--model", "codenet", "--config", "z"])
     assert exit_.value.code == 2
     assert "argument --config: invalid choice: 'z'" in capsys.readouterr().err
+
+
+def test_one_flag_per_bit_width_across_commands(capsys):
+    """--weight-bits / --act-bits / --first-bits mean the same in summary, train and the detector's train,
+    and reach the model config each builds."""
+    from codesign.cli import train_parser
+    from codesign.detection.train import detection_config_from_args
+    from codesign.train.trainer import config_from_args
+
+    det = train_parser("codenet").parse_args(["--model", "codenet", "--act-bits", "6", "--weight-bits", "3"])
+    det.model_config = None
+    assert detection_config_from_args(det).model["quant"] == {"act_bits": 6, "weight_bits": 3}
+    cls = train_parser(None).parse_args(["--model", "diracdeltanet", "--act-bits", "2", "--first-bits", "6"])
+    quant = config_from_args(cls).model["quant"]
+    assert quant["act_bits"] == 2 and quant["first_weight_bits"] == 6
+    assert main(["summary", "--model", "diracdeltanet", "--act-bits", "2", "--resolution", "32", "--classes", "10"]) == 0
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "codenet", "--help"])
+    out = capsys.readouterr().out
+    assert "--act-bits" in out and "--synthetic-images" in out and "--fc-bits" not in out

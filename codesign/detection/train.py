@@ -28,6 +28,7 @@ from ..data.synthetic_voc import DEMO_SET, write_synthetic_voc
 from ..data.voc import DetectionSet, load_detection_set
 from ..errors import CodesignError
 from ..models import build_model
+from ..architectures import add_quant_arguments, quant_overrides
 from ..models.codenet import OUTPUT_STRIDE
 from ..train.checkpoint import load_weights, save_checkpoint
 from ..models.deform import DeformConvBNAct
@@ -277,6 +278,7 @@ def add_detection_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="defaults to start from")
     parser.add_argument("--config", choices=sorted(CODENET_CONFIGS), default=None, help="CoDeNet configuration a..e")
     opt("width", float, "channel multiplier (1.0: the paper's model)")
+    add_quant_arguments(parser, classifier=False)
     opt("model_config", model_spec, "extra CoDeNet settings as JSON or a .json file (e.g. max_dilation, quant)")
     opt("dataset", str, f"'{SYNTHETIC}' (generated shapes) or a Pascal VOC directory")
     opt("synthetic_images", int, f"images of the '{SYNTHETIC}' data set")
@@ -308,6 +310,8 @@ def detection_config_from_args(args: argparse.Namespace) -> DetectionTrainConfig
     for key in ("config", "width"):
         if getattr(args, key, None) is not None:
             model[key] = getattr(args, key)
+    if quant := quant_overrides(args):  # --act-bits etc. over the model config's quant
+        model["quant"] = {**model.get("quant", {}), **quant}
     model["model"] = "codenet"
     return dataclasses.replace(preset, model=model, **given)
 

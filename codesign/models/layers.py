@@ -7,6 +7,7 @@ refused there by name.
 """
 from __future__ import annotations
 
+
 import functools
 from dataclasses import asdict, dataclass
 

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 from tqdm import tqdm
 
+from ..architectures import add_quant_arguments, quant_overrides
 from ..data import ImageSet, load_dataset, to_input
 from ..errors import CodesignError
 from ..models import build_model
@@ -290,6 +291,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="digits", choices=sorted(PRESETS), help="defaults to start from")
     opt("model", model_spec, "model name (e.g. diracdeltanet), a model config as JSON, or a .json file "
                                 "(num_classes defaults to the data set's)")
+    add_quant_arguments(parser)
     opt("dataset", str, "'digits' or an ImageFolder directory (root/<class>/*.png|jpg, or root/train + root/val)")
     opt("resolution", int, "input resolution (overrides the model config's)")
     opt("float_epochs", int, "epochs of float pre-training")
@@ -333,6 +335,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     preset = PRESETS[args.preset]
     if given.get("model", {}).keys() == {"model"} and preset.model.get("model") == given["model"]["model"]:
         given["model"] = preset.model  # `--model diracdeltanet` keeps the preset's width and resolution
+    if quant := quant_overrides(args):  # --act-bits etc. over the model config's quant
+        model = given.get("model", preset.model)
+        given["model"] = {**model, "quant": {**model.get("quant", {}), **quant}}
     return dataclasses.replace(preset, **given)
 
 
