@@ -259,7 +259,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
         hw, fit, note = fitting_config(graph, hw, args.margin)
         if note:
             print(f"codesign: {note}")
-    project = write_project(graph, hw, args.output, args.name)
+    project = write_project(graph, hw, args.output, args.name, keep_intermediate=args.keep_intermediate)
     s = project.schedule
     print(f"wrote {project.path}: {len(s.calls)} engine calls, {len(s.buffers)} buffers, "
           f"{s.wmem.size} weight bytes, host layers: {', '.join(s.host_layers) or 'none'}")
@@ -439,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--board", help="board name (boards/*.yaml); default ultra96v2")
     cp.add_argument("--hw", help="hardware config YAML (default: sized for the model on the board)")
     cp.add_argument("--name", help="project name (default: the graph name)")
+    cp.add_argument("--keep-intermediate", action="store_true",
+                    help="also write the scheduler's plan after each pass (intermediate/01-fuse.json …)")
     cp.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
                     help=f"share of each board resource the engine may take (default {DEFAULT_MARGIN}: the rest is "
                          "routing headroom); judged on the rendered engine (docs/estimator.md, code-derived)")

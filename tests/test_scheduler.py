@@ -265,3 +265,21 @@ def test_split_schedule_survives_the_schedule_json_round_trip(tiny_graph):
     assert back.calls == sched.calls and any(c.channels for c in back.calls)
     assert np.array_equal(back.descriptor_table, sched.descriptor_table)
     assert [back.output_view(c) for c in back.calls] == [sched.output_view(c) for c in sched.calls]
+
+
+def test_each_pass_is_written_when_asked(tiny_graph, tmp_path):
+    """schedule(..., keep=DIR) writes the plan after every pass and the final schedule: fusion has calls
+    but no buffers yet, placement adds buffers and views (and copies), the split adds the parts, and the
+    last file is the schedule itself."""
+    import json
+
+    hw = sized_for(tiny_graph, SPLIT_HW).with_(max_wtiles=40)
+    sched = schedule(tiny_graph, hw, keep=tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["01-fuse.json", "02-place.json", "03-split.json", "04-emit.json"]
+    fused, placed, split, emitted = (json.loads((tmp_path / n).read_text()) for n in names)
+    assert fused["calls"] and not fused["buffers"] and not fused["views"]
+    assert placed["buffers"] and set(placed["views"]) >= {c["output"] for c in fused["calls"]}
+    assert len(split["calls"]) > len(placed["calls"]) and any(c["channels"] for c in split["calls"])
+    assert emitted == json.loads(sched.dumps())
+    assert all(c["descriptor"] for c in emitted["calls"]) and not any(c["descriptor"] for c in split["calls"])

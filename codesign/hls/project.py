@@ -101,10 +101,14 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     (vec / "calls.txt").write_text("".join(region(c.name, sched.output_view(c)) + "\n" for c in sched.calls))
 
 
-def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None) -> Project:
-    """Schedule `graph` on `hw` and write every file of the project to `out_dir`."""
+def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None,
+                  keep_intermediate: bool = False) -> Project:
+    """Schedule `graph` on `hw` and write every file of the project to `out_dir` (with
+    keep_intermediate, also the scheduler's plan after each pass in out_dir/intermediate/)."""
     out = Path(out_dir)
-    sched = schedule(graph, hw)
+    if keep_intermediate:
+        shutil.rmtree(out / "intermediate", ignore_errors=True)
+    sched = schedule(graph, hw, keep=out / "intermediate" if keep_intermediate else None)
     pname = safe_identifier(name or graph.name)
     if out.exists():
         for sub in ("src", "csim", "tb", "data"):

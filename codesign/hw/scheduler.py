@@ -1,6 +1,7 @@
 """Map the integer IR onto engine calls (layer descriptors) and host ops.
 
-Three small passes, each with one job:
+Small passes, each with one job, each taking and returning a `Plan` (`schedule(..., keep=DIR)`
+writes each as JSON; `codesign compile --keep-intermediate`):
 
 0. `split_host`: the host ops before the engine (CoDeNet's stem conv) and after it (pool + FC,
    detector heads); everything between runs on the engine.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -708,13 +710,57 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
     return wmem, addr
 
 
-def schedule(graph: Graph, hw: HardwareConfig) -> Schedule:
+@dataclass
+class Plan:
+    """The schedule between passes: host layers, engine calls and, once placed, buffers and views.
+    `schedule(..., keep=DIR)` writes it after every pass (DIR/01-fuse.json, …), as FINN writes a
+    model after each transformation."""
+
+    pre: list[str]
+    calls: list[Call]
+    host: list[str]
+    buffers: dict[str, Buffer] = field(default_factory=dict)
+    views: dict[str, View] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"host_pre_layers": self.pre, "host_layers": self.host, "calls": [asdict(c) for c in self.calls],
+                "buffers": {k: asdict(v) for k, v in self.buffers.items()},
+                "views": {k: asdict(v) for k, v in self.views.items()}}
+
+
+def fuse_pass(graph: Graph, hw: HardwareConfig) -> Plan:
+    """Pass 1: host split and fusion into calls, checked against the engine's limits."""
     pre, calls, host = fuse_all(graph)
     if not calls:
         raise ScheduleError("the graph has no layer that runs on the engine")
     check_fits(requirements(graph, calls), hw, graph, calls)
-    buffers, views, calls = place(graph, calls, hw)
-    calls = split_wide(graph, calls, hw)
+    return Plan(pre, calls, host)
+
+
+def place_pass(graph: Graph, hw: HardwareConfig, plan: Plan) -> Plan:
+    """Pass 2: buffers and views (copies inserted where a view cannot be written in place)."""
+    buffers, views, calls = place(graph, plan.calls, hw)
+    return Plan(plan.pre, calls, plan.host, buffers, views)
+
+
+def split_pass(graph: Graph, hw: HardwareConfig, plan: Plan) -> Plan:
+    """Pass 3: convs too wide for the weight buffer become calls by output channel."""
+    return Plan(plan.pre, split_wide(graph, plan.calls, hw), plan.host, plan.buffers, plan.views)
+
+
+PASSES = (("fuse", fuse_pass), ("place", place_pass), ("split", split_pass))
+
+
+def schedule(graph: Graph, hw: HardwareConfig, keep: str | Path | None = None) -> Schedule:
+    """The passes in order, then `emit`; with `keep`, each pass's Plan and the final schedule are
+    written there as JSON (01-fuse.json … 04-emit.json)."""
+    plan: Plan | None = None
+    for i, (name, run) in enumerate(PASSES, 1):
+        plan = run(graph, hw) if plan is None else run(graph, hw, plan)
+        if keep is not None:
+            _keep(Path(keep) / f"{i:02d}-{name}.json", plan.to_json())
+    assert plan is not None
+    pre, calls, host, buffers, views = plan.pre, plan.calls, plan.host, plan.buffers, plan.views
     wmem, fmem_words = emit(graph, hw, calls, buffers, views)
     # The engine's inputs: the image or what the host computed before the start; its outputs:
     # what the host layers after it read (or the graph outputs themselves).
@@ -729,5 +775,13 @@ def schedule(graph: Graph, hw: HardwareConfig) -> Schedule:
         if name not in views:
             raise ScheduleError(f"tensor '{name}' read by the host is not produced by the engine")
     _check_engine_tensors(graph, hw, [n for n in engine_inputs], "written into")
-    return Schedule(hw, buffers, views, calls, host, engine_outputs[0], wmem, fmem_words, graph.input,
-                    host_pre_layers=pre, engine_inputs=engine_inputs, engine_outputs=engine_outputs)
+    sched = Schedule(hw, buffers, views, calls, host, engine_outputs[0], wmem, fmem_words, graph.input,
+                     host_pre_layers=pre, engine_inputs=engine_inputs, engine_outputs=engine_outputs)
+    if keep is not None:
+        _keep(Path(keep) / f"{len(PASSES) + 1:02d}-emit.json", sched.to_json())
+    return sched
+
+
+def _keep(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
