@@ -283,3 +283,15 @@ def test_each_pass_is_written_when_asked(tiny_graph, tmp_path):
     assert len(split["calls"]) > len(placed["calls"]) and any(c["channels"] for c in split["calls"])
     assert emitted == json.loads(sched.dumps())
     assert all(c["descriptor"] for c in emitted["calls"]) and not any(c["descriptor"] for c in split["calls"])
+
+
+def test_height_and_call_count_are_checked_against_the_engine(tiny_graph):
+    """max_height and max_desc are hardware config fields the scheduler checks (the engine would skip a
+    taller map's descriptor, and walk at most max_desc calls), not template defaults."""
+    hw = sized_for(tiny_graph, HardwareConfig())
+    assert hw.max_height == tiny_graph.tensors[tiny_graph.input].shape[0]
+    with pytest.raises(ScheduleError, match=r"height 32 > max_height 16"):
+        schedule(tiny_graph, hw.with_(max_height=16))
+    n = len(schedule(tiny_graph, hw).calls)
+    with pytest.raises(ScheduleError, match=rf"{n} engine calls > max_desc {n - 1}"):
+        schedule(tiny_graph, hw.with_(max_desc=n - 1))

@@ -66,6 +66,7 @@ class HardwareConfig:
     bus_bits: int = 128
     max_channels: int = 1024
     max_width: int = 224
+    max_height: int = 224
     max_line: int = 224 * 64
     max_weights: int = 512 * 1024
     # Entries of the MAC array's weight buffer (its depth): a PI x PO tile of mac_bits-wide weight
@@ -73,6 +74,7 @@ class HardwareConfig:
     # sized_for sets the model's exact need.
     max_wtiles: int = 0
     clock_mhz: float = 250.0
+    max_desc: int = 1024  # engine calls of one frame: the descriptor table the engine walks
     max_dilation: int = 7  # R of the deformable conv: the spatial line buffer holds 2R+1 rows
     # Build the spatial unit (depthwise / deformable 3x3)? sized_for leaves it out of an engine
     # for a model without such a layer (its multipliers and line buffers are the engine's largest).
@@ -83,7 +85,7 @@ class HardwareConfig:
     mac_bits: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("pi", "po", "max_channels", "max_width", "max_line", "max_weights"):
+        for name in ("pi", "po", "max_channels", "max_width", "max_height", "max_line", "max_weights", "max_desc"):
             v = getattr(self, name)
             if not isinstance(v, int) or v <= 0:
                 raise HardwareConfigError(f"{name}={v!r} must be a positive integer")

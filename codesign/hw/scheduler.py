@@ -402,6 +402,7 @@ class Requirements:
 
     max_channels: int
     max_width: int
+    max_height: int
     max_line: int
     max_weights: int
     weight_bits: int
@@ -438,6 +439,7 @@ def requirements(graph: Graph, calls: list[Call]) -> Requirements:
     return Requirements(
         max_channels=max(max(r[2], r[3]) for r in rows),
         max_width=max(graph.tensors[c.input].shape[1] for c in calls),
+        max_height=max(graph.tensors[c.input].shape[0] for c in calls),
         max_line=max(max(r[4] for r in rows), 1),
         max_weights=max((int(layer.params["weight"].size) for layer in convs), default=1),
         weight_bits=max((layer.attrs["weight_bits"] for layer in convs + spatial), default=2),
@@ -451,8 +453,10 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
     r_hw = hw_max_dilation(hw)
     for c in calls:
         h, w, cin, cout, line = _call_geometry(graph, c)
-        win = graph.tensors[c.input].shape[1]
+        hin, win = graph.tensors[c.input].shape[:2]
         problems = []
+        if hin > hw.max_height:
+            problems.append(f"height {hin} > max_height {hw.max_height}")
         if max(cin, cout) > hw.max_channels:
             problems.append(f"{max(cin, cout)} channels > max_channels {hw.max_channels}")
         if win > hw.max_width:
@@ -621,7 +625,8 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
     base = hw or HardwareConfig()
     act = next(b for b in (2, 4, 8) if b >= req.act_bits)
     wb = next(b for b in (2, 4, 8) if b >= req.weight_bits)
-    return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_line=req.max_line,
+    return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_height=req.max_height,
+                      max_line=req.max_line,
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act,
                       max_wtiles=weight_tiles_needed(graph, calls, base),
                       spatial_unit=any(c.spatial for c in calls))
@@ -761,6 +766,9 @@ def schedule(graph: Graph, hw: HardwareConfig, keep: str | Path | None = None) -
             _keep(Path(keep) / f"{i:02d}-{name}.json", plan.to_json())
     assert plan is not None
     pre, calls, host, buffers, views = plan.pre, plan.calls, plan.host, plan.buffers, plan.views
+    if len(calls) > hw.max_desc:
+        raise ScheduleError(f"{len(calls)} engine calls > max_desc {hw.max_desc}, the descriptors the engine "
+                            "walks per frame; raise max_desc in the hardware config")
     wmem, fmem_words = emit(graph, hw, calls, buffers, views)
     # The engine's inputs: the image or what the host computed before the start; its outputs:
     # what the host layers after it read (or the graph outputs themselves).
