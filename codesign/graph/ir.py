@@ -23,6 +23,10 @@ MIN_BITS, MAX_BITS = 2, 8
 # Widest intermediate of the requantizer, acc * M + B + 2^(S-1); the HLS engine maps it to one
 # DSP48E2 post-adder (48-bit signed), so the exporter must keep every layer inside it.
 REQUANT_BITS = 48
+# The requant multiplier's range (docs/integer-contract.md): |M| < 2^23, the engine's multiplier
+# operand (requant.h rq_mult_t; hw/layout.py packs it in this many bits). B is bounded by the
+# 48-bit intermediate (REQUANT_BITS) and the engine holds all 48 bits.
+REQUANT_M_BITS = 24
 ACC_LIMIT_BITS = 32
 
 
@@ -226,6 +230,10 @@ def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
         fail(layer, f"accumulator bound {acc_max} does not fit {ACC_LIMIT_BITS} bits")
     m = np.abs(layer.params["mult"].astype(np.int64))
     b = np.abs(layer.params["bias"].astype(np.int64))
+    if m.size and int(m.max()) >= 1 << (REQUANT_M_BITS - 1):
+        c = int(np.argmax(m))
+        fail(layer, f"requant multiplier M of channel {c} = {int(layer.params['mult'][c])}: |M| must be "
+                    f"< 2^{REQUANT_M_BITS - 1} (the engine's {REQUANT_M_BITS}-bit multiplier)")
     worst = int(acc_max) * int(m.max(initial=0)) + int(b.max(initial=0)) + (1 << (s - 1))
     if worst >= 1 << (REQUANT_BITS - 1):
         fail(layer, f"requant intermediate bound {worst} does not fit {REQUANT_BITS} signed bits")

@@ -41,8 +41,8 @@ def encode(descriptors: list[Mapping[str, int]], fields: tuple[str, ...] | None 
             raise CodesignError(f"descriptor {i}: unknown fields {sorted(unknown)}")
         for j, name in enumerate(fields):
             v = int(d.get(name, 0)) if name in OPTIONAL else int(d[name])
-            if not 0 <= v < 1 << 32:
-                raise CodesignError(f"descriptor {i}: field {name}={v} does not fit 32 bits")
+            if not 0 <= v < 1 << 31:  # the engine reads fields as ints: 2^31 and above would be negative
+                raise CodesignError(f"descriptor {i}: field {name}={v} is outside 0..2^31-1 (the engine's int)")
             table[i, j] = v
     return table.reshape(-1)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CodesignError
+from ..graph.ir import REQUANT_M_BITS
 
-# The engine holds M as a 24-bit signed value (its requant product is accumulator x 24 bits,
-# hls_templates/engine/requant.h) and B as the low 48 bits; the exporter's M_BITS = 24 keeps
-# |M| < 2^23 and the contract's 48-bit bound keeps |B| < 2^47.
-REQUANT_M_BITS = 24
+# The engine holds M as a REQUANT_M_BITS signed value (its requant product is accumulator x 24
+# bits, hls_templates/engine/requant.h) and B as the low 48 bits; the IR check keeps |M| < 2^23
+# and |B| < 2^40 (graph/ir.py).
 REQUANT_B_BITS = 48
 
 

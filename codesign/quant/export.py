@@ -16,14 +16,14 @@ from torch import nn
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import REQUANT_BITS
+from ..graph.ir import REQUANT_M_BITS
 from ..ops.conv import Linear
 from ..models.codenet import CoDeNet, Head, NeckBlock, ShuffleBlock, StemConvBNAct
 from ..models.deform import DeformConvBNAct, DWConvBNAct, Upsample2x
 from ..models.diracdeltanet import DiracBlock, DiracDownBlock
 from ..models.layers import ConvBNAct, GlobalAvgPool, InputQuant, QuantFC, Shift
 
-M_BITS = 24  # |M| < 2^23: the multiplier fits a DSP48E2 27-bit port with room for its sign
-B_LIMIT_BITS = 40
+B_LIMIT_BITS = 40  # the exporter keeps |B| < 2^40 (docs/integer-contract.md), well inside the 48 bits
 LOGIT_BITS = 32
 
 
@@ -97,7 +97,7 @@ def requant_constants(k: np.ndarray, b: np.ndarray, acc_max: int) -> tuple[np.nd
         bb = np.round(b * 2.0 ** s)
         m_max = float(np.abs(m).max(initial=0))
         b_max = float(np.abs(bb).max(initial=0))
-        if m_max >= 2 ** (M_BITS - 1) or b_max >= 2 ** B_LIMIT_BITS:
+        if m_max >= 2 ** (REQUANT_M_BITS - 1) or b_max >= 2 ** B_LIMIT_BITS:
             continue
         if acc_max * m_max + b_max + 2 ** (s - 1) >= 2 ** (REQUANT_BITS - 1):
             continue
