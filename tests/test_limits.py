@@ -44,25 +44,19 @@ def test_requant_multiplier_at_its_limit(value, ok):
             validate(g)
 
 
-# S = 40, three inputs of 255 with weights 1, M = 1: max|acc|·M = 765
-@pytest.mark.parametrize("bias, ok", [((1 << 47) - (1 << 39) - 766, True), ((1 << 47) - (1 << 39) - 765, False)])
-def test_requant_bias_at_its_limit(bias, ok):
-    """B is bounded by the 48-bit intermediate: max|acc|·max|M| + max|B| + 2^(S−1) < 2^47."""
-    g = _conv_graph(1, bias=bias)
-    if ok:
+# B is bounded by the 48-bit intermediate: max|acc|·max|M| + max|B| + 2^(S−1) < 2^47; at S = 40 with three
+# inputs of 255, weights 1 and M = 1, max|acc|·M = 765. S is 1..46.
+@pytest.mark.parametrize("kwargs, error", [
+    ({"mult": 1, "bias": (1 << 47) - (1 << 39) - 766}, None),
+    ({"mult": 1, "bias": (1 << 47) - (1 << 39) - 765}, "requant intermediate bound"),
+    ({"mult": 1, "shift": 1}, None), ({"mult": 1, "shift": 46}, None),
+    ({"mult": 1, "shift": 0}, "requant shift"), ({"mult": 1, "shift": 47}, "requant shift")])
+def test_requant_bias_and_shift_at_their_limits(kwargs, error):
+    g = _conv_graph(**kwargs)
+    if error is None:
         validate(g)
     else:
-        with pytest.raises(IRError, match="requant intermediate bound"):
-            validate(g)
-
-
-@pytest.mark.parametrize("shift, ok", [(1, True), (46, True), (0, False), (47, False)])
-def test_requant_shift_at_its_limit(shift, ok):
-    g = _conv_graph(1, shift=shift)
-    if ok:
-        validate(g)
-    else:
-        with pytest.raises(IRError, match="requant shift"):
+        with pytest.raises(IRError, match=error):
             validate(g)
 
 
