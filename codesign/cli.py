@@ -129,11 +129,11 @@ def _load_images(args: argparse.Namespace, resolution: int):
     from .data import load_dataset
 
     if args.dataset:
-        data = load_dataset(args.dataset, resolution, args.split)
+        data = load_dataset(args.dataset, resolution, args.split, resize=args.resize)
         return data.images, data.labels, data.class_names
     from .data.classification import load_image_files
 
-    images = load_image_files(args.images, resolution)
+    images = load_image_files(args.images, resolution, args.resize)
     return images, None, None
 
 
@@ -177,7 +177,7 @@ def _golden_detection(args: argparse.Namespace, graph: Graph) -> None:
     else:
         from .data.classification import load_image_files
 
-        images, ids, truth = load_image_files(args.images, res), [Path(p).stem for p in args.images], None
+        images, ids, truth = load_image_files(args.images, res, args.resize), [Path(p).stem for p in args.images], None
     detections = []
     for i in range(0, len(images), 32):
         outputs = golden.run_outputs(images[i:i + 32])
@@ -227,7 +227,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
         from .data import load_dataset
         from .quant.compare import compare
 
-        data = load_dataset(args.dataset, res, args.split).take(args.limit)
+        data = load_dataset(args.dataset, res, args.split, resize=args.resize).take(args.limit)
         report = compare(model, graph, data.images, data.labels)
     print(report.format())
     if args.json:
@@ -381,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codesign", description="Quantized CNN → bit-exact integer model → FPGA engine")
     p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     from .architectures import add_quant_arguments
+    from .images import RESIZE_MODES
     from .estimate.fit import DEFAULT_MARGIN
 
     sub = p.add_subparsers(dest="command", required=True)
@@ -416,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         if images:
             grp.add_argument("--images", nargs="+", help="image files to classify")
         q.add_argument("--split", default="test", help="train or test; a VOC set: any ImageSets/Main split")
+        add_resize_arg(q)
+
+    def add_resize_arg(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--resize", choices=RESIZE_MODES, default="refuse",
+                       help="an image of another size than the model's: refuse it (default), or resize it "
+                            "(nearest / bilinear); the same rule in golden, compare and run")
 
     gd = sub.add_parser("golden", help="run the bit-exact integer golden model: top-1, or AP50 and boxes")
     gd.add_argument("--ir", required=True)
@@ -479,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn = sub.add_parser("run", help="classify image files through the driver (board or simulated device)")
     add_device_args(rn)
     rn.add_argument("images", nargs="+")
-    rn.add_argument("--resize", choices=["refuse", "nearest", "bilinear"], default="refuse")
+    add_resize_arg(rn)
     rn.add_argument("--top-k", type=int, default=5)
     rn.set_defaults(func=cmd_run)
 

@@ -34,7 +34,7 @@ from .hls.tcl import OVERLAY_DIR
 CODESIGN_DIR = Path(__file__).resolve().parent
 TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
-RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "decode.py", "ops", "golden", "graph", "hw", "driver")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "decode.py", "images.py", "ops", "golden", "graph", "hw", "driver")
 PROJECT_FILES = (pkg.MODEL, pkg.HW, pkg.SCHEDULE, pkg.DESC, pkg.WMEM)
 def _overlay(project_dir: Path) -> tuple[Path, Path] | None:
     bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))

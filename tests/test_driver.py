@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from codesign.deploy import build_deploy_package
 from codesign.hls.manifest import write_overlay_stamp
 from codesign.driver import postprocess
 from codesign.driver.device import DeviceError, DeviceUnavailable, EngineTimeout, SimulatedDevice
-from codesign.driver.images import ImageError
+from codesign.images import ImageError
 from codesign.driver.package import (DESC, ENGINE, ENGINE_DIR, SCHEDULE, WMEM, PackageError, load_package,
                                      write_manifest)
 from codesign.driver.registers import RegisterMapError, allocate, parse_top
@@ -484,3 +485,32 @@ def test_pynq_device_without_bitstream_fails_in_one_line(package, monkeypatch):
     with pytest.raises(DeviceUnavailable) as err:
         Runtime(package, device="pynq")
     assert "no bitstream" in _one_line(err)
+
+
+@pytest.mark.parametrize("side", [8, 1])
+def test_golden_and_run_share_one_image_policy(package, graph, tmp_path, side, capsys):
+    """An 8×8 or 1×1 image file: `golden --images`, `golden --dataset FOLDER` and `run` all refuse it with the
+    same reason, and all classify it alike with --resize nearest."""
+    from PIL import Image
+
+    from codesign.cli import main
+    from codesign.graph import save
+
+    img = random_images(1, side, seed=3)[0]
+    for split in ("train", "val"):  # an ImageFolder with its own splits: the test split is val/
+        (tmp_path / "set" / split / "a").mkdir(parents=True)
+        Image.fromarray(img).save(tmp_path / "set" / split / "a" / "tiny.png")
+    path = tmp_path / "set" / "val" / "a" / "tiny.png"
+    ir = save(graph, tmp_path / "m.ir")
+    runs = {"golden": ["golden", "--ir", str(ir), "--images", str(path)],
+            "golden-dataset": ["golden", "--ir", str(ir), "--dataset", str(tmp_path / "set")],
+            "run": ["run", "--package", str(package), str(path)]}
+    for name, argv in runs.items():
+        assert main(argv) == 2, name
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"image is {side}×{side}, the model takes {RES}×{RES}" in err[0], (name, err)
+    assert main(runs["golden"] + ["--resize", "nearest"]) == 0
+    g = re.search(r"class (\d+)(?: \((.+)\))?", capsys.readouterr().out)
+    assert main(runs["run"] + ["--resize", "nearest"]) == 0
+    top1 = re.search(r": (.+?) \(\d", capsys.readouterr().out).group(1)  # run prints the top classes
+    assert top1 == (g.group(2) or g.group(1))

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import CodesignError
+from ..images import load_images
 
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.2
@@ -130,10 +131,17 @@ def load_digits(resolution: int = 32, split: str = "train", seed: int = 0) -> Im
                     [str(c) for c in range(10)])
 
 
-def load_image(path: str | Path, resolution: int) -> np.ndarray:
-    """One image file → (resolution, resolution, 3) uint8 RGB: the shorter side is resized to
-    `resolution` (bilinear), then the centre is cropped."""
+FIT = "fit"  # training: the shorter side resized to the resolution (bilinear), the centre cropped
+
+
+def load_image(path: str | Path, resolution: int, resize: str = FIT) -> np.ndarray:
+    """One image file → (resolution, resolution, 3) uint8 RGB. resize "fit" (training): the shorter side
+    is resized to `resolution` (bilinear), then the centre is cropped; otherwise the one image policy
+    of the inference tools (codesign/images.py: refuse another size, or nearest / bilinear)."""
     from PIL import Image, ImageOps
+
+    if resize != FIT:
+        return load_images([path], (resolution, resolution, 3), resize)[0]
 
     try:
         with Image.open(path) as im:
@@ -146,11 +154,11 @@ def load_image(path: str | Path, resolution: int) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def load_image_files(paths: Sequence[str | Path], resolution: int) -> np.ndarray:
-    """Image files → (N, resolution, resolution, 3) uint8, preprocessed like `load_image_folder`."""
+def load_image_files(paths: Sequence[str | Path], resolution: int, resize: str = FIT) -> np.ndarray:
+    """Image files → (N, resolution, resolution, 3) uint8 (`load_image`)."""
     if not paths:
         return np.zeros((0, resolution, resolution, 3), np.uint8)
-    return np.stack([load_image(p, resolution) for p in paths])
+    return np.stack([load_image(p, resolution, resize) for p in paths])
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -170,7 +178,8 @@ def _image_files(class_dir: Path) -> list[Path]:
     return files
 
 
-def load_image_folder(root: str | Path, resolution: int, split: str = "train", seed: int = 0) -> ImageSet:
+def load_image_folder(root: str | Path, resolution: int, split: str = "train", seed: int = 0,
+                      resize: str = FIT) -> ImageSet:
     """An ImageFolder tree, root/<class>/*.jpg|png; class names are the sorted directory names.
 
     If root/train and root/val exist they are the train and test splits (val's classes must be
@@ -194,12 +203,14 @@ def load_image_folder(root: str | Path, resolution: int, split: str = "train", s
         idx = np.random.default_rng(seed).permutation(len(files))
     else:
         idx = stratified_split(label_arr, split, seed)
-    images = load_image_files([files[i] for i in idx], resolution)
+    images = load_image_files([files[i] for i in idx], resolution, resize)
     return ImageSet(images, label_arr[idx], class_names)
 
 
-def load_dataset(name_or_path: str | Path, resolution: int, split: str = "train", seed: int = 0) -> ImageSet:
-    """'digits' (built in) or the path of an ImageFolder directory."""
+def load_dataset(name_or_path: str | Path, resolution: int, split: str = "train", seed: int = 0,
+                 resize: str = FIT) -> ImageSet:
+    """'digits' (built in) or the path of an ImageFolder directory (its images loaded with `resize`:
+    "fit" for training, the inference tools' policy otherwise)."""
     if str(name_or_path) == "digits":
         return load_digits(resolution, split, seed)
-    return load_image_folder(name_or_path, resolution, split, seed)
+    return load_image_folder(name_or_path, resolution, split, seed, resize)

@@ -29,7 +29,7 @@ from ..golden import GoldenModel
 from ..hw.memory import initial_fmem, read_tensor
 from . import postprocess
 from .device import Device, DeviceBuffer, DeviceError, PynqDevice, SimulatedDevice
-from .images import prepare
+from ..images import prepare
 from .package import ENGINE_DIR, Package, load_package
 
 DEVICES = ("sim", "pynq")
@@ -247,7 +247,7 @@ def run_images(package_dir: str | Path, image_paths: Sequence[str | Path], devic
                resize: str = "refuse", top_k: int = 5, batch: int = 1, timeout_s: float = 10.0) -> list[Any]:
     """One result per image file, in order (a `Prediction` for classifiers, `Detection` for CoDeNet;
     str() is one line)."""
-    from .images import load_image_file
+    from ..images import load_image_file
 
     with Runtime(package_dir, device=device, timeout_s=timeout_s, batch=batch, resize=resize, top_k=top_k) as rt:
         channels = rt.package.input_shape[2]

@@ -1,7 +1,12 @@
-"""Input frames for the engine: uint8 HWC of exactly the model's input shape, or a clear refusal.
+"""The one image policy: a model's input is uint8 HWC of exactly its input shape, or a clear refusal.
 
-Resizing is opt-in (`resize="nearest"|"bilinear"`): a silently rescaled image changes the
-prediction, so the default ("refuse") says what was given and what the model takes.
+Every tool that feeds images to a model follows it: the golden model and the agreement report on
+image files or an image folder, the board's `run` and `benchmark`. Resizing is opt-in
+(`resize="nearest"|"bilinear"`, CLI `--resize`): a silently rescaled image changes the
+prediction, so the default ("refuse") says what was given and what the model takes. Files are
+converted to RGB (or to grayscale for a 1-channel model); an alpha channel is dropped, a palette
+expanded. (Training data is the trainer's business: its folder loader fits each image to the
+training resolution.)
 """
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CodesignError
+from .errors import CodesignError
 
 RESIZE_MODES = ("refuse", "nearest", "bilinear")
 
@@ -79,3 +84,17 @@ def load_image_file(path: str | Path, channels: int) -> np.ndarray:
     except (OSError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageError(f"cannot read image {path}: {reason}") from None
+
+
+def load_images(paths: list[str | Path], shape: tuple[int, int, int], resize: str = "refuse") -> np.ndarray:
+    """Image files → (N, H, W, C) uint8 model inputs under the policy above."""
+    if resize not in RESIZE_MODES:  # before reading anything
+        raise ImageError(f"resize={resize!r}: use one of {', '.join(RESIZE_MODES)}")
+    out = np.zeros((len(paths), *shape), np.uint8)
+    for i, path in enumerate(paths):
+        image = load_image_file(path, shape[2])  # its errors name the file
+        try:
+            out[i] = prepare(image, shape, resize)
+        except ImageError as e:
+            raise ImageError(f"{path}: {e}") from None
+    return out
