@@ -70,6 +70,13 @@ def _train_model(argv: list[str]) -> str | None:
         return None
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one CodesignError line (main prints it, exit 2), not the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CodesignError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def train_parser(model: str | None) -> argparse.ArgumentParser:
     """`codesign train` options: the detection trainer's for CoDeNet, the classifier's otherwise."""
     from .train.trainer import add_train_arguments, model_spec
@@ -77,14 +84,14 @@ def train_parser(model: str | None) -> argparse.ArgumentParser:
     if model in DETECTORS:
         from .detection import add_detection_train_arguments
 
-        p = argparse.ArgumentParser(prog="codesign train --model codenet", allow_abbrev=False,
+        p = _OneLineParser(prog="codesign train --model codenet", allow_abbrev=False,
                                     description="CoDeNet: float pre-training then W4A8 QAT on a VOC-format set")
         p.add_argument("--model", type=model_spec, dest="model_spec", required=True,
                        help="codenet, or a CoDeNet model config as JSON or a .json file")
         add_detection_train_arguments(p)
         return p
 
-    p = argparse.ArgumentParser(prog="codesign train", allow_abbrev=False, description="float pre-training then QAT; "
+    p = _OneLineParser(prog="codesign train", allow_abbrev=False, description="float pre-training then QAT; "
                                 f"`--model {DETECTORS[0]} --help` lists the detector's options")
     add_train_arguments(p)
     return p

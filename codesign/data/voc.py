@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..readers import read_text
 from .classification import DatasetError, PerImageData
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -58,7 +59,7 @@ def read_class_names(root: str | Path) -> list[str]:
     path = Path(root) / "classes.txt"
     if not path.is_file():
         return list(VOC_CLASSES)
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in read_text(path, "class list", DatasetError).splitlines() if line.strip()]
     if not names:
         raise DatasetError(f"{path} lists no classes")
     if len(set(names)) != len(names):
@@ -151,7 +152,8 @@ class VOCDataset:
                                f"splits found: {', '.join(known) or 'none'})")
         self.split, self.on_error = split, on_error
         self.class_names = read_class_names(self.root)
-        ids = [line.split()[0] for line in split_file.read_text().splitlines() if line.strip()]
+        ids = [line.split()[0] for line in read_text(split_file, "split list", DatasetError).splitlines()
+               if line.strip()]
         if not ids:
             raise DatasetError(f"{split_file} lists no images")
         self.annotations: list[Annotation] = []

@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import CodesignError
+from ..readers import read_text
 from ..graph import load
 from ..hw.config import HardwareConfig
 from ..hw.scheduler import Schedule, schedule
@@ -48,12 +49,16 @@ class CsimResult:
 
 
 def load_project_schedule(project: Path) -> tuple[Schedule, object]:
-    """The project's schedule, with the weights and descriptors exactly as written in data/."""
-    for f in ("model.ir", "hw.yaml", "data/desc.bin", "data/wmem.bin"):
+    """The project's schedule, with the weights and descriptors exactly as written in data/; its
+    schedule.json and descriptor table must be those of model.ir + hw.yaml (the scheduler's output
+    for them), else the project was edited or damaged after `codesign compile`."""
+    for f in ("model.ir", "hw.yaml", "schedule.json", "data/desc.bin", "data/wmem.bin"):
         if not (project / f).is_file():
             raise CodesignError(f"{project}: not a codesign project (missing {f}); run `codesign compile` first")
     graph = load(project / "model.ir")
     sched = schedule(graph, HardwareConfig.load(project / "hw.yaml"))
+    if read_text(project / "schedule.json", "schedule") != sched.dumps() + "\n":
+        raise CodesignError(f"{project}/schedule.json does not match model.ir + hw.yaml; re-run `codesign compile`")
     table = np.fromfile(project / "data" / "desc.bin", dtype="<u4")
     if not np.array_equal(table, sched.descriptor_table):
         raise CodesignError(f"{project}/data/desc.bin does not match model.ir + hw.yaml; re-run `codesign compile`")

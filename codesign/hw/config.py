@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import CodesignError
+from ..readers import read_yaml
 
 BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
 BUS_WIDTHS = (64, 128)
@@ -46,7 +47,7 @@ class Board:
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.yaml")))
             raise HardwareConfigError(f"unknown board '{name}' (known: {known})")
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path, "board file", HardwareConfigError)
         try:
             data["hp_ports"] = tuple(data["hp_ports"])
             return cls(**data)
@@ -168,10 +169,7 @@ class HardwareConfig:
         path = Path(path)
         if not path.is_file():
             raise HardwareConfigError(f"{path}: no such hardware config")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise HardwareConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        data = read_yaml(path, "hardware config", HardwareConfigError)
         if not isinstance(data, dict):
             raise HardwareConfigError(f"{path}: expected a mapping of hardware parameters")
         return cls.from_dict(data)

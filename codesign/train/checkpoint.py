@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,14 @@ def load_checkpoint(path: str | Path, quantize: bool | None = None) -> tuple[nn.
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes about the pickle would precede our one line
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad bytes (RuntimeError, UnpicklingError, EOFError...)
+        if "Weights only load failed" in str(e):  # a pickle of objects other than tensors and plain data
+            raise CheckpointError(f"{path} is not a readable checkpoint: corrupt, or holding Python objects "
+                                  "beyond tensors and plain data (a weights-only load refuses them; nothing in it "
+                                  "was run)") from None
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {reason}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
