@@ -51,8 +51,20 @@ def funcsim_executor(hw):
 
 # ---- random graphs -------------------------------------------------------------------------------
 
-def _requant(rng, acc_max: int, cout: int, out_bits: int):
-    """(M, B, S) that spread typical accumulators over the output range, saturating at both ends."""
+def _requant(rng, acc_max: int, cout: int, out_bits: int, edge: bool = False):
+    """(M, B, S) that spread typical accumulators over the output range, saturating at both ends; with
+    `edge`, constants at the IR's limits instead: S from the ends of 1..46, |M| up to 2^23 − 1 and |B|
+    up to what the 48-bit intermediate leaves (max|acc|·|M| + |B| + 2^(S−1) < 2^47)."""
+    if edge:
+        s = int(rng.choice([1, 2, 3, 23, 24, 44, 45, 46, int(rng.randint(1, 47))]))
+        room = (1 << 47) - 1 - (1 << (s - 1))
+        b_max = int(room * rng.choice([0.0, 0.001, 0.5, 0.999]))
+        m_max = min((1 << 23) - 1, (room - b_max) // max(acc_max, 1))
+        pick = rng.randint(0, 4, cout)  # per channel: ±m_max, ±1, 0 or anything in range
+        mult = np.where(pick == 0, m_max, np.where(pick == 1, 1, np.where(pick == 2, 0, rng.randint(0, m_max + 1, cout))))
+        mult = mult * rng.choice([-1, 1], cout)
+        bias = rng.randint(-b_max, b_max + 1, cout) if b_max else np.zeros(cout, np.int64)
+        return mult.astype(np.int64), bias.astype(np.int64), s
     out_max = (1 << out_bits) - 1
     k = rng.uniform(-0.5, 1.5, cout) * 4 * out_max / max(acc_max, 1)
     b = rng.uniform(-0.5, 0.8, cout) * out_max
@@ -60,9 +72,10 @@ def _requant(rng, acc_max: int, cout: int, out_bits: int):
 
 
 class Builder:
-    def __init__(self, h: int, w: int):
+    def __init__(self, h: int, w: int, edge: bool = False):
         self.tensors = {"input": TensorInfo((h, w, 3), 8, False, 1 / 255)}
         self.layers: list[Layer] = []
+        self.edge = edge  # requant constants at the IR's limits (_requant)
 
     def add(self, name, op, inputs, shape, bits=None, scale=None, attrs=None, params=None) -> str:
         src = self.tensors[inputs[0]]
@@ -74,7 +87,7 @@ class Builder:
         t = self.tensors[x]
         lim = (1 << (w_bits - 1)) - 1
         w = rng.randint(-lim, lim + 1, (cout, t.shape[2])).astype(np.int8)
-        m, b, s = _requant(rng, accumulator_bound(w, t.max_value), cout, out_bits)
+        m, b, s = _requant(rng, accumulator_bound(w, t.max_value), cout, out_bits, self.edge)
         return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), out_bits, scale or 0.1 + rng.rand(),
                         {"shift": s, "weight_bits": w_bits}, {"weight": w, "mult": m, "bias": b})
 
@@ -95,7 +108,8 @@ class Builder:
         wb = int(rng.randint(2, 9))
         lim = (1 << (wb - 1)) - 1
         weight = rng.randint(-lim, lim + 1, (c, 9)).astype(np.int8)
-        m, b, s = _requant(rng, accumulator_bound(weight, t.max_value) // 3, c, out_bits)
+        m, b, s = _requant(rng, accumulator_bound(weight, t.max_value) // (1 if self.edge else 3), c, out_bits,
+                           self.edge)
         attrs = {"shift": s, "weight_bits": wb}
         if op == "dwconv3x3":
             attrs["stride"] = stride
@@ -111,7 +125,7 @@ def fuzz_graph(rng, p: dict) -> Graph:
     """image → [dilation map] → conv0 → one fuzzed call [prepool][conv][pool][dw s1|s2 | deform][upsample]
     → (interleaved concat with a 1×1 conv of itself, rotated)."""
     h, w, a = p["h"], p["w"], p["a_bits"]
-    g = Builder(h, w)
+    g = Builder(h, w, p.get("edge", False))
     d = None
     if p["spatial"] == "deform":
         # the dilation map: one channel of a (d_ch)-channel conv of the image, d_bits wide (R = 2^b − 1)
@@ -169,6 +183,7 @@ def fuzz_params(draw):
     if spatial == "none" and (not conv or p["interleave"] is None):
         p["upsample"] = True  # (without conv: a lone upsample, a copy that writes each pixel to 2×2)
     p["split"] = draw(st.sampled_from([False, False, True]))  # a weight buffer too shallow for some conv
+    p["edge"] = draw(st.booleans())  # requant constants at the IR's limits
     return p
 
 
@@ -340,3 +355,17 @@ def test_an_engine_without_the_spatial_unit_refuses_dw_and_deform(tmp_path):
     image = np.random.RandomState(3).randint(0, 256, graph.tensors[graph.input].shape).astype(np.uint8)
     with pytest.raises(CsimError, match="returned [1-9]"):  # > 0: descriptors rejected by check()
         engine(sched.descriptor_table, sched.wmem, initial_fmem(sched, image, graph))
+
+
+@pytest.mark.slow
+def test_fuzz_at_scale_with_edge_constants(tmp_path):
+    """bench/fuzz.py: 3,000 random single-call graphs, half with requant constants at the IR's limits,
+    golden model vs C-simulation per call: no mismatch."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("fuzz", Path(__file__).parents[1] / "bench" / "fuzz.py")
+    fuzz = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fuzz)
+    assert fuzz.main(["--cases", "3000", "--seed", "7", "--out", str(tmp_path)]) == 0
+    assert not list(tmp_path.iterdir())
