@@ -3,7 +3,7 @@
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-py="$root/.venv/bin/python"
+py="${PYTHON:-$root/.venv/bin/python}"  # the venv `make venv` creates, unless PYTHON names another
 ap=$("$py" -c 'import hls4ml, os; print(os.path.join(os.path.dirname(hls4ml.__file__), "templates/vivado/ap_types"))')
 build="${BUILD:-$root/build/cpp}"
 mkdir -p "$build"
