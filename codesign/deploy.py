@@ -33,11 +33,12 @@ from .hls.names import safe_identifier
 from .hls.tcl import ENGINE_VLNV, M_AXI_BUNDLES, OVERLAY_DIR
 from .hw import interface
 from .hw.config import HardwareConfig
+from .locations import HLS_TEMPLATES
 
 CODESIGN_DIR = Path(__file__).resolve().parent
-TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
+TEMPLATES = HLS_TEMPLATES / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
-RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "locations.py", "golden", "graph", "hw", "driver", "hls/__init__.py", "hls/csim.py")
 # Shipped when present: the detection postprocess decodes with it. Without the package's __init__
 # (which pulls in training code and torch), codesign.detection is a namespace package on the board.
 OPTIONAL_RUNTIME_MODULES = ("detection/decode.py",)

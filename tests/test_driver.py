@@ -25,9 +25,10 @@ from codesign.driver.runtime import Runtime, RuntimeClosed, benchmark, run_image
 from codesign.errors import CodesignError
 from codesign.golden import run as golden_run
 from codesign.hls.csim import build_library
-from codesign.hls.project import TEMPLATES, write_project
+from codesign.hls.project import write_project
 from codesign.hw import descriptor, interface
 from codesign.hw.scheduler import sized_for
+from codesign.locations import HLS_TEMPLATES
 
 from .conftest import random_images
 
@@ -314,7 +315,7 @@ def test_register_offsets_follow_the_one_interface_definition(project):
 
     # A port added to the definition reaches the signature, the pragmas and every later register: a
     # 32-bit scalar after n_desc moves them by 8 bytes, a 64-bit one by 12, as Vitis allocates them.
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_TEMPLATES)), undefined=jinja2.StrictUndefined)
     for bits, shift in ((32, 8), (64, 12)):
         ports = (*interface.PORTS[:2], interface.Port("scale", "scalar", f"ap_uint<{bits}>", "scale", bits=bits),
                  *interface.PORTS[2:])

@@ -449,8 +449,8 @@ def test_m_axi_bundles_are_the_engines_and_the_resource_model_counts_them():
     import jinja2
 
     from codesign.estimate.params import ResourceParams
-    from codesign.hls.tcl import HLS_TEMPLATES
     from codesign.hw.interface import template_context
+    from codesign.locations import HLS_TEMPLATES
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_TEMPLATES / "engine")),
                              undefined=jinja2.StrictUndefined)

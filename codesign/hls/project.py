@@ -28,10 +28,11 @@ from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig
 from ..hw.memory import initial_fmem, read_call_output, write_call_output
 from ..hw.scheduler import Schedule, hw_max_dilation, schedule
+from ..locations import HLS_TEMPLATES
 from .names import safe_identifier
 from .tcl import render_tcl
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
+TEMPLATES = HLS_TEMPLATES
 
 
 @dataclass

@@ -18,10 +18,9 @@ import jinja2
 from ..errors import CodesignError
 from ..hw.config import BOARDS_DIR, Board, HardwareConfig, HardwareConfigError
 from ..hw.interface import CONTROL_BUNDLE, M_AXI_BUNDLES, TOP
+from ..locations import HLS_TEMPLATES
 from .names import safe_identifier
 from .reports import REPORTS_DIR
-
-HLS_TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
 
 # The engine as hw/interface.py defines it, and the IP that export_design makes of it.
 IP_VENDOR, IP_LIBRARY, IP_VERSION = "xilinx.com", "hls", "1.0"

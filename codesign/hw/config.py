@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 
 from ..errors import CodesignError
+from ..locations import BOARDS
 
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+BOARDS_DIR = BOARDS
 BUS_WIDTHS = (64, 128)
 
 
