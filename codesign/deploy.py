@@ -27,14 +27,16 @@ import jinja2
 from .driver import package as pkg
 from .errors import CodesignError
 from .graph import load
-from .hls.names import safe_identifier
 from .hls.manifest import ENGINE_SOURCES, OVERLAY_STAMP, engine_manifest
+from .hls.names import safe_identifier
 from .hls.tcl import OVERLAY_DIR
+from .locations import HLS_TEMPLATES
 
 CODESIGN_DIR = Path(__file__).resolve().parent
-TEMPLATES = CODESIGN_DIR.parent / "hls_templates" / "deploy"
+TEMPLATES = HLS_TEMPLATES / "deploy"
 # What `codesign.driver.runtime` imports, copied into the package (no torch, no jinja2).
-RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "decode.py", "images.py", "ops", "golden", "graph", "hw", "driver")
+RUNTIME_MODULES = ("__init__.py", "errors.py", "figures.py", "locations.py", "readers.py", "decode.py", "images.py", "ops",
+                   "golden", "graph", "hw", "driver")
 PROJECT_FILES = (pkg.MODEL, pkg.HW, pkg.SCHEDULE, pkg.DESC, pkg.WMEM)
 def _overlay(project_dir: Path) -> tuple[Path, Path] | None:
     bits = sorted((project_dir / OVERLAY_DIR).glob("*.bit"))

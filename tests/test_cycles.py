@@ -6,7 +6,6 @@ adds up per call as cycles.h says, and the estimator and `explore` agree with it
 import json
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,10 +19,11 @@ from codesign.hls.project import test_image as frame_image
 from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
 from codesign.hw.scheduler import schedule, sized_for
+from codesign.locations import HLS_TEMPLATES
 from codesign.hls.fit import fitting_config, project_resources
 from codesign.estimate.fit import DEFAULT_MARGIN
 
-ENGINE_DIR = Path(__file__).resolve().parents[1] / "hls_templates" / "engine"
+ENGINE_DIR = HLS_TEMPLATES / "engine"
 DATAFLOW = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write")
 
 

@@ -10,6 +10,7 @@ import sys
 import types
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pytest
 
@@ -20,14 +21,15 @@ from codesign.driver.device import DeviceError, DeviceUnavailable, EngineTimeout
 from codesign.images import ImageError
 from codesign.driver.package import (DESC, ENGINE, ENGINE_DIR, SCHEDULE, WMEM, PackageError, load_package,
                                      write_manifest)
-from codesign.driver.registers import RegisterMapError, allocate, parse_top
+from codesign.driver.registers import RegisterMapError
 from codesign.driver.runtime import Runtime, RuntimeClosed, benchmark, run_images
 from codesign.errors import CodesignError
 from codesign.golden import run as golden_run
 from codesign.hls.csim import build_library
 from codesign.hls.project import write_project
-from codesign.hw import descriptor
+from codesign.hw import descriptor, interface
 from codesign.hw.scheduler import sized_for
+from codesign.locations import HLS_TEMPLATES
 
 from .conftest import random_images
 
@@ -294,24 +296,50 @@ def test_package_is_deterministic_and_self_contained(project, package, tmp_path)
 
 # ---- register map and descriptor layout follow the generated engine ------------------------------
 
-def test_register_offsets_follow_the_generated_interface(project):
-    source = (project.path / "src" / "codesign_engine.cpp").read_text()
-    regs = allocate(parse_top(source))
-    assert {r.name: r.offset for r in regs.registers} == VITIS_OFFSETS
+def _signature(source: str) -> list[str]:
+    """The argument names of the top function in a rendered source, in order."""
+    args = re.search(r"void codesign_engine\(([^)]*)\)", source).group(1)
+    return [re.search(r"(\w+)\s*$", a).group(1) for a in args.split(",")]
 
-    # A new 32-bit s_axilite argument after n_desc moves every later register by 8 bytes, a 64-bit
-    # one by 12; an argument outside the control bundle moves nothing.
-    for decl, pragma, shift in (("ap_uint<32> scale", "s_axilite port = scale bundle = control", 8),
-                                ("ap_uint<64> scale", "mode=s_axilite port=scale bundle=control", 12),
-                                ("ap_uint<32> scale", "s_axilite port = scale bundle = other", 0)):
-        extended = source.replace("ap_uint<32> n_desc,", f"ap_uint<32> n_desc, {decl},").replace(
-            "#pragma HLS INTERFACE s_axilite port = return", f"#pragma HLS INTERFACE {pragma}\n"
-                                                             "#pragma HLS INTERFACE s_axilite port = return")
-        moved = allocate(parse_top(extended))
+
+def test_register_offsets_follow_the_one_interface_definition(project):
+    """hw/interface.py's map is where Vitis puts the registers of the top function it renders: the
+    signature lists its ports in order, each with an s_axilite register in the control bundle."""
+    assert {r.name: r.offset for r in interface.REGISTERS} == VITIS_OFFSETS
+    names = [p.name for p in interface.PORTS]
+    for source in ("src/codesign_engine.cpp", "src/codesign_engine.h"):
+        assert _signature((project.path / source).read_text()) == names
+    top = (project.path / "src" / "codesign_engine.cpp").read_text()
+    assert re.findall(r"s_axilite port = (\w+) bundle = control", top) == names + ["return"]
+    assert re.findall(r"m_axi port = (\w+) bundle = (\w+)", top) == [(p.name, p.bundle) for p in interface.PORTS
+                                                                       if p.kind == "m_axi"]
+
+    # A port added to the definition reaches the signature, the pragmas and every later register: a
+    # 32-bit scalar after n_desc moves them by 8 bytes, a 64-bit one by 12, as Vitis allocates them.
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_TEMPLATES)), undefined=jinja2.StrictUndefined)
+    for bits, shift in ((32, 8), (64, 12)):
+        ports = (*interface.PORTS[:2], interface.Port("scale", "scalar", f"ap_uint<{bits}>", "scale", bits=bits),
+                 *interface.PORTS[2:])
+        top = env.get_template("engine/top.cpp.j2").render(hw={}, **interface.template_context(ports))
+        assert _signature(top) == names[:2] + ["scale"] + names[2:]
+        assert f"ap_uint<{bits}> scale," in top and "s_axilite port = scale bundle = control" in top
         want = {n: o + (shift if o > VITIS_OFFSETS["n_desc"] else 0) for n, o in VITIS_OFFSETS.items()}
-        assert {r.name: r.offset for r in moved.registers if r.name != "scale"} == want
-    with pytest.raises(RegisterMapError, match="no top function"):
-        parse_top("void other(int a) {}")
+        assert {r.name: r.offset for r in interface.allocate(ports) if r.name != "scale"} == want
+
+
+def test_the_driver_binds_host_values_to_ports():
+    """The runtime sets host values (hw/interface.py `binds`), never port names: the three fmem ports
+    take one arena, and the simulated device refuses registers where they disagree."""
+    assert interface.assign(fmem=0x1000) == {"fmem_rd": 0x1000, "fmem_old": 0x1000, "fmem_wr": 0x1000}
+    assert list(interface.assign(desc=1, n_desc=2, wmem=3)) == ["desc", "n_desc", "wmem"]
+    with pytest.raises(KeyError, match="fmem_rd"):
+        interface.assign(fmem_rd=0)
+    regs = {"desc": 1, "n_desc": 2, "wmem": 3, "fmem_rd": 4, "fmem_old": 4, "fmem_wr": 4}
+    assert interface.host_values(regs) == {"desc": 1, "n_desc": 2, "wmem": 3, "fmem": 4}
+    with pytest.raises(ValueError, match="fmem_rd, fmem_old and fmem_wr must point at the same buffer"):
+        interface.host_values(dict(regs, fmem_old=5))
+    # the widths the .hwh records: the descriptor port moves 32-bit words, the others bus words
+    assert interface.m_axi_bits(128) == {"desc": 32, "wmem": 128, "fmem_rd": 128, "fmem_old": 128, "fmem_wr": 128}
 
 
 def _reorder_descriptor(monkeypatch: pytest.MonkeyPatch, fields: tuple[str, ...]) -> None:
@@ -395,7 +423,9 @@ def _fake_pynq(sim: SimulatedDevice, hwh_registers: dict, bus_bits: int) -> type
     class Overlay:
         def __init__(self, path):
             self.engine = Ip()
+            # as the .hwh of a Vitis HLS build: each m_axi port as wide as its pointer's words
             params = {f"C_M_AXI_{b.upper()}_DATA_WIDTH": str(bus_bits) for b in ("wmem", "fmem_rd", "fmem_old", "fmem_wr")}
+            params["C_M_AXI_DESC_DATA_WIDTH"] = "32"
             self.ip_dict = {"engine": {"type": "xilinx.com:hls:codesign_engine:1.0", "registers": hwh_registers,
                                        "parameters": params}}
 

@@ -7,11 +7,12 @@ unrolled lane may hit every bank; banks chosen by index arithmetic (cyclic/block
 nested pipelined loops that pay their fill per inner trip.
 """
 import re
-from pathlib import Path
 
 import pytest
 
-ENGINE_DIR = Path(__file__).resolve().parents[1] / "hls_templates" / "engine"
+from codesign.locations import HLS_TEMPLATES
+
+ENGINE_DIR = HLS_TEMPLATES / "engine"
 HEADERS = sorted(ENGINE_DIR.glob("*.h"))
 PARTITION = re.compile(r"ARRAY_PARTITION variable = (\w+) (complete|cyclic|block)[^)]*?(?:dim = (\d+))?\)")
 UNROLLED_FOR = re.compile(r"for \(int (\w+) = [^;]*;[^)]*\)\s*\{\s*(?:\w+:\s*)?HLS_PRAGMA\(UNROLL")

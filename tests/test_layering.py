@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "codesign"
 
 # The back end, lowest first: a module may import its own layer and the ones below.
 LAYERS = (
-    {"errors", "figures", "architectures", "images"},
+    {"errors", "figures", "architectures", "images", "locations", "readers"},
     {"graph"},
     {"golden", "decode", "ops"},
     {"hw"},
@@ -24,11 +24,11 @@ LAYERS = (
 )
 # The torch front end (training, QAT models, export): it may use the IR layers below, not the hardware ones.
 FRONT_END = {"data", "models", "train", "detection", "quant"}
-FRONT_END_MAY_USE = {"errors", "figures", "architectures", "images", "graph", "golden", "decode", "ops"}
+FRONT_END_MAY_USE = {"errors", "figures", "architectures", "images", "locations", "readers", "graph", "golden", "decode", "ops"}
 TOP = {"cli", "__main__", "__init__"}  # the command line: anything
 TORCH = {"torch", "brevitas", "torchvision"}
 # what a deploy package runs on the board (deploy.RUNTIME_MODULES): NumPy and PyYAML only
-BOARD = {"errors", "figures", "images", "decode", "golden", "graph", "ops", "hw", "driver"}
+BOARD = {"errors", "figures", "images", "locations", "readers", "decode", "golden", "graph", "ops", "hw", "driver"}
 
 
 def _unit(path: Path) -> str:

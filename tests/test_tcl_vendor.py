@@ -449,11 +449,12 @@ def test_m_axi_bundles_are_the_engines_and_the_resource_model_counts_them():
     import jinja2
 
     from codesign.estimate.params import ResourceParams
-    from codesign.hls.tcl import HLS_TEMPLATES
+    from codesign.hw.interface import template_context
+    from codesign.locations import HLS_TEMPLATES
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HLS_TEMPLATES / "engine")),
                              undefined=jinja2.StrictUndefined)
-    top = env.get_template("top.cpp.j2").render(hw=hw_for("ultra96v2"))
+    top = env.get_template("top.cpp.j2").render(hw=hw_for("ultra96v2"), **template_context())
     declared = re.findall(r"INTERFACE m_axi port = (\w+) bundle = (\w+)", top)
     assert declared and all(port == bundle for port, bundle in declared)
     assert sorted(b for _, b in declared) == sorted(M_AXI_BUNDLES)

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import CodesignError
-from .registers import AP_DONE, AP_IDLE, AP_READY, AP_START, CTRL, ENGINE_ARGS, RegisterMap, check_against_hwh
+from ..hw import interface
+from ..hw.interface import AP_DONE, AP_IDLE, AP_READY, AP_START, CTRL
+from .registers import RegisterMap, check_against_hwh
 
 
 class DeviceError(CodesignError):
@@ -227,20 +229,22 @@ class SimulatedDevice(Device):
             if buf.address <= address < buf.address + buf.nbytes:
                 view = buf.handle[address - buf.address:]
                 return view, view.size
-        raise DeviceError(f"register '{what}' holds {address:#x}, which is not in any allocated buffer "
+        ports = ", ".join(p.name for p in interface.PORTS if p.binds == what)
+        raise DeviceError(f"register {ports} holds {address:#x}, which is not in any allocated buffer "
                           "(the engine would access unmapped memory)")
 
     def _execute(self) -> None:
         """What the hardware does on ap_start: read the registers, run the table on those buffers."""
-        reg = {name: self.registers.value(name, self.read_register) for name in ENGINE_ARGS}
-        if not reg["fmem_rd"] == reg["fmem_old"] == reg["fmem_wr"]:
-            raise DeviceError("fmem_rd, fmem_old and fmem_wr must point at the same buffer (the engine reads "
-                              "and writes one feature-map buffer)")
+        try:  # each host value (hw/interface.py: the ports that bind it), from the port registers
+            reg = interface.host_values({p.name: self.registers.value(p.name, self.read_register)
+                                         for p in interface.PORTS})
+        except ValueError as e:
+            raise DeviceError(str(e)) from None
         desc, desc_bytes = self._resolve(reg["desc"], "desc")
         if reg["n_desc"] * self.desc_words * 4 > desc_bytes:
             raise DeviceError(f"n_desc={reg['n_desc']} descriptors do not fit the buffer 'desc' points at")
         wmem, wmem_bytes = self._resolve(reg["wmem"], "wmem")
-        fmem, fmem_bytes = self._resolve(reg["fmem_rd"], "fmem_rd")
+        fmem, fmem_bytes = self._resolve(reg["fmem"], "fmem")
         rc = self._run(desc.ctypes.data, reg["n_desc"], wmem.ctypes.data, wmem_bytes // self.word_bytes,
                        fmem.ctypes.data, fmem_bytes // self.word_bytes)
         if rc != 0:
@@ -303,10 +307,12 @@ class PynqDevice(Device):
         self._pynq = pynq
         name, ip = self._find_engine(vlnv)
         check_against_hwh(registers, ip.get("registers", {}))
+        widths = interface.m_axi_bits(bus_bits)  # desc moves 32-bit words, the others bus words
         for bundle in m_axi:  # the .hwh records the port widths the bitstream was built with
             width = ip.get("parameters", {}).get(f"C_M_AXI_{bundle.upper()}_DATA_WIDTH")
-            if width is not None and int(width) != bus_bits:
-                raise DeviceError(f"the bitstream's m_axi_{bundle} is {width} bits wide, the package needs {bus_bits}; "
+            want = widths.get(bundle, bus_bits)
+            if width is not None and int(width) != want:
+                raise DeviceError(f"the bitstream's m_axi_{bundle} is {width} bits wide, the package needs {want}; "
                                   "the bitstream was built for another hardware config")
         self.ip = getattr(self.overlay, name)
         self.timing_note = f"board (PYNQ, {bitstream.name})"

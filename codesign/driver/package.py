@@ -4,7 +4,7 @@
 that is incomplete, corrupted (size or SHA-256 differs from manifest.json), or inconsistent: a
 schedule compiled for other engine parameters than the engine (bitstream / C-sim sources) it
 ships with, a descriptor table in another field layout than the engine's, a register map that
-does not follow the engine's interface.
+is not the engine's interface (hw/interface.py).
 """
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import CodesignError
 from ..graph import Graph, load
-from ..hw import descriptor
+from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig, HardwareConfigError
 from ..hw.scheduler import Buffer, Call, Schedule, View
-from .registers import ENGINE_ARGS, Argument, RegisterMap, allocate
+from .registers import RegisterMap, engine_register_map
 
 FORMAT, VERSION = "codesign-deploy", 1
 MANIFEST = "manifest.json"  # {"files": {path: {"bytes", "sha256"}}} of every other file
@@ -200,10 +200,9 @@ def _load_checked(root: Path) -> Package:
 
     iface = engine["interface"]
     registers = RegisterMap.from_json(iface["registers"])
-    if registers != allocate([Argument(**a) for a in iface["args"]]):
-        raise PackageError(f"{root}/{ENGINE}: the register map does not follow the engine's arguments; "
-                           "rebuild the package")
-    registers.require(ENGINE_ARGS)
+    if iface["args"] != interface.arguments() or registers != engine_register_map():
+        raise PackageError(f"{root}/{ENGINE}: the engine interface (ports, register map) is not the one this "
+                           "runtime drives (hw/interface.py); rebuild the package")
 
     graph = load(root / MODEL)
     sched = schedule_from_json(sched_json, wmem)

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import CodesignError
 from ..figures import CYCLE_COUNTED
 from ..golden import GoldenModel
+from ..hw import interface
 from ..hw.memory import initial_fmem, read_tensor
 from . import postprocess
 from .device import Device, DeviceBuffer, DeviceError, PynqDevice, SimulatedDevice
@@ -135,7 +136,8 @@ class Runtime:
         self._in_regions, self._out_regions = regions(s.engine_inputs), regions(s.engine_outputs)
 
     def _write_args(self, **values: int) -> None:
-        for name, value in values.items():
+        """Set every port that binds one of the host `values` (hw/interface.py), in signature order."""
+        for name, value in interface.assign(**values).items():
             for offset, word in self.package.registers.words(name, value):
                 self.device.write_register(offset, word)
 
@@ -204,7 +206,7 @@ class Runtime:
             timing.pack_s = time.perf_counter() - t0
             if running:
                 outputs.append(self._finish(*running))
-            self._write_args(fmem_rd=arena.address, fmem_old=arena.address, fmem_wr=arena.address)
+            self._write_args(fmem=arena.address)
             running = (arena, time.perf_counter(), timing)
             self.device.start()
             timings.append(timing)

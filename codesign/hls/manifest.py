@@ -9,8 +9,9 @@ import re
 from pathlib import Path
 
 from ..driver import package as pkg
-from ..driver.registers import project_register_map
+from ..driver.registers import engine_register_map
 from ..errors import CodesignError
+from ..hw import interface
 from ..hw.config import HardwareConfig
 from .tcl import ENGINE_VLNV, M_AXI_BUNDLES
 
@@ -39,10 +40,9 @@ def descriptor_layout(project_dir: Path) -> list[str]:
 def engine_manifest(project_dir: str | Path) -> dict:
     """The engine a project's sources define: what a bitstream or C-sim built from them expects."""
     project_dir = Path(project_dir)
-    args, registers = project_register_map(project_dir)
     fields = descriptor_layout(project_dir)
     return {"hw": HardwareConfig.load(project_dir / pkg.HW).to_dict(),
-            "interface": {"args": [vars(a) for a in args], "registers": registers.to_json()},
+            "interface": {"args": interface.arguments(), "registers": engine_register_map().to_json()},
             "descriptor": {"fields": fields, "words": len(fields)},
             "vlnv": ENGINE_VLNV, "m_axi": list(M_AXI_BUNDLES),
             "sources_sha256": engine_sources_digest(project_dir)}

@@ -24,15 +24,15 @@ import numpy as np
 
 from ..golden import run as golden_run
 from ..graph import Graph, save
-from ..hw import descriptor
+from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig
 from ..hw.memory import initial_fmem, read_call_output, write_call_output
 from ..hw.scheduler import Schedule, hw_max_dilation, schedule
+from ..locations import HLS_TEMPLATES
 from .names import safe_identifier
 from .tcl import render_tcl
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
-TOP = "codesign_engine"
+TEMPLATES = HLS_TEMPLATES
 
 
 @dataclass
@@ -116,11 +116,12 @@ def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: s
     for sub in ("src", "csim", "tb", "data"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     env = _env()
-    ctx = {"hw": hw_context(hw), "project": pname, "top": TOP,
+    ctx = {"hw": hw_context(hw), "project": pname, **interface.template_context(),
            "fields": [(f.upper(), i) for i, f in enumerate(descriptor.FIELDS)],
            "flags": sorted((n, b) for n, b in descriptor.FLAGS.items()),
            "desc_words": descriptor.WORDS}
     for template, target in (("engine/config.h.j2", "src/config.h"), ("engine/descriptor.h.j2", "src/descriptor.h"),
+                             ("engine/codesign_engine.h.j2", "src/codesign_engine.h"),
                              ("engine/top.cpp.j2", "src/codesign_engine.cpp"),
                              ("engine/csim_api.cpp.j2", "csim/csim_api.cpp"),
                              ("engine/testbench.cpp.j2", "tb/testbench.cpp")):

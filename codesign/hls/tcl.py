@@ -17,17 +17,14 @@ import jinja2
 
 from ..errors import CodesignError
 from ..hw.config import BOARDS_DIR, Board, HardwareConfig, HardwareConfigError
-from ..hw.interface import M_AXI_BUNDLES
+from ..hw.interface import CONTROL_BUNDLE, M_AXI_BUNDLES, TOP
+from ..locations import HLS_TEMPLATES
 from .names import safe_identifier
 from .reports import REPORTS_DIR
 
-HLS_TEMPLATES = Path(__file__).resolve().parents[2] / "hls_templates"
-
-# The engine as docs/engine.md defines it, and the IP that export_design makes of it.
-ENGINE_TOP = "codesign_engine"
-CONTROL_BUNDLE = "control"
+# The engine as hw/interface.py defines it, and the IP that export_design makes of it.
 IP_VENDOR, IP_LIBRARY, IP_VERSION = "xilinx.com", "hls", "1.0"
-ENGINE_VLNV = f"{IP_VENDOR}:{IP_LIBRARY}:{ENGINE_TOP}:{IP_VERSION}"
+ENGINE_VLNV = f"{IP_VENDOR}:{IP_LIBRARY}:{TOP}:{IP_VERSION}"
 
 HLS_STEPS = ("csim", "csynth", "cosim", "export")  # the order vitis_hls.tcl runs them in
 DEFAULT_HLS_STEPS = ("csim", "csynth", "export")
@@ -147,7 +144,7 @@ def render_tcl(hw: HardwareConfig, project: str, sources: list[str], testbench: 
         "board": {attr: _checked(board, attr) for attr in ("name", "part", "family")},
         "clock_mhz": _number(hw.clock_mhz),
         "period_ns": _number(1000.0 / hw.clock_mhz),
-        "top": ENGINE_TOP,
+        "top": TOP,
         "control": CONTROL_BUNDLE,
         "vlnv": ENGINE_VLNV,
         "ip_vendor": IP_VENDOR,

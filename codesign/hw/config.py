@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 
 from ..errors import CodesignError
+from ..locations import BOARDS
 from ..readers import read_yaml
 
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+BOARDS_DIR = BOARDS
 BUS_WIDTHS = (64, 128)
 
 
