@@ -1,5 +1,6 @@
 # codesign: every target that runs codesign creates the virtual environment first when it is missing.
 # `make help` lists the targets and variables.
+SHELL    := /bin/bash
 PYTHON   ?= python3.11
 VENV     := .venv
 BIN      := $(VENV)/bin
@@ -13,10 +14,14 @@ HW       ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo demo-codenet compile csim bitstream deploy report test test-all bench clean
+.PHONY: help venv demo demo-full demo-codenet compile csim bitstream deploy report test test-all bench clean
+
+# $(call step,NAME) COMMAND: COMMAND, then its wall time on stderr, "== NAME: 12.3 s wall" (bash's `time`)
+step = TIMEFORMAT='== $(1): %1R s wall'; time
 
 help:
-	@echo 'make demo             DiracDeltaNet W4A4 on digits: train, export, golden, compare, HLS project, C-sim'
+	@echo 'make demo             DiracDeltaNet W4A4 on digits: train (quick preset), export, golden, compare, project, C-sim'
+	@echo 'make demo-full        the same with the full digits preset (30 + 20 epochs instead of 20 + 8)'
 	@echo 'make demo-codenet     CoDeNet W4A8 (config a) on a synthetic VOC set: train, export, golden AP50, C-sim'
 	@echo 'make compile          MODEL → integer IR → HLS/Vivado project in $$(BUILD)/<model>-<board>'
 	@echo 'make csim             compile, then C-simulate the project bit for bit against the golden model'
@@ -39,9 +44,8 @@ BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.yaml))))
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (codesign needs Python 3.11)"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(call step,install) { { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } && \
+	  $(BIN)/pip install --quiet --upgrade pip && $(BIN)/pip install --quiet -e '.[dev]'; }
 	touch $@
 
 venv: $(STAMP)
@@ -92,29 +96,34 @@ ifneq ($(filter $(MODEL_GOALS),$(MAKECMDGOALS)),)
 endif
 
 # ---- the built-in models: trained once on their default data sets (shared with the demos) ----
+# DiracDeltaNet: the quick digits preset (make demo, MODEL=diracdeltanet); the full one for make demo-full
 DEMO := $(BUILD)/demo-diracdeltanet
+DEMO_FULL := $(BUILD)/demo-diracdeltanet-full
 CODENET := $(BUILD)/demo-codenet
 # config a lives where `make demo-codenet` puts it; the others beside it
 codenet_dir = $(CODENET)$(if $(filter-out a,$(1)),-$(1))
 
 # A user's file is never remade: with MODEL=<file> (and no demo goal) there are no training rules
 # that could match its path.
-ifneq ($(if $(FILE_MODEL),$(filter demo demo-codenet,$(MAKECMDGOALS)),yes),)
+ifneq ($(if $(FILE_MODEL),$(filter demo demo-full demo-codenet,$(MAKECMDGOALS)),yes),)
 $(DEMO)/model.pt: | $(STAMP)
-	$(CODESIGN) train --model diracdeltanet --dataset digits --preset digits -o $@
+	$(call step,train) $(CODESIGN) train --model diracdeltanet --dataset digits --preset digits-quick -o $@
 
-$(DEMO)/model.ir: $(DEMO)/model.pt | $(STAMP)
-	$(CODESIGN) export $< -o $@ --qonnx $(DEMO)/model.qonnx.onnx
+$(DEMO_FULL)/model.pt: | $(STAMP)
+	$(call step,train) $(CODESIGN) train --model diracdeltanet --dataset digits --preset digits -o $@
+
+$(DEMO)/model.ir $(DEMO_FULL)/model.ir: %/model.ir: %/model.pt | $(STAMP)
+	$(call step,export) $(CODESIGN) export $< -o $@ --qonnx $*/model.qonnx.onnx
 
 $(CODENET)/shapes/classes.txt: | $(STAMP)
-	$(BIN)/python -m codesign.data.synthetic_voc $(CODENET)/shapes --images 2000 --size 128
+	$(call step,data) $(BIN)/python -m codesign.data.synthetic_voc $(CODENET)/shapes --images 2000 --size 128
 
 define CODENET_RULES
 $(call codenet_dir,$(1))/model.pt: | $(CODENET)/shapes/classes.txt $(STAMP)
-	$$(CODESIGN) train --model codenet --config $(1) --dataset $(CODENET)/shapes -o $$@
+	$$(call step,train) $$(CODESIGN) train --model codenet --config $(1) --dataset $(CODENET)/shapes -o $$@
 
 $(call codenet_dir,$(1))/model.ir: $(call codenet_dir,$(1))/model.pt | $(STAMP)
-	$$(CODESIGN) export $$< -o $$@
+	$$(call step,export) $$(CODESIGN) export $$< -o $$@
 endef
 $(foreach c,$(CODENET_CONFIGS),$(eval $(call CODENET_RULES,$(c))))
 endif
@@ -161,20 +170,28 @@ report: $(IR) | $(STAMP)
 	$(CODESIGN) report --model $(IR) $(HW_ARGS) -o $(BUILD)/report-$(NAME)-$(TARGET)
 
 # ---- demo: DiracDeltaNet W4A4 on scikit-learn's digits -------------------------------------
+# $(call dirac_demo,DIR,PROJECT): the steps after training, on DIR/model.ir
+define dirac_demo
+	$(call step,summary) $(CODESIGN) summary --ir $(1)/model.ir
+	$(call step,golden) $(CODESIGN) golden --ir $(1)/model.ir --dataset digits
+	$(call step,compare) $(CODESIGN) compare --checkpoint $(1)/model.pt --ir $(1)/model.ir --dataset digits --json $(1)/agreement.json
+	$(call step,compile) $(CODESIGN) compile --model $(1)/model.ir --board $(BOARD) -o $(2)
+	$(call step,csim) $(CODESIGN) csim --project $(2) --cycles
+endef
+
 demo: $(DEMO)/model.ir | $(STAMP)
-	$(CODESIGN) summary --ir $<
-	$(CODESIGN) golden --ir $< --dataset digits
-	$(CODESIGN) compare --checkpoint $(DEMO)/model.pt --ir $< --dataset digits --json $(DEMO)/agreement.json
-	$(CODESIGN) compile --model $< --board $(BOARD) -o $(BUILD)/diracdeltanet-$(BOARD)
-	$(CODESIGN) csim --project $(BUILD)/diracdeltanet-$(BOARD) --cycles
+	$(call dirac_demo,$(DEMO),$(BUILD)/diracdeltanet-$(BOARD))
+
+demo-full: $(DEMO_FULL)/model.ir | $(STAMP)
+	$(call dirac_demo,$(DEMO_FULL),$(BUILD)/diracdeltanet-full-$(BOARD))
 
 # ---- demo-codenet: CoDeNet W4A8 (config a, width 0.5, 128²) on a synthetic Pascal VOC set -----
 demo-codenet: $(CODENET)/model.ir | $(STAMP)
-	$(CODESIGN) summary --ir $<
-	$(CODESIGN) golden --ir $< --dataset $(CODENET)/shapes --split test --draw $(CODENET)/detections
-	$(CODESIGN) compare --checkpoint $(CODENET)/model.pt --ir $< --dataset $(CODENET)/shapes --json $(CODENET)/agreement.json
-	$(CODESIGN) compile --model $< --board $(BOARD) -o $(BUILD)/codenet-$(BOARD)
-	$(CODESIGN) csim --project $(BUILD)/codenet-$(BOARD)
+	$(call step,summary) $(CODESIGN) summary --ir $<
+	$(call step,golden) $(CODESIGN) golden --ir $< --dataset $(CODENET)/shapes --split test --draw $(CODENET)/detections
+	$(call step,compare) $(CODESIGN) compare --checkpoint $(CODENET)/model.pt --ir $< --dataset $(CODENET)/shapes --json $(CODENET)/agreement.json
+	$(call step,compile) $(CODESIGN) compile --model $< --board $(BOARD) -o $(BUILD)/codenet-$(BOARD)
+	$(call step,csim) $(CODESIGN) csim --project $(BUILD)/codenet-$(BOARD)
 
 # ---- tests and benchmarks --------------------------------------------------------------------
 test: $(STAMP)

@@ -1,5 +1,6 @@
-"""Acceptance on scikit-learn's digits: train float → QAT W4A4 with the `digits` preset, export,
-and compare the golden model with the fake-quant model (slow: a few CPU minutes)."""
+"""Acceptance on scikit-learn's digits: train float → QAT W4A4 with the `digits` preset (`make
+demo-full`) and the `digits-quick` one (`make demo`), export, and compare the golden model with the
+fake-quant model (slow: a few CPU minutes)."""
 import pytest
 
 from codesign.data import load_dataset
@@ -11,12 +12,12 @@ from codesign.train.trainer import PRESETS, train
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=["digits", "digits-quick"])
+def trained(request, tmp_path_factory):
     import dataclasses
 
     out = tmp_path_factory.mktemp("digits") / "model.pt"
-    train(dataclasses.replace(PRESETS["digits"], out=str(out), progress=False))
+    train(dataclasses.replace(PRESETS[request.param], out=str(out), progress=False))
     return load_checkpoint(out)
 
 

@@ -52,7 +52,7 @@ def ir_file(tiny_graph, tmp_path_factory) -> Path:
 def test_builtin_diracdeltanet_trains_on_digits_then_compiles(tmp_path):
     out = ok("-n", "csim", "MODEL=diracdeltanet", build=tmp_path)
     [train] = commands(out, "train")
-    assert "--model diracdeltanet --dataset digits --preset digits" in train
+    assert "--model diracdeltanet --dataset digits --preset digits-quick " in train
     assert f"{tmp_path}/demo-diracdeltanet/model.pt" in train
     [compile_] = commands(out, "compile")
     assert f"--model {tmp_path}/demo-diracdeltanet/model.ir --board ultra96v2 -o {tmp_path}/diracdeltanet-ultra96v2" \
@@ -79,12 +79,18 @@ def test_codenet_default_config_is_the_demo_checkpoint(tmp_path):
     assert f"--project {tmp_path}/codenet-ultra96v2" in commands(both, "bitstream")[0]
 
 
-def test_demo_is_unchanged(tmp_path):
-    out = ok("-n", "demo", build=tmp_path)
-    assert [line.split(" -m codesign ", 1)[1].split()[0] for line in commands(out, r"\w+")] == [
+@pytest.mark.parametrize("target, preset, suffix", [("demo", "digits-quick", ""), ("demo-full", "digits", "-full")])
+def test_demo_is_unchanged(tmp_path, target, preset, suffix):
+    """`make demo` trains the quick digits preset, `make demo-full` the full one, each into its own
+    folder; then the same steps, each timed ("== <step>: N s wall")."""
+    out = ok("-n", target, build=tmp_path)
+    lines = commands(out, r"\w+")
+    assert [line.split(" -m codesign ", 1)[1].split()[0] for line in lines] == [
         "train", "export", "summary", "golden", "compare", "compile", "csim"]
-    assert f"--qonnx {tmp_path}/demo-diracdeltanet/model.qonnx.onnx" in out
-    assert f"csim --project {tmp_path}/diracdeltanet-ultra96v2 --cycles" in out
+    assert all(re.match(r"TIMEFORMAT='== \w+: %1R s wall'; time ", line) for line in lines), lines
+    assert f"--preset {preset} -o {tmp_path}/demo-diracdeltanet{suffix}/model.pt" in lines[0]
+    assert f"--qonnx {tmp_path}/demo-diracdeltanet{suffix}/model.qonnx.onnx" in out
+    assert f"csim --project {tmp_path}/diracdeltanet{suffix}-ultra96v2 --cycles" in out
 
 
 # ---- the user's own files -------------------------------------------------------------------
@@ -171,7 +177,7 @@ def test_bad_model_is_one_line_before_any_work(tmp_path, args, words, target):
 
 def test_help_lists_targets_and_variables(tmp_path):
     out = ok("help", build=tmp_path)
-    for target in ("demo", "demo-codenet", "compile", "csim", "bitstream", "deploy", "report", "test"):
+    for target in ("demo", "demo-full", "demo-codenet", "compile", "csim", "bitstream", "deploy", "report", "test"):
         assert re.search(rf"^make {target}\b", out, re.M), target
     for var in ("MODEL", "CONFIG", "BOARD", "HW", "BUILD"):
         assert re.search(rf"^{var}=", out, re.M), var

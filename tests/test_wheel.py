@@ -32,7 +32,8 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="C-simulatio
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: float = 300) -> str:
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, \
+        f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     return r.stdout
 
 
