@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -81,11 +82,17 @@ def corpus(tiny_graph, tmp_path_factory):
                               "schedule_binary": ("schedule.json", (CORPUS / "binary.bin").read_bytes()),
                               "hw_binary": ("hw.yaml", (CORPUS / "binary.bin").read_bytes())}.items():
         p = d / f"proj-{name}"
-        import shutil
-
         shutil.copytree(d / "proj", p)
         (p / rel).write_bytes(data)
         projects[name] = p
+    assert main(["deploy", "--project", str(d / "proj"), "-o", str(d / "pkg")]) == 0
+    packages = {}
+    for name, data in {"manifest_binary": (CORPUS / "binary.bin").read_bytes(), "manifest_list": b"[1, 2]",
+                       "manifest_empty": b""}.items():
+        p = d / f"pkg-{name}"
+        shutil.copytree(d / "pkg", p)
+        (p / "manifest.json").write_bytes(data)
+        packages[name] = p
     voc = {}
     for name, (rel, src) in {"classes_binary": ("classes.txt", CORPUS / "binary_classes.txt"),
                              "billion_laughs": ("Annotations/x.xml", CORPUS / "billion_laughs.xml"),
@@ -102,7 +109,7 @@ def corpus(tiny_graph, tmp_path_factory):
                                                         "</size></annotation>")
         (root / rel).write_bytes(src.read_bytes())
         voc[name] = root
-    return {"ir": ir, "ckpt": ckpt, "hw": hw, "images": images, "project": projects, "voc": voc,
+    return {"ir": ir, "ckpt": ckpt, "hw": hw, "images": images, "project": projects, "voc": voc, "package": packages,
             "good_ir": good_ir, "marker": marker, "out": d}
 
 
@@ -119,6 +126,8 @@ COMMANDS = {
     "images": [lambda f, c: ["golden", "--ir", str(c["good_ir"]), "--images", f]],
     "project": [lambda f, c: ["csim", "--project", f, "--no-testbench"],
                 lambda f, c: ["deploy", "--project", f, "-o", str(c["out"] / "never")]],
+    "package": [lambda f, c: ["run", "--package", f, str(CORPUS / "truncated.png")],
+                lambda f, c: ["benchmark", "--package", f, "--frames", "2"]],
     "voc": [lambda f, c: ["train", "--model", "codenet", "--dataset", f, "--width", "0.25", "--resolution", "64",
                           "--float-epochs", "0", "--qat-epochs", "0", "--no-progress",
                           "-o", str(c["out"] / "never.pt")]],
@@ -128,6 +137,7 @@ NAMES = {"ir": list(STATIC) + ["truncated", "version", "nan_scale", "zero_size",
          "hw": ["not_yaml", "wrong_schema", "list", "binary", "empty"],
          "images": ["truncated", "text", "binary", "empty"],
          "project": ["schedule_garbage", "schedule_binary", "hw_binary"],
+         "package": ["manifest_binary", "manifest_list", "manifest_empty"],
          "voc": ["classes_binary", "billion_laughs", "xxe"]}
 CASES = [(kind, name, i) for kind, names in NAMES.items() for name in names for i in range(len(COMMANDS[kind]))]
 

@@ -72,6 +72,8 @@ def check_files(root: Path) -> None:
     if not (root / MANIFEST).is_file():
         raise PackageError(f"{root}: not a codesign deploy package (no {MANIFEST}); build one with `codesign deploy`")
     manifest = _read_json(root, MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise PackageError(f"{root}/{MANIFEST}: not a codesign package manifest (expected an object with 'files')")
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise PackageError(f"{root}: {MANIFEST} is not a {FORMAT} v{VERSION} manifest; rebuild the package")
     files = manifest.get("files", {})
