@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import CodesignError
 
@@ -23,18 +23,20 @@ def read_text(path: str | Path, what: str = "file", error: type[CodesignError] =
 
 
 def read_json(path: str | Path, what: str = "JSON file", error: type[CodesignError] = CodesignError) -> Any:
-    text = read_text(path, what, error)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise error(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    return _parsed(path, what, error, "JSON", json.loads, json.JSONDecodeError)
 
 
 def read_yaml(path: str | Path, what: str = "YAML file", error: type[CodesignError] = CodesignError) -> Any:
     import yaml
 
+    return _parsed(path, what, error, "YAML", yaml.safe_load, yaml.YAMLError)
+
+
+def _parsed(path: str | Path, what: str, error: type[CodesignError], fmt: str, loads: Callable[[str], Any],
+            failure: type[Exception]) -> Any:
+    """loads(the file's text); its parse error becomes `error` naming the file."""
     text = read_text(path, what, error)
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise error(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        return loads(text)
+    except failure as e:
+        raise error(f"{path}: not valid {fmt} ({str(e).splitlines()[0]})") from None

@@ -58,10 +58,11 @@ def fitting_config(graph: Graph, hw: HardwareConfig, margin: float = DEFAULT_MAR
         return hw, fit, ""
     from ..estimate.explore import ExploreError, explore
 
-    fits: dict[HardwareConfig, CodeDerivedResources] = {}
+    fits: dict[HardwareConfig, CodeDerivedResources] = {hw: fit}  # the default is judged already
 
     def code_fit(cand: HardwareConfig) -> list[str]:
-        fits[cand] = rendered_resources(graph, cand)
+        if cand not in fits:
+            fits[cand] = rendered_resources(graph, cand)
         return fits[cand].violations(margin)
 
     try:
