@@ -256,12 +256,12 @@ def cmd_compile(args: argparse.Namespace) -> None:
     from .hls.project import write_project
 
     from .figures import CODE_DERIVED
-    from .hls.fit import check_fits, fitting_config
+    from .hls.fit import fitting_config, refuse_unless_fits
 
     graph = load(args.model)
     hw = _hw_for(args, graph)
     if args.hw:  # the user's engine: refused when it does not fit
-        fit = check_fits(graph, hw, args.margin)
+        fit = refuse_unless_fits(graph, hw, args.margin)
     else:  # the default engine, or the fastest smaller one that fits
         hw, fit, note = fitting_config(graph, hw, args.margin)
         if note:

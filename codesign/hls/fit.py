@@ -38,7 +38,7 @@ def rendered_resources(graph: Graph, hw: HardwareConfig) -> CodeDerivedResources
         return project_resources(write_project(graph, hw, Path(tmp) / "p").path)
 
 
-def check_fits(graph: Graph, hw: HardwareConfig, margin: float = DEFAULT_MARGIN) -> CodeDerivedResources:
+def refuse_unless_fits(graph: Graph, hw: HardwareConfig, margin: float = DEFAULT_MARGIN) -> CodeDerivedResources:
     """The resources, or DoesNotFit naming each resource over the margin and its largest consumers."""
     fit = rendered_resources(graph, hw)
     bad = fit.violations(margin)
