@@ -35,7 +35,7 @@ from codesign.graph import Graph  # noqa: E402
 from codesign.hls.csim import CsimEngine  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.memory import initial_fmem, read_tensor  # noqa: E402
-from codesign.hw.scheduler import sized_for  # noqa: E402
+from codesign.hw.limits import sized_for  # noqa: E402
 from codesign.models.codenet import CODENET_CONFIGS  # noqa: E402
 from codesign.models.calibrated import random_calibrated_model  # noqa: E402
 from codesign.quant import export_model  # noqa: E402

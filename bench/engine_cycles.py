@@ -31,7 +31,7 @@ from codesign.hls.cycles import count_project  # noqa: E402
 from codesign.hls.fit import fitting_config  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.config import HardwareConfig  # noqa: E402
-from codesign.hw.scheduler import sized_for  # noqa: E402
+from codesign.hw.limits import sized_for  # noqa: E402
 
 # Published frame rates on Ultra96 at 250 MHz (DESIGN §7): Synetgy batch 1 / 16, CoDeNet config b.
 PUBLISHED_FPS = {"diracdeltanet_224": (41.4, 66.3), "codenet_b": (26.9, None)}

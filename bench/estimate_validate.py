@@ -21,7 +21,7 @@ from codesign.estimate.cycles import call_estimate, per_layer_wall_s
 from codesign.estimate.reference import (CODENET, CODENET_NOTEBOOK_FRAME_MS, CODENET_RESOURCES, SYNETGY,
                                          SYNETGY_SHUFFLE_BLOCK_MS, relative_error)
 from codesign.estimate.synthetic import codenet_ir, codenet_notebook_call, codenet_notebook_network, diracdeltanet_ir
-from codesign.hw.scheduler import sized_for
+from codesign.hw.limits import sized_for
 
 
 def graph(export: bool):

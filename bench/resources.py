@@ -29,7 +29,7 @@ from codesign.hls.fit import DoesNotFit, fitting_config  # noqa: E402
 from codesign.hls.inventory import axi_adapters, declared_memories  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.config import HardwareConfig  # noqa: E402
-from codesign.hw.scheduler import sized_for  # noqa: E402
+from codesign.hw.limits import sized_for  # noqa: E402
 
 CONFIGS = (("diracdeltanet_224", "ultra96v2"), ("codenet_b", "ultra96v2"), ("diracdeltanet_224", "kv260"),
            ("diracdeltanet_224", "zcu104"), ("diracdeltanet_224", "pynq-z2"))

@@ -243,7 +243,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 def _hw_for(args: argparse.Namespace, graph):
     from .hw.config import HardwareConfig
-    from .hw.scheduler import sized_for
+    from .hw.limits import sized_for
 
     if args.hw:
         hw = HardwareConfig.load(args.hw)

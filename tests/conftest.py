@@ -36,7 +36,7 @@ def split_wtiles(graph, hw, rng: np.random.RandomState) -> int | None:
     from math import lcm
 
     from codesign.hw.layout import weight_slices
-    from codesign.hw.scheduler import fuse
+    from codesign.hw.fuse import fuse
 
     lo = hi = 0
     for c in fuse(graph)[0]:

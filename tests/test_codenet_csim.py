@@ -17,7 +17,9 @@ from codesign.hls.project import write_project
 from codesign.hw import funcsim, layout
 from codesign.hw.config import HardwareConfig
 from codesign.hw.memory import initial_fmem
-from codesign.hw.scheduler import ScheduleError, schedule, sized_for
+from codesign.hw.limits import sized_for
+from codesign.hw.plan import ScheduleError
+from codesign.hw.scheduler import schedule
 from codesign.hw.verify import verify
 from codesign.quant import export_model, requant_constants
 

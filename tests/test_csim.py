@@ -16,7 +16,8 @@ from codesign.hls.project import write_project
 from codesign.hls.simulate import simulate_project
 from codesign.hw import funcsim, layout
 from codesign.hw.config import HardwareConfig
-from codesign.hw.scheduler import schedule, sized_for
+from codesign.hw.limits import sized_for
+from codesign.hw.scheduler import schedule
 from codesign.hw.verify import verify
 from codesign.quant import requant_constants
 

@@ -18,7 +18,8 @@ from codesign.hls.csim import CsimEngine
 from codesign.hls.project import test_image as frame_image
 from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
-from codesign.hw.scheduler import schedule, sized_for
+from codesign.hw.limits import sized_for
+from codesign.hw.scheduler import schedule
 from codesign.locations import HLS_TEMPLATES
 from codesign.hls.fit import fitting_config, project_resources
 from codesign.estimate.fit import DEFAULT_MARGIN

@@ -28,7 +28,7 @@ from codesign.golden import run as golden_run
 from codesign.hls.csim import build_library
 from codesign.hls.project import write_project
 from codesign.hw import descriptor, interface
-from codesign.hw.scheduler import sized_for
+from codesign.hw.limits import sized_for
 from codesign.locations import HLS_TEMPLATES
 
 from .conftest import random_images
@@ -357,6 +357,9 @@ def test_reordered_descriptor_fields_need_no_driver_edit(graph, package, images,
         _reorder_descriptor(m, fields)
         proj = write_project(graph, sized_for(graph), tmp_path / "reordered").path
         pkg = build_deploy_package(proj, tmp_path / "pkg")
+    # the rendered header, the package's engine.json and the descriptors all follow the one definition
+    header = dict(re.findall(r"constexpr int DESC_(\w+) = (\d+);", (proj / "src" / "descriptor.h").read_text()))
+    assert [n.lower() for n, i in sorted(header.items(), key=lambda kv: int(kv[1])) if n != "WORDS"] == list(fields)
     # back to the original layout in this process: the driver takes the layout from the package
     assert json.loads((pkg / ENGINE).read_text())["descriptor"]["fields"] == list(fields)
     assert (pkg / DESC).read_bytes() != (package / DESC).read_bytes()

@@ -13,7 +13,7 @@ from codesign.estimate.reference import CODENET, SYNETGY, relative_error
 from codesign.estimate.synthetic import diracdeltanet_ir
 from codesign.estimate.workload import CallWork
 from codesign.hw.config import HardwareConfig
-from codesign.hw.scheduler import sized_for
+from codesign.hw.limits import sized_for
 from codesign.models import MODELS
 
 FPS_TOLERANCE = 0.25  # acceptance (issue #4): every published FPS within ±25 %

@@ -13,7 +13,7 @@ from codesign.hls.inventory import axi_adapters, declared_memories
 from codesign.hls.project import write_project
 from codesign.hw.config import HardwareConfig
 from codesign.hw.interface import M_AXI_BUNDLES
-from codesign.hw.scheduler import WEIGHT_TILES_CAP, sized_for
+from codesign.hw.limits import WEIGHT_TILES_CAP, sized_for
 
 # a static array (one statement, not a function; the C-sim stage-name table is not hardware) or a
 # dataflow stream, as the engine's headers declare them
@@ -103,7 +103,9 @@ def test_weight_buffer_is_as_deep_as_the_largest_conv_needs(tiny_graph):
     """sized_for sets max_wtiles to the model's largest ceil(cin/PI)·ceil(cout/PO) (not the loose bound from
     max_weights), the rendered engine is built with it; with a shallower buffer the scheduler splits the
     largest conv by output channel, and refuses a buffer too shallow for a conv's smallest part."""
-    from codesign.hw.scheduler import ScheduleError, fuse, schedule
+    from codesign.hw.fuse import fuse
+    from codesign.hw.plan import ScheduleError
+    from codesign.hw.scheduler import schedule
 
     hw = sized_for(tiny_graph)
     calls, _ = fuse(tiny_graph)

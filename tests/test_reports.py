@@ -24,7 +24,7 @@ from codesign.hls.project import write_project
 from codesign.hls.reports import (IMPL_JSON, ReportError, parse_csynth, parse_utilization, parse_xml,
                                   pragma_targets)
 from codesign.hls.tcl import HLS_SOLUTION, hls_project_dir
-from codesign.hw.scheduler import sized_for
+from codesign.hw.limits import sized_for
 
 REPO = Path(__file__).resolve().parents[1]
 

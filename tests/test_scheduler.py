@@ -6,7 +6,9 @@ from hypothesis import strategies as st
 
 from codesign.hw import descriptor, funcsim, layout
 from codesign.hw.config import HardwareConfig, HardwareConfigError
-from codesign.hw.scheduler import ScheduleError, schedule, sized_for
+from codesign.hw.limits import sized_for
+from codesign.hw.plan import ScheduleError
+from codesign.hw.scheduler import schedule
 from codesign.hw.verify import verify
 
 from .conftest import calibrated_qat_model, random_images
@@ -204,10 +206,10 @@ def test_shift_parts_must_start_at_multiples_of_five(tiny_graph, monkeypatch):
     """Why the parts of a call with a fused shift start at multiples of lcm(PO, 5): the shift picks a
     channel's direction by its index in the call mod 5. Parts at multiples of PO = 8 alone compute
     the wrong directions, and verify names the part, the tensor's channel and the pixel."""
-    from codesign.hw import scheduler
+    from codesign.hw import limits
 
     hw = sized_for(tiny_graph, SPLIT_HW).with_(max_wtiles=40)
-    monkeypatch.setattr(scheduler, "split_unit", lambda hw, shift: hw.po)
+    monkeypatch.setattr(limits, "split_unit", lambda hw, shift: hw.po)
     sched = schedule(tiny_graph, hw)
     assert [p.channels for p in _parts(sched)["stage3_0.expand"]] == [(0, 32), (32, 64), (64, 96), (96, 128)]
     report = verify(sched, tiny_graph, random_images(1, 32, seed=7)[0], funcsim_executor(hw))

@@ -20,7 +20,7 @@ from ..errors import CodesignError
 from ..graph import Graph, load
 from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig, HardwareConfigError
-from ..hw.scheduler import Buffer, Call, Schedule, View
+from ..hw.plan import Buffer, Call, Schedule, View
 from .registers import RegisterMap, engine_register_map
 
 FORMAT, VERSION = "codesign-deploy", 1

@@ -28,7 +28,9 @@ from ..figures import CYCLE_COUNTED, MODELED, PAPER_PRESET
 from ..hw import descriptor
 from ..hw.config import Board, HardwareConfig
 from ..hw.layout import weight_slices
-from ..hw.scheduler import hw_max_dilation, part_name, split_channels
+from ..hw.limits import split_channels
+from ..hw.plan import hw_max_dilation
+from ..hw.split import part_name
 from .params import ModelParams
 from .workload import CallWork, HostWork, Workload, workload
 
@@ -251,7 +253,7 @@ def _part(c: CallWork, a: int, b: int) -> CallWork:
 
 def engine_parts(c: CallWork, hw: HardwareConfig) -> list[CallWork]:
     """The engine calls the scheduler makes of `c` on `hw`: a conv whose weights exceed the weight buffer
-    is split by output channel (hw/scheduler.py split_channels). A conv that cannot be split is left
+    is split by output channel (hw/limits.py split_channels). A conv that cannot be split is left
     whole (the scheduler refuses it; the estimate is then of a call that does not fit)."""
     if not c.conv:
         return [c]

@@ -18,7 +18,9 @@ from typing import Any, Callable, Iterable, Sequence
 from ..errors import CodesignError
 from ..graph import Graph
 from ..hw.config import Board, HardwareConfig
-from ..hw.scheduler import ScheduleError, check_fits, fuse, requirements, sized_for, weight_tiles_needed
+from ..hw.fuse import fuse
+from ..hw.limits import check_fits, requirements, sized_for, weight_tiles_needed
+from ..hw.plan import ScheduleError
 from .cycles import estimate
 from .params import ModelParams, ResourceParams
 from .report import _plt

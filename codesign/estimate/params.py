@@ -267,6 +267,6 @@ def codenet_config(graph=None, **changes: Any) -> HardwareConfig:
                                   bus_bits=128, max_channels=2048, max_width=128, max_line=128 * 128,
                                   max_weights=1024 * 512, clock_mhz=250.0), **changes})
     if graph is not None:
-        from ..hw.scheduler import sized_for
+        from ..hw.limits import sized_for
         hw = sized_for(graph, hw)
     return hw

@@ -160,7 +160,7 @@ def resources(hw: HardwareConfig, params: ModelParams | None = None, rparams: Re
     # spatial unit (dwconv3x3 / deform3x3): lanes × taps multipliers, a requant per lane, and a
     # (2R + 1)-row line buffer of the widest W × C (docs/engine.md, max_dilation)
     if p.spatial_unit and hw.spatial_unit:  # the model preset has one, and this engine is built with it
-        from ..hw.scheduler import hw_max_dilation
+        from ..hw.plan import hw_max_dilation
         lanes = p.spatial_lanes or po
         nmul = lanes * p.spatial_taps_per_cycle
         if wb <= rp.lut_mac_max_bits and ab <= rp.lut_mac_max_bits:

@@ -14,7 +14,8 @@ from ..graph import Graph
 from ..graph.stats import layer_macs
 from ..hw.config import HardwareConfig
 from ..graph.opdef import CONCATENATION, op_def
-from ..hw.scheduler import fuse_all, place
+from ..hw.fuse import fuse_all
+from ..hw.place import place
 
 
 @dataclass(frozen=True)

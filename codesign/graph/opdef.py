@@ -60,7 +60,7 @@ class OpDef:
         magnitude), given the largest magnitude of every earlier tensor (codesign/golden)."""
         raise NotImplementedError(f"op '{self.name}' has no golden execution")
 
-    # ---- its engine stage (hw/scheduler.py) ----
+    # ---- its engine stage (the scheduler: hw/fuse.py, hw/emit.py) ----
     def engine_flags(self, layer: Layer) -> tuple[str, ...]:
         """Descriptor flags its stage sets beyond the stage's own (hw/descriptor.py FLAGS)."""
         return ()

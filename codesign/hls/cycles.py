@@ -19,7 +19,7 @@ from ..figures import CYCLE_COUNTED
 from ..graph import Graph
 from ..graph.stats import layer_macs
 from ..hw.memory import initial_fmem
-from ..hw.scheduler import Schedule
+from ..hw.plan import Schedule
 from .csim import CsimEngine
 
 LABEL = CYCLE_COUNTED

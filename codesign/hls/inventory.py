@@ -13,7 +13,9 @@ import math
 import re
 from pathlib import Path
 
+from ..driver import package
 from ..estimate.fit import AxiAdapter, Memory
+from ..hw.config import HardwareConfig
 from .csim import CsimEngine
 
 _PARTITION = re.compile(r"ARRAY_PARTITION variable = (\w+) complete dim = (\d+)")
@@ -75,7 +77,5 @@ def axi_adapters(project: str | Path) -> list[AxiAdapter]:
 
 
 def _bus_bits(project: Path) -> int:
-    m = re.search(r"#define CODESIGN_BUS_BITS (\d+)", (project / "src" / "config.h").read_text())
-    if m is None:
-        raise ValueError(f"{project}/src/config.h does not define CODESIGN_BUS_BITS")
-    return int(m.group(1))
+    """The bus width of the hardware config the project was rendered from (its hw.yaml)."""
+    return HardwareConfig.load(project / package.HW).bus_bits

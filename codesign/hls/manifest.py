@@ -5,13 +5,11 @@ the bitstream after a re-compile with other parameters.
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 from ..driver import package as pkg
 from ..driver.registers import engine_register_map
-from ..errors import CodesignError
-from ..hw import interface
+from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig
 from .tcl import ENGINE_VLNV, M_AXI_BUNDLES
 
@@ -27,20 +25,10 @@ def engine_sources_digest(project_dir: Path) -> str:
     return h.hexdigest()
 
 
-def descriptor_layout(project_dir: Path) -> list[str]:
-    """Field names in word order, as the generated src/descriptor.h gives them to the engine."""
-    text = (project_dir / "src" / "descriptor.h").read_text()
-    fields = {int(i): n.lower() for n, i in re.findall(r"constexpr\s+int\s+DESC_(\w+)\s*=\s*(\d+)\s*;", text)
-              if n != "WORDS"}
-    if sorted(fields) != list(range(len(fields))):
-        raise CodesignError(f"{project_dir}/src/descriptor.h: descriptor word offsets are not 0..n-1")
-    return [fields[i] for i in range(len(fields))]
-
-
 def engine_manifest(project_dir: str | Path) -> dict:
     """The engine a project's sources define: what a bitstream or C-sim built from them expects."""
     project_dir = Path(project_dir)
-    fields = descriptor_layout(project_dir)
+    fields = list(descriptor.FIELDS)  # the one definition the rendered descriptor.h is made from
     return {"hw": HardwareConfig.load(project_dir / pkg.HW).to_dict(),
             "interface": {"args": interface.arguments(), "registers": engine_register_map().to_json()},
             "descriptor": {"fields": fields, "words": len(fields)},

@@ -27,7 +27,8 @@ from ..graph import Graph, save
 from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig
 from ..hw.memory import initial_fmem, read_call_output, write_call_output
-from ..hw.scheduler import Schedule, hw_max_dilation, schedule
+from ..hw.plan import Schedule, hw_max_dilation
+from ..hw.scheduler import schedule
 from ..locations import HLS_TEMPLATES
 from .names import safe_identifier
 from .tcl import render_tcl

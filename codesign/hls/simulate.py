@@ -18,7 +18,8 @@ from ..errors import CodesignError
 from ..readers import read_text
 from ..graph import load
 from ..hw.config import HardwareConfig
-from ..hw.scheduler import Schedule, schedule
+from ..hw.plan import Schedule
+from ..hw.scheduler import schedule
 from ..hw.verify import VerifyReport, verify
 from .csim import CsimEngine, run_testbench
 from .project import test_image

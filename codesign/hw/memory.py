@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import layout
-from .scheduler import Schedule
+from .plan import Schedule
 
 
 def host_pre(schedule: Schedule, graph, image: np.ndarray) -> dict[str, np.ndarray]:

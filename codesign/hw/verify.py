@@ -14,7 +14,7 @@ import numpy as np
 from ..graph import Graph
 from . import descriptor
 from .memory import initial_fmem, read_call_output, read_tensor
-from .scheduler import Schedule
+from .plan import Schedule
 
 Executor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 

@@ -1,0 +1,210 @@
+"""What a schedule needs from the engine and whether a hardware config provides it: call geometry,
+the buffer sizes a graph requires (`requirements`, `sized_for`), the limit checks that name the first
+call over a limit, and the weight-buffer arithmetic that decides how a wide conv is split.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..graph import Graph, Layer
+from ..graph.opdef import op_def
+from . import layout
+from .config import HardwareConfig
+from .fuse import fuse
+from .plan import Call, ScheduleError, hw_max_dilation
+
+@dataclass(frozen=True)
+class Requirements:
+    """The smallest engine buffers that hold this schedule (what `hw` must provide)."""
+
+    max_channels: int
+    max_width: int
+    max_height: int
+    max_line: int
+    max_weights: int
+    weight_bits: int
+    act_bits: int
+    max_dilation: int = 0  # largest deform3x3 range R (0: no deformable layer)
+
+
+def call_geometry(graph: Graph, call: Call) -> tuple[int, int, int, int, int]:
+    """(H, W) after the read stage, cin, cout and the widest line (W × C) the engine's line
+    buffers hold: pool / shift / spatial (W × cout), PREPOOL (in_w/2 × cin) and the writer's
+    UPSAMPLE row (one input row of the output, W_out/2 × cout)."""
+    h, w, cin = graph.tensors[call.input].shape
+    if call.prepool:
+        h, w = h // 2, w // 2
+    cout = graph.tensors[call.output].shape[2]
+    line = w * cout if (call.pool or call.shift or call.spatial) else 0
+    if call.prepool:
+        line = max(line, w * cin)
+    if call.upsample:
+        line = max(line, graph.tensors[call.output].shape[1] // 2 * cout)
+    return h, w, cin, cout, line
+
+
+def spatial_layer(graph: Graph, call: Call) -> Layer | None:
+    return graph.layer(call.spatial) if call.spatial else None
+
+
+def requirements(graph: Graph, calls: list[Call]) -> Requirements:
+    rows = [call_geometry(graph, c) for c in calls]
+    convs = [graph.layer(c.conv) for c in calls if c.conv]
+    spatial = [layer for c in calls if (layer := spatial_layer(graph, c)) is not None]
+    act_bits = max(graph.tensors[c.output].bits for c in calls)
+    act_bits = max([act_bits] + [graph.tensors[layer.output].bits for layer in convs])
+    return Requirements(
+        max_channels=max(max(r[2], r[3]) for r in rows),
+        max_width=max(graph.tensors[c.input].shape[1] for c in calls),
+        max_height=max(graph.tensors[c.input].shape[0] for c in calls),
+        max_line=max(max(r[4] for r in rows), 1),
+        max_weights=max((int(layer.params["weight"].size) for layer in convs), default=1),
+        weight_bits=max((layer.attrs["weight_bits"] for layer in convs + spatial), default=2),
+        act_bits=act_bits,
+        max_dilation=max((op_def(layer.op).max_dilation(layer) for layer in spatial), default=0),
+    )
+
+
+def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[Call]) -> None:
+    """Name the first call that exceeds an engine limit."""
+    r_hw = hw_max_dilation(hw)
+    for c in calls:
+        h, w, cin, cout, line = call_geometry(graph, c)
+        hin, win = graph.tensors[c.input].shape[:2]
+        problems = []
+        if hin > hw.max_height:
+            problems.append(f"height {hin} > max_height {hw.max_height}")
+        if max(cin, cout) > hw.max_channels:
+            problems.append(f"{max(cin, cout)} channels > max_channels {hw.max_channels}")
+        if win > hw.max_width:
+            problems.append(f"width {win} > max_width {hw.max_width}")
+        if line > hw.max_line:
+            problems.append(f"line buffer {line} values > max_line {hw.max_line}")
+        if c.conv:
+            conv = graph.layer(c.conv)
+            if not split_channels(cin, cout, conv.attrs["weight_bits"], hw, c.shift):
+                problems.append(split_refusal(cin, cout, conv.attrs["weight_bits"], hw, c.shift))
+            if conv.attrs["weight_bits"] > hw.weight_bits:
+                problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
+            if graph.tensors[conv.output].bits > hw.act_bits:
+                problems.append(f"{graph.tensors[conv.output].bits}-bit activations > act_bits {hw.act_bits}")
+        sp = spatial_layer(graph, c)
+        if sp is not None:
+            if not hw.spatial_unit:
+                problems.append(f"'{sp.name}' ({sp.op}) needs the spatial unit, which this engine is built "
+                                "without (spatial_unit: false)")
+            if sp.attrs["weight_bits"] > hw.weight_bits:
+                problems.append(f"{sp.attrs['weight_bits']}-bit weights of '{sp.name}' > the engine's "
+                                f"{hw.weight_bits} bits")
+            if op_def(sp.op).max_dilation(sp) > r_hw:
+                raise ScheduleError(
+                    f"layer '{sp.name}' (deform3x3) needs dilations up to {sp.attrs['max_dilation']}, but the "
+                    f"engine's deformable line buffer holds {2 * r_hw + 1} rows (hardware max_dilation {r_hw}, "
+                    f"reach ±{r_hw}); build the engine with max_dilation >= {sp.attrs['max_dilation']}")
+        if graph.tensors[c.output].bits > hw.act_bits:
+            problems.append(f"{graph.tensors[c.output].bits}-bit activations > act_bits {hw.act_bits}")
+        if problems:
+            raise ScheduleError(f"layer '{c.name}' does not fit the engine: {'; '.join(problems)}")
+
+
+def check_engine_tensors(graph: Graph, hw: HardwareConfig, tensors: list[str], what: str) -> None:
+    for name in tensors:
+        info = graph.tensors[name]
+        if name != graph.input and (info.signed or info.bits > hw.act_bits):
+            raise ScheduleError(f"tensor '{name}' {what} the engine is {'signed ' if info.signed else ''}"
+                                f"{info.bits}-bit; the engine stores unsigned activations of act_bits {hw.act_bits}")
+
+
+def weight_tiles(cin: int, cout: int, w_bits: int, hw: HardwareConfig) -> int:
+    """Weight-buffer entries of a cin -> cout 1x1 conv of w_bits weights: a PI x PO tile per
+    mac_bits-wide slice (conv1x1.h)."""
+    return -(-cin // hw.pi) * -(-cout // hw.po) * layout.weight_slices(w_bits, hw.weight_bits, hw.mac_bits)
+
+
+def call_weight_tiles(graph: Graph, call: Call, hw: HardwareConfig) -> int:
+    _, _, cin, cout, _ = call_geometry(graph, call)
+    return weight_tiles(cin, cout, graph.layer(call.conv).attrs["weight_bits"], hw)
+
+
+def part_fits(cin: int, n: int, w_bits: int, hw: HardwareConfig) -> bool:
+    """Do the weights of n output channels (one call) fit the weight buffer and max_weights?"""
+    return weight_tiles(cin, n, w_bits, hw) <= hw.weight_tiles and cin * n <= hw.max_weights
+
+
+def split_unit(hw: HardwareConfig, shift: bool) -> int:
+    """Parts of a split conv start at multiples of this: PO (whole output tiles), or lcm(PO, 5) with a
+    fused shift, whose direction shift.h picks by the channel's index in the call mod 5."""
+    return math.lcm(hw.po, 5) if shift else hw.po
+
+
+def split_channels(cin: int, cout: int, w_bits: int, hw: HardwareConfig, shift: bool = False) -> list[tuple[int, int]]:
+    """The output-channel ranges [a, b) of the engine calls a cin → cout conv of w_bits weights runs as.
+
+    [(0, cout)] when its weights fit the weight buffer (`weight_tiles` ≤ hw.weight_tiles) and
+    max_weights; else the fewest parts that each fit, with boundaries at multiples of
+    `split_unit` and the units shared out as equally as possible (the first parts take the extra
+    unit, the last may be short). [] when not even a single unit fits.
+    """
+    if part_fits(cin, cout, w_bits, hw):
+        return [(0, cout)]
+    unit = split_unit(hw, shift)
+    units = -(-cout // unit)
+    for k in range(2, units + 1):
+        bounds = [min(cout, unit * -(-i * units // k)) for i in range(k + 1)]
+        parts = list(zip(bounds, bounds[1:]))
+        if all(part_fits(cin, b - a, w_bits, hw) for a, b in parts):
+            return parts
+    return []
+
+
+def split_refusal(cin: int, cout: int, w_bits: int, hw: HardwareConfig, shift: bool) -> str:
+    """Why a cin → cout conv fits neither whole nor split by output channel (check_fits's problem)."""
+    over = []
+    if (tiles := weight_tiles(cin, cout, w_bits, hw)) > hw.weight_tiles:
+        over.append(f"{tiles} weight tiles > the weight buffer's {hw.weight_tiles} (max_wtiles)")
+    if cin * cout > hw.max_weights:
+        over.append(f"{cin * cout} weights > max_weights {hw.max_weights}")
+    unit = min(split_unit(hw, shift), cout)
+    why = (f"{' and '.join(over)}, and split by output channel its smallest part ({unit} channels"
+           f"{', a multiple of lcm(PO, 5) for its fused shift' if shift else ''}) still needs "
+           f"{weight_tiles(cin, unit, w_bits, hw)} weight tiles ({cin * unit} weights)")
+    if shift and part_fits(cin, min(hw.po, cout), w_bits, hw):
+        why += (f"; parts of PO = {hw.po} channels would fit, but the shift picks a channel's direction by its "
+                "index in the call mod 5 (shift.h), so a part must start at a multiple of 5")
+    return why
+
+
+# costs BRAM in proportion to its depth, while a conv with more entries only re-reads its input once per
+# part (split_wide). A user's config may set a deeper max_wtiles.
+WEIGHT_TILES_CAP = 512
+
+
+def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> int:
+    """The weight buffer depth (max_wtiles) for graph on hw's array: its largest conv's entries, at
+    most WEIGHT_TILES_CAP (a wider conv is split by output channel), and at least what the largest
+    smallest part of a split conv needs."""
+    need = max((call_weight_tiles(graph, c, hw) for c in calls if c.conv), default=1)
+    if need <= WEIGHT_TILES_CAP:
+        return need
+    floor = 1
+    for c in calls:
+        if c.conv:
+            _, _, cin, cout, _ = call_geometry(graph, c)
+            floor = max(floor, weight_tiles(cin, min(split_unit(hw, c.shift), cout),
+                                             graph.layer(c.conv).attrs["weight_bits"], hw))
+    return max(WEIGHT_TILES_CAP, floor)
+
+
+def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
+    """`hw` (default: the default config) with its buffer limits set to exactly what `graph` needs."""
+    calls, _ = fuse(graph)
+    req = requirements(graph, calls)
+    base = hw or HardwareConfig()
+    act = next(b for b in (2, 4, 8) if b >= req.act_bits)
+    wb = next(b for b in (2, 4, 8) if b >= req.weight_bits)
+    return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_height=req.max_height,
+                      max_line=req.max_line,
+                      max_weights=req.max_weights, weight_bits=wb, act_bits=act,
+                      max_wtiles=weight_tiles_needed(graph, calls, base),
+                      spatial_unit=any(c.spatial for c in calls))
