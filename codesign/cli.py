@@ -373,12 +373,13 @@ def cmd_report(args: argparse.Namespace) -> None:
 def _report_synthesis(project: Path, estimate_json: Path) -> None:
     """Estimate beside what Vitis HLS / Vivado reported for the project, when they have run."""
     from .hls.reports import load_figures, side_by_side
+    from .readers import read_json
 
     hls, impl = load_figures(project)
     if hls is None and impl is None:
         print(f"no synthesis figures in {project}/reports yet (run `codesign bitstream --project {project}`)")
         return
-    print(side_by_side(json.loads(estimate_json.read_text())["resources"]["used"], hls, impl))
+    print(side_by_side(read_json(estimate_json, "estimate")["resources"]["used"], hls, impl))
     out = estimate_json.with_name("synthesis.json")
     out.write_text(json.dumps({"hls": hls, "implementation": impl}, indent=1, sort_keys=True) + "\n")
     print(f"synthesis figures: {out}")

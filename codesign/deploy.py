@@ -31,6 +31,7 @@ from .hls.manifest import ENGINE_SOURCES, OVERLAY_STAMP, engine_manifest
 from .hls.names import safe_identifier
 from .hls.tcl import OVERLAY_DIR
 from .locations import HLS_TEMPLATES
+from .readers import read_json
 
 CODESIGN_DIR = Path(__file__).resolve().parent
 TEMPLATES = HLS_TEMPLATES / "deploy"
@@ -144,7 +145,7 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
     overlay = _overlay(project)
     if overlay:
         stamp = overlay[0].with_suffix(OVERLAY_STAMP)
-        if stamp.is_file() and json.loads(stamp.read_text()) != engine:
+        if stamp.is_file() and read_json(stamp, "overlay stamp") != engine:
             raise CodesignError(f"{overlay[0]} was built from other engine sources than {project}'s (recompiled "
                                 "since?); run `codesign bitstream` again before deploying")
     timing = overlay_timing(project, overlay[0]) if overlay else None
@@ -181,7 +182,7 @@ def build_deploy_package(project_dir: str | Path, out_dir: str | Path, class_nam
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, autoescape=False, trim_blocks=True, lstrip_blocks=True)
-    calls = len(json.loads((project / pkg.SCHEDULE).read_text())["calls"])
+    calls = len(read_json(project / pkg.SCHEDULE, "schedule")["calls"])  # checked by _check_project
     ctx = {"meta": meta, "hw": engine["hw"], "registers": engine["interface"]["registers"],
            "device": "pynq" if overlay else "sim", "calls": calls}
     (out / "README.md").write_text(env.get_template("README.md.j2").render(**ctx))

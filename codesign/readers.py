@@ -40,3 +40,36 @@ def _parsed(path: str | Path, what: str, error: type[CodesignError], fmt: str, l
         return loads(text)
     except failure as e:
         raise error(f"{path}: not valid {fmt} ({str(e).splitlines()[0]})") from None
+
+
+class _Declaration(Exception):
+    pass
+
+
+def _refuse_declaration(*_args) -> None:
+    raise _Declaration
+
+
+def read_xml(path: str | Path, what: str = "XML file", error: type[CodesignError] = CodesignError):
+    """The root element of `path`. A DOCTYPE or ENTITY declaration is refused before anything is built:
+    expat reads the file once with handlers that stop at the first one, in whatever encoding it
+    declares, so no entity is ever expanded (billion laughs) or fetched (XXE)."""
+    import xml.etree.ElementTree as ET
+    from xml.parsers import expat
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+    scan = expat.ParserCreate()
+    scan.StartDoctypeDeclHandler = scan.EntityDeclHandler = _refuse_declaration
+    try:
+        scan.Parse(data, True)
+        return ET.fromstring(data)
+    except _Declaration:
+        raise error(f"{path}: has a DOCTYPE or ENTITY declaration; refused (entities are never expanded)") from None
+    except (expat.ExpatError, ET.ParseError) as e:
+        raise error(f"{path}: not well-formed XML ({e})") from None

@@ -158,3 +158,40 @@ def test_bad_file_is_one_line(corpus, kind, name, i, capsys):
     assert "Traceback" not in err
     assert not corpus["marker"].exists(), "a pickle ran code"
     assert not (corpus["out"] / "never").exists() and not (corpus["out"] / "never.ir").exists()
+
+
+XML_UNDER_A_MEMORY_CAP = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # 1 GiB: the laughs expand to ~3 GB
+from codesign.errors import CodesignError
+from codesign.readers import read_xml
+for path in sys.argv[1:]:
+    try:
+        read_xml(path)
+        print("PARSED", path)
+    except CodesignError as e:
+        print("REFUSED", e)
+"""
+
+
+def test_hostile_xml_is_refused_under_a_memory_cap(tmp_path):
+    """Every XML the tools read goes through readers.read_xml: a DOCTYPE or ENTITY declaration is refused
+    before anything is expanded, in the file's declared encoding too (a UTF-16 billion laughs), and the
+    whole run fits a 1 GiB address space; a plain annotation still parses."""
+    import subprocess
+    import sys
+
+    laughs = (CORPUS / "billion_laughs.xml").read_text()
+    utf16 = tmp_path / "laughs16.xml"
+    utf16.write_bytes(laughs.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+                      .encode("utf-16"))
+    plain = tmp_path / "plain.xml"
+    plain.write_text("<annotation><size><width>4</width><height>4</height></size></annotation>")
+    files = [CORPUS / "billion_laughs.xml", CORPUS / "xxe.xml", utf16, plain]
+    proc = subprocess.run([sys.executable, "-c", XML_UNDER_A_MEMORY_CAP, *map(str, files)], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[1], env={"OPENBLAS_NUM_THREADS": "1",
+                                                                                      "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["REFUSED"] * 3 + ["PARSED"], proc.stdout
+    assert all("DOCTYPE or ENTITY declaration" in line for line in lines[:3])

@@ -136,8 +136,8 @@ def first_train_id(root):
 
 
 @pytest.mark.parametrize("breakage, message, reason", [
-    (lambda p: p.write_text("<annotation><size>"), "not valid XML", "malformed XML"),
-    (lambda p: p.write_text(""), "not valid XML", "malformed XML"),
+    (lambda p: p.write_text("<annotation><size>"), "not well-formed XML", "malformed XML"),
+    (lambda p: p.write_text(""), "not well-formed XML", "malformed XML"),
     (lambda p: p.write_text(re.sub("<name>[a-z]+</name>", "<name>hexagon</name>", p.read_text(), count=1)),
      "unknown class 'hexagon'",
      "unknown class"),

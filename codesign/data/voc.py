@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..readers import read_text
+from ..errors import CodesignError
+from ..readers import read_text, read_xml
 from .classification import DatasetError, PerImageData
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -84,12 +85,12 @@ def _number(node: ET.Element, tag: str, path: Path) -> float:
 
 def parse_annotation(xml_path: Path, image_path: Path, class_names: list[str]) -> Annotation:
     """One VOC XML file → Annotation; AnnotationError (a DatasetError) on anything malformed."""
+    if not Path(xml_path).is_file():
+        raise AnnotationError(f"annotation {xml_path} does not exist", "missing annotation")
     try:
-        root = ET.parse(xml_path).getroot()
-    except FileNotFoundError:
-        raise AnnotationError(f"annotation {xml_path} does not exist", "missing annotation") from None
-    except ET.ParseError as e:
-        raise AnnotationError(f"annotation {xml_path} is not valid XML ({e})", "malformed XML") from None
+        root = read_xml(xml_path, "annotation")
+    except CodesignError as e:
+        raise AnnotationError(str(e), "malformed XML") from None
     if root.tag != "annotation":
         raise AnnotationError(f"{xml_path}: root element is <{root.tag}>, not <annotation>", "malformed XML")
     size = root.find("size")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CodesignError
+from ..readers import read_json
 from ..graph import Graph, load
 from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig, HardwareConfigError
@@ -61,10 +62,7 @@ def dump_json(path: Path, data: Any) -> None:
 
 
 def _read_json(root: Path, rel: str) -> Any:
-    try:
-        return json.loads((root / rel).read_text())
-    except (OSError, ValueError) as e:
-        raise PackageError(f"{root}/{rel}: cannot be read as JSON ({str(e).splitlines()[0]})") from None
+    return read_json(root / rel, "package file", PackageError)
 
 
 def check_files(root: Path) -> None:

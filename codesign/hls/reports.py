@@ -18,7 +18,6 @@ fixtures (tests/test_reports.py) follow the layout of Vitis HLS 2023.x / Vivado 
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CodesignError
+from ..readers import read_json, read_xml
 
 REPORTS_DIR = "reports"
 HLS_JSON = f"{REPORTS_DIR}/hls.json"  # the parsed csynth.xml (written by run_vendor_flow)
@@ -48,17 +48,9 @@ class GateFailed(CodesignError):
 
 
 def parse_xml(path: Path) -> ET.Element:
-    """The root element of `path`; a DOCTYPE or ENTITY declaration is refused (no entity expansion)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ReportError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if re.search(rb"<!\s*(DOCTYPE|ENTITY)", data, re.IGNORECASE):
-        raise ReportError(f"{path}: has a DOCTYPE/ENTITY declaration, which a Vitis report never has; refused")
-    try:
-        return ET.fromstring(data)
-    except ET.ParseError as e:
-        raise ReportError(f"{path}: not well-formed XML ({e})") from None
+    """The root element of a Vitis report; a DOCTYPE or ENTITY declaration, which a Vitis report never
+    has, is refused (readers.read_xml)."""
+    return read_xml(path, "report", ReportError)
 
 
 def _number(el: ET.Element | None) -> int | None:
@@ -259,12 +251,12 @@ class Implementation:
 def parse_implementation(project_dir: Path) -> Implementation:
     """The figures of the reports vivado.tcl left in `project_dir`/reports."""
     path = Path(project_dir) / TIMING_JSON
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file; vivado.tcl writes it after routing")
+    data = read_json(path, "timing summary", ReportError)
     try:
-        data = json.loads(path.read_text())
         timing = {k: data[k] for k in ("clock", "period_ns", "target_mhz", "wns_ns", "whs_ns")}
-    except OSError as e:
-        raise ReportError(f"{path}: cannot be read ({e.strerror or e}); vivado.tcl writes it after routing") from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise ReportError(f"{path}: not the timing summary vivado.tcl writes ({type(e).__name__}: {e})") from None
     if not isinstance(timing["period_ns"], (int, float)) or not isinstance(timing["wns_ns"], (int, float)) \
             or timing["period_ns"] <= 0:
@@ -280,10 +272,7 @@ def load_figures(project_dir: Path) -> tuple[dict | None, dict | None]:
     out = []
     for rel in (HLS_JSON, IMPL_JSON):
         path = Path(project_dir) / rel
-        try:
-            out.append(json.loads(path.read_text()) if path.is_file() else None)
-        except ValueError as e:
-            raise ReportError(f"{path}: not JSON ({e}); re-run `codesign bitstream`") from None
+        out.append(read_json(path, "report (re-run `codesign bitstream`)", ReportError) if path.is_file() else None)
     return out[0], out[1]
 
 

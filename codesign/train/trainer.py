@@ -36,6 +36,7 @@ from ..architectures import add_quant_arguments, quant_overrides
 from ..data import ImageSet, load_dataset, to_input
 from ..errors import CodesignError
 from ..models import build_model
+from ..readers import read_json
 from .checkpoint import is_quantizer_key, load_weights, save_checkpoint
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -322,12 +323,16 @@ def model_spec(text: str) -> dict:
 
     if text in MODELS:  # a bare model name: the preset's settings for it, or the model's defaults
         return {"model": text}
-    try:
-        value = json.loads(Path(text).read_text() if text.endswith(".json") else text)
-    except OSError as e:
-        raise argparse.ArgumentTypeError(f"cannot read {text}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not a JSON model config: {e}") from None
+    if text.endswith(".json"):
+        try:
+            value = read_json(text, "model config")
+        except CodesignError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise argparse.ArgumentTypeError(f"not a JSON model config: {e}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("the model config must be a JSON object")
     return value
