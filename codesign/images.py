@@ -81,7 +81,7 @@ def load_image_file(path: str | Path, channels: int) -> np.ndarray:
             return np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
     except FileNotFoundError:
         raise ImageError(f"image {path} does not exist") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageError(f"cannot read image {path}: {reason}") from None
 

@@ -74,7 +74,7 @@ def corpus(tiny_graph, tmp_path_factory):
     hw = {"not_yaml": CORPUS / "not_yaml.yaml", "wrong_schema": CORPUS / "wrong_schema.yaml",
           "list": CORPUS / "list.yaml", "binary": STATIC["binary"], "empty": STATIC["empty"]}
     images = {"truncated": CORPUS / "truncated.png", "text": CORPUS / "text.png", "binary": STATIC["binary"],
-              "empty": STATIC["empty"]}
+              "empty": STATIC["empty"], "bomb": CORPUS / "bomb.png"}  # bomb: a 100000² PNG header, 69 bytes
     # a compiled project whose schedule or hardware config was damaged after compile
     assert main(["compile", "--model", str(good_ir), "--margin", "0.9", "-o", str(d / "proj")]) == 0
     projects = {}
@@ -135,7 +135,7 @@ COMMANDS = {
 NAMES = {"ir": list(STATIC) + ["truncated", "version", "nan_scale", "zero_size", "unknown_op"],
          "ckpt": ["empty", "binary", "evil_torch", "evil_pickle"],
          "hw": ["not_yaml", "wrong_schema", "list", "binary", "empty"],
-         "images": ["truncated", "text", "binary", "empty"],
+         "images": ["truncated", "text", "binary", "empty", "bomb"],
          "project": ["schedule_garbage", "schedule_binary", "hw_binary"],
          "package": ["manifest_binary", "manifest_list", "manifest_empty"],
          "voc": ["classes_binary", "billion_laughs", "xxe"]}

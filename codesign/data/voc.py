@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CodesignError
+from ..images import ImageError, load_image_file
 from ..readers import read_text, read_xml
 from .classification import DatasetError, PerImageData
 
@@ -123,17 +124,13 @@ def parse_annotation(xml_path: Path, image_path: Path, class_names: list[str]) -
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file → (H, W, 3) uint8 RGB."""
-    from PIL import Image
-
+    """An image file → (H, W, 3) uint8 RGB (codesign/images.py reads it)."""
+    if not Path(path).is_file():
+        raise AnnotationError(f"image {path} does not exist", "missing image")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise AnnotationError(f"image {path} does not exist", "missing image") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise AnnotationError(f"cannot read image {path}: {reason}", "unreadable image") from None
+        return load_image_file(path, 3)
+    except ImageError as e:
+        raise AnnotationError(str(e), "unreadable image") from None
 
 
 class VOCDataset:
