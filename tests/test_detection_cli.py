@@ -116,7 +116,7 @@ def test_train_picks_the_trainer_by_the_last_model_option(capsys):
     assert len(err) == 1 and "unrecognized arguments: --mod codenet" in err[0]
     assert main(["train", "--model", "no/such.json"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot read no/such.json" in err[0]
+    assert len(err) == 1 and "no/such.json: no such model config" in err[0]
 
 
 def test_compare_refuses_a_checkpoint_the_ir_was_not_exported_from(trained, tiny_graph, tmp_path, capsys):
