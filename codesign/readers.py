@@ -40,3 +40,29 @@ def _parsed(path: str | Path, what: str, error: type[CodesignError], fmt: str, l
         return loads(text)
     except failure as e:
         raise error(f"{path}: not valid {fmt} ({str(e).splitlines()[0]})") from None
+
+
+def read_onnx(path: str | Path, what: str = "ONNX model", error: type[CodesignError] = CodesignError) -> Any:
+    """The parsed `onnx.ModelProto` of `path`: an empty, truncated or non-ONNX file is one line."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+    if not data:
+        raise error(f"{path}: the {what} is empty (0 bytes)")
+    try:
+        # protobuf accepts many byte strings (it skips unknown fields), so a parse is not proof
+        model = onnx.ModelProto.FromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise error(f"{path}: not an ONNX model (protobuf: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                    "a truncated or damaged file?)") from None
+    if not model.HasField("graph") or not model.graph.node or model.ir_version <= 0:
+        raise error(f"{path}: not an ONNX model (no graph, no nodes or no IR version; a truncated or "
+                    "damaged file?)")
+    return model
