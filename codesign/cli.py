@@ -132,6 +132,41 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"wrote {export_qonnx(model, args.qonnx, model.config['resolution'])} (QONNX)")
 
 
+def cmd_import(args: argparse.Namespace) -> None:
+    from .graph import save
+    from .importers import import_qonnx
+
+    graph = import_qonnx(args.model, name=args.name)
+    path = save(graph, args.output)
+    ops = sorted({layer.op for layer in graph.layers})
+    note = graph.meta["half_even"] and f"; ties to even (golden only): {', '.join(graph.meta['half_even'])}"
+    print(f"wrote {path} ({len(graph.layers)} layers: {', '.join(ops)}{note or ''})")
+
+
+def _golden_float(args: argparse.Namespace, golden) -> None:
+    """--npy: float NCHW input through the input quantizer, the integer model, and back to floats."""
+    import numpy as np
+
+    try:
+        x = np.load(args.npy, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise CodesignError(f"{args.npy}: not a NumPy .npy array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not isinstance(x, np.ndarray):  # np.load opens a zip (.npz, .ir) as an archive of arrays
+        raise CodesignError(f"{args.npy}: not a NumPy .npy array (an archive of several arrays?)")
+    from .golden.executor import GoldenInputError
+
+    try:
+        out = golden.run_float(x)
+    except GoldenInputError as e:
+        raise CodesignError(f"{args.npy}: {e}") from None
+    if args.save:
+        np.save(args.save, out)
+        print(f"wrote {args.save} {out.shape} float32")
+    else:
+        with np.printoptions(precision=6, suppress=True, threshold=200):
+            print(out)
+
+
 def _load_images(args: argparse.Namespace, resolution: int):
     from .data import load_dataset
 
@@ -152,6 +187,10 @@ def cmd_golden(args: argparse.Namespace) -> None:
     from .graph import load
 
     graph = load(args.ir)
+    if args.npy:
+        return _golden_float(args, GoldenModel(graph))
+    if args.save:
+        raise CodesignError("--save writes the float output of --npy; give --npy")
     if is_detector(graph):
         return _golden_detection(args, graph)
     golden = GoldenModel(graph)
@@ -418,12 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", help="graph name (default: the model name)")
     e.set_defaults(func=cmd_export)
 
+    im = sub.add_parser("import", help="QONNX model (brevitas.export.export_qonnx) → integer IR")
+    im.add_argument("model", help="the .onnx file")
+    im.add_argument("-o", "--output", required=True, help="IR file to write (.ir)")
+    im.add_argument("--name", help="graph name (default: the file's name)")
+    im.set_defaults(func=cmd_import)
+
     def add_data_args(q: argparse.ArgumentParser, images: bool) -> None:
         grp = q.add_mutually_exclusive_group(required=True)
         grp.add_argument("--dataset", help="'digits', an ImageFolder-style directory, or (detectors) a "
                                            "Pascal VOC directory")
         if images:
             grp.add_argument("--images", nargs="+", help="image files to classify")
+            grp.add_argument("--npy", help="float input (N, C, H, W) as the framework feeds it: quantized, run, "
+                                           "and the float output printed (or written with --save)")
         q.add_argument("--split", default="test", help="train or test; a VOC set: any ImageSets/Main split")
         add_resize_arg(q)
 
@@ -438,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     gd.add_argument("--draw", help="detectors: write each image with its boxes as PNG into this directory")
     gd.add_argument("--score", type=float, default=0.3, help="detectors: least score of a box printed or drawn")
     gd.add_argument("--top-k", type=int, default=100, help="detectors: boxes decoded per image")
+    gd.add_argument("--save", help="with --npy: write the float output to this .npy file")
     gd.set_defaults(func=cmd_golden)
 
     c = sub.add_parser("compare", help="agreement of golden and fake-quant models, per layer and top-1")

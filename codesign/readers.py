@@ -9,6 +9,17 @@ from typing import Any, Callable
 from .errors import CodesignError
 
 
+def read_bytes(path: str | Path, what: str = "file", error: type[CodesignError] = CodesignError) -> bytes:
+    """The bytes of `path`."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+
+
 def read_text(path: str | Path, what: str = "file", error: type[CodesignError] = CodesignError) -> str:
     """The UTF-8 text of `path`."""
     path = Path(path)
@@ -57,13 +68,7 @@ def read_xml(path: str | Path, what: str = "XML file", error: type[CodesignError
     import xml.etree.ElementTree as ET
     from xml.parsers import expat
 
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
-    except OSError as e:
-        raise error(f"{path}: cannot read the {what} ({e.strerror or type(e).__name__})") from None
+    data = read_bytes(path, what, error)
     scan = expat.ParserCreate()
     scan.StartDoctypeDeclHandler = scan.EntityDeclHandler = _refuse_declaration
     try:
@@ -73,3 +78,23 @@ def read_xml(path: str | Path, what: str = "XML file", error: type[CodesignError
         raise error(f"{path}: has a DOCTYPE or ENTITY declaration; refused (entities are never expanded)") from None
     except (expat.ExpatError, ET.ParseError) as e:
         raise error(f"{path}: not well-formed XML ({e})") from None
+
+
+def read_onnx(path: str | Path, what: str = "ONNX model", error: type[CodesignError] = CodesignError) -> Any:
+    """The parsed `onnx.ModelProto` of `path`: an empty, truncated or non-ONNX file is one line."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    data = read_bytes(path, what, error)
+    if not data:
+        raise error(f"{path}: the {what} is empty (0 bytes)")
+    try:
+        # protobuf accepts many byte strings (it skips unknown fields), so a parse is not proof
+        model = onnx.ModelProto.FromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise error(f"{path}: not an ONNX model (protobuf: {str(e).splitlines()[0] if str(e) else type(e).__name__}; "
+                    "a truncated or damaged file?)") from None
+    if not model.HasField("graph") or not model.graph.node or model.ir_version <= 0:
+        raise error(f"{path}: not an ONNX model (no graph, no nodes or no IR version; a truncated or "
+                    "damaged file?)")
+    return model

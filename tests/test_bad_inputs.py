@@ -195,3 +195,122 @@ def test_hostile_xml_is_refused_under_a_memory_cap(tmp_path):
     lines = proc.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["REFUSED"] * 3 + ["PARSED"], proc.stdout
     assert all("DOCTYPE or ENTITY declaration" in line for line in lines[:3])
+
+
+# ---- QONNX graphs through `codesign import` (issue #13) --------------------------------------------
+
+def _qonnx_graph(conv: dict | None = None, weight_bits: int = 4, input_dims=(1, 4, 8, 8), act_signed: int = 0,
+                 relu: bool = True, extra=None, quant: bool = True):
+    """A small QONNX classifier as Brevitas writes one: Quant(x) → Conv(Quant(W)) → Relu → Quant → GAP →
+    Flatten → Gemm(Quant(W)); `conv` overrides the Conv's attributes and weight shape, `extra(nodes, inits)`
+    edits the graph before it is made."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    conv = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "strides": [1, 1], "group": 1, "w": (4, 4, 3, 3),
+            **(conv or {})}
+    rng = np.random.default_rng(0)
+    c = lambda name, v: numpy_helper.from_array(np.asarray(v, np.float32), name)  # noqa: E731
+    inits = [c("s_in", 2.0 ** -8), c("zp", 0.0), c("b8", 8), c("s_w", 2.0 ** -3), c("bw", weight_bits),
+             c("s_a", 2.0 ** -2), c("b4", 4), c("w", rng.uniform(-1, 1, conv.pop("w"))),
+             c("fc", rng.uniform(-1, 1, (10, 4)))]
+    qd = "qonnx.custom_op.general"
+    q = lambda i, s, b, o, signed, name: helper.make_node("Quant", [i, s, "zp", b], [o], name, domain=qd,  # noqa: E731
+                                                          signed=signed, narrow=signed, rounding_mode="ROUND")
+    nodes = [q("x", "s_in", "b8", "xq", 0, "quant_input"), q("w", "s_w", "bw", "wq", 1, "quant_w"),
+             helper.make_node("Conv", ["xq", "wq" if quant else "w"], ["y"], "conv", **conv),
+             *([helper.make_node("Relu", ["y"], ["r"], "relu")] if relu else []),
+             q("r" if relu else "y", "s_a", "b4", "a", act_signed, "quant_act"),
+             helper.make_node("GlobalAveragePool", ["a"], ["p"], "pool"),
+             helper.make_node("Flatten", ["p"], ["f"], "flatten"), q("fc", "s_w", "b4", "fcq", 1, "quant_fc"),
+             helper.make_node("Gemm", ["f", "fcq"], ["out"], "fc", transB=1)]
+    if not quant:
+        nodes = [n for n in nodes if n.op_type != "Quant"]
+        nodes[0].input[0] = "x"
+        nodes[1].input[0] = "y" if not relu else nodes[1].input[0]
+        nodes[2].input[0] = "r"
+        nodes[-1].input[1] = "fc"
+    if extra:
+        extra(nodes, inits)
+    dims = [d for d in input_dims]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid(qd, 1)])
+
+
+def _drop_init(name):
+    return lambda nodes, inits: inits.remove(next(i for i in inits if i.name == name))
+
+
+def _cycle(nodes, inits):
+    nodes[2].input[0] = "a"  # the conv reads the quantizer after it
+
+
+def _residual(nodes, inits):
+    from onnx import helper
+
+    nodes.insert(5, helper.make_node("Add", ["a", "a"], ["a2"], "residual_add"))
+    nodes[6].input[0] = "a2"
+
+
+def _avgpool(nodes, inits):
+    from onnx import helper
+
+    nodes[5] = helper.make_node("AveragePool", ["a"], ["p"], "avgpool3", kernel_shape=[3, 3], strides=[3, 3])
+
+
+# name: (graph builder or raw bytes, what the one line must say)
+QONNX_BAD = {
+    "dynamic_shape": (lambda: _qonnx_graph(input_dims=("N", 4, 8, 8)), "static NCHW"),
+    "weights_9bit": (lambda: _qonnx_graph(weight_bits=9), "weights of 9 bits"),
+    "grouped_conv": (lambda: _qonnx_graph({"group": 2, "w": (4, 2, 3, 3)}), "grouped convolution"),
+    "dilation": (lambda: _qonnx_graph({"dilations": [2, 2], "pads": [2, 2, 2, 2]}), "dilation [2, 2]"),
+    "kernel_4": (lambda: _qonnx_graph({"kernel_shape": [4, 4], "w": (4, 4, 4, 4)}), "kernel 4×4"),
+    "missing_initializer": (lambda: _qonnx_graph(extra=_drop_init("w")), "missing initializer"),
+    "cyclic": (lambda: _qonnx_graph(extra=_cycle), "cycle"),
+    "float_onnx": (lambda: _qonnx_graph(quant=False), "not QONNX"),
+    "signed_act_no_relu": (lambda: _qonnx_graph(act_signed=1, relu=False), "signed 4-bit activation"),
+    "residual_add": (lambda: _qonnx_graph(extra=_residual), "residual"),
+    "avgpool_3x3": (lambda: _qonnx_graph(extra=_avgpool), "AveragePool"),
+    "truncated": ("truncated", "not an ONNX model"),
+    "empty": (b"", "empty"),
+    "binary": ((CORPUS / "binary.bin").read_bytes(), "not an ONNX model"),
+    "text": (b'{"graph": "not protobuf"}\n', "not an ONNX model"),
+}
+
+
+@pytest.fixture(scope="module")
+def qonnx_corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qonnx_bad")
+    files = {}
+    for name, (src, _) in QONNX_BAD.items():
+        p = d / f"{name}.onnx"
+        if src == "truncated":
+            data = _qonnx_graph().SerializeToString()
+            p.write_bytes(data[: len(data) // 2])
+        elif isinstance(src, bytes):
+            p.write_bytes(src)
+        else:
+            p.write_bytes(src().SerializeToString())
+        files[name] = p
+    good = d / "good.onnx"
+    good.write_bytes(_qonnx_graph().SerializeToString())
+    return files, good, d
+
+
+def test_the_good_qonnx_graph_of_the_corpus_imports(qonnx_corpus, capsys):
+    """The control: the graph every bad one is edited from imports, so each refusal is the edit's."""
+    _, good, d = qonnx_corpus
+    assert main(["import", str(good), "-o", str(d / "good.ir")]) == 0, capsys.readouterr().err
+    assert (d / "good.ir").exists()
+
+
+@pytest.mark.parametrize("name", sorted(QONNX_BAD))
+def test_bad_qonnx_graph_is_one_line(qonnx_corpus, name, capsys):
+    files, _, d = qonnx_corpus
+    rc = main(["import", str(files[name]), "-o", str(d / "never.ir")])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert len(lines) == 1 and lines[0].startswith("codesign: error: ") and "Traceback" not in err, err
+    assert str(files[name]) in lines[0] and QONNX_BAD[name][1] in lines[0], lines[0]
+    assert not (d / "never.ir").exists()

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "codesign"
 LAYERS = (
     {"errors", "figures", "architectures", "images", "locations", "readers"},
     {"graph"},
-    {"golden", "decode", "ops"},
+    {"golden", "decode", "ops", "importers"},
     {"hw"},
     {"driver"},
     {"estimate"},

@@ -116,6 +116,39 @@ class GoldenModel:
             env[layer.output] = step([env[name] for name in layer.inputs])
         return env[g.output]
 
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """The graph's input quantizer on float NCHW input as the user's framework feeds it: uint8 NHWC.
+
+        q = round_half_even(clip(x / scale, 0, max)) in float32, as QONNX's Quant (and Brevitas) compute
+        it; scale and max from an imported graph's meta (`float_input`), else the input tensor's scale
+        and 255 (codesign's own models: pixels / 255)."""
+        spec = self.graph.meta.get("float_input") or {}
+        scale = np.float32(spec.get("scale", self.graph.tensors[self.graph.input].scale))
+        top = int(spec.get("max", 255))
+        h, w, c = self.input_shape
+        arr = np.asarray(x)
+        if arr.ndim != 4 or arr.shape[1:] != (c, h, w) or arr.dtype.kind not in "fiu":
+            raise GoldenInputError(f"float input has shape {arr.shape} and dtype {arr.dtype}; the model expects "
+                                   f"(N, {c}, {h}, {w}) real numbers (NCHW)")
+        v = np.clip(arr.astype(np.float32) / scale, 0, top)
+        if not np.all(np.isfinite(v)):
+            raise GoldenInputError("float input holds NaN")
+        rounded = np.round(v) if spec.get("rounding", "half_even") == "half_even" else np.floor(v + np.float32(0.5))
+        return np.ascontiguousarray(rounded.astype(np.uint8).transpose(0, 2, 3, 1))
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Float in, float out, as the framework's graph is used: quantize the NCHW input (`quantize_input`),
+        run the integer model, and return the first output's real values in the graph's layout, float32:
+        (N, C) for a classifier, (N, C, H, W) for a feature map (or an imported graph's own output shape)."""
+        out = self.run(self.quantize_input(x))
+        real = self.graph.real_values(self.graph.output, out).astype(np.float32)
+        n, h, w, c = real.shape
+        shapes = self.graph.meta.get("float_outputs")
+        nchw = np.ascontiguousarray(real.transpose(0, 3, 1, 2))
+        if shapes:
+            return nchw.reshape(n, *shapes[0]["shape"])
+        return nchw.reshape(n, c) if (h, w) == (1, 1) else nchw
+
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Top-1 class per image: argmax of the output logits (ties → lowest index)."""
         out = self.run(images)

@@ -50,8 +50,11 @@ def requant_constants(mult: np.ndarray, bias: np.ndarray, shift: int) -> tuple[n
     return mult.astype(np.float64) * scale, (bias.astype(np.float64) + 2.0 ** (shift - 1)) * scale
 
 
-def requantize(acc: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int, out: np.ndarray) -> None:
-    """out = clamp((acc·M + B + 2^(S−1)) >> S, 0, out_max), constants from `requant_constants`.
+def requantize(acc: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int, out: np.ndarray,
+               half_even: bool = False) -> None:
+    """out = clamp((acc·M + B + 2^(S−1)) >> S, 0, out_max), constants from `requant_constants`;
+    with `half_even`, a value exactly halfway, (acc·M + B) mod 2^S = 2^(S−1), goes to the even
+    integer instead of up (QONNX's ROUND, docs/integer-contract.md "Rounding").
 
     Exact in float64: acc·M + B + 2^(S−1) is an integer below 2^47 in magnitude (checked by
     `codesign.graph.validate`), so t = acc·(M·2^−S) + (B + 2^(S−1))·2^−S is that integer times
@@ -62,12 +65,17 @@ def requantize(acc: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_ma
     """
     t = np.multiply(acc, mult_s, dtype=np.float64)
     t += offset_s
+    if half_even:
+        # t is exact, so a tie is exactly an integral t; there half-up's result t is odd → t − 1
+        floor = np.floor(t)
+        floor -= (floor == t) & (np.fmod(floor, 2) != 0)
+        t = floor
     np.clip(t, 0, out_max, out=t)
     np.copyto(out, t, casting="unsafe")
 
 
 def conv1x1(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray,
-            out_max: int) -> np.ndarray:
+            out_max: int, half_even: bool = False) -> np.ndarray:
     """Op `conv1x1`: 1×1 convolution + requantization to uint8 (N, H, W, Cout).
 
     `weight_t` is Wᵀ (Cin, Cout) in the GEMM dtype from `exact_dtype`; `mult_s`, `offset_s`
@@ -82,7 +90,7 @@ def conv1x1(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: n
         acc = rows[i:i + gemm_rows].astype(weight_t.dtype) @ weight_t
         out_block = out[i:i + gemm_rows]
         for j in range(0, acc.shape[0], requant_rows):
-            requantize(acc[j:j + requant_rows], mult_s, offset_s, out_max, out_block[j:j + requant_rows])
+            requantize(acc[j:j + requant_rows], mult_s, offset_s, out_max, out_block[j:j + requant_rows], half_even)
     return out.reshape(n, h, w, cout)
 
 
@@ -136,7 +144,7 @@ def _taps3x3():
 
 
 def dwconv3x3(x: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
-              stride: int) -> np.ndarray:
+              stride: int, half_even: bool = False) -> np.ndarray:
     """Op `dwconv3x3`: depthwise 3×3, zero padding 1, stride 1 or 2, + requantization (uint8).
 
     out[h, w, c] = requant(Σ_k weight[c, k] · x[h·s + ky, w·s + kx, c]); |acc| < 2^31 (the IR's
@@ -151,7 +159,7 @@ def dwconv3x3(x: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: n
     for k, (ky, kx) in enumerate(_taps3x3()):
         acc += xp[:, 1 + ky:2 + ky + stride * (ho - 1):stride, 1 + kx:2 + kx + stride * (wo - 1):stride] * w32[:, k]
     out = np.empty(acc.shape, np.uint8)
-    requantize(acc, mult_s, offset_s, out_max, out)
+    requantize(acc, mult_s, offset_s, out_max, out, half_even)
     return out
 
 
@@ -216,9 +224,9 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
-           kernel: int, stride: int, padding: int) -> np.ndarray:
+           kernel: int, stride: int, padding: int, half_even: bool = False) -> np.ndarray:
     """Op `conv2d`: dense k×k convolution (zero padding) + requantization, as a 1×1 conv of im2col."""
-    return conv1x1(im2col(x, kernel, stride, padding), weight_t, mult_s, offset_s, out_max)
+    return conv1x1(im2col(x, kernel, stride, padding), weight_t, mult_s, offset_s, out_max, half_even)
 
 
 def conv1x1_head(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -28,6 +28,10 @@ REQUANT_BITS = 48
 # 48-bit intermediate (REQUANT_BITS) and the engine holds all 48 bits.
 REQUANT_M_BITS = 24
 ACC_LIMIT_BITS = 32
+# How a requant rounds a value exactly halfway between two integers: "half_up" (the default, the
+# engine's +2^(S-1) then >> S) or "half_even" (QONNX's ROUND; layers imported from QONNX whose
+# exact requant can hit a tie carry it; the engine cannot run them yet, docs/ir.md).
+ROUNDINGS = ("half_up", "half_even")
 
 
 class IRError(CodesignError):
@@ -223,6 +227,8 @@ def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
     for p in ("mult", "bias"):
         if layer.params[p].shape != (cout,):
             fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
+    if layer.attrs.get("rounding", "half_up") not in ROUNDINGS:
+        fail(layer, f"rounding {layer.attrs['rounding']!r} is not one of {', '.join(ROUNDINGS)}")
     s = layer.attrs["shift"]
     if not isinstance(s, int) or not 1 <= s < REQUANT_BITS - 1:
         fail(layer, f"requant shift {s!r} outside 1..{REQUANT_BITS - 2}")
@@ -237,6 +243,32 @@ def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
     worst = int(acc_max) * int(m.max(initial=0)) + int(b.max(initial=0)) + (1 << (s - 1))
     if worst >= 1 << (REQUANT_BITS - 1):
         fail(layer, f"requant intermediate bound {worst} does not fit {REQUANT_BITS} signed bits")
+
+
+B_LIMIT_BITS = 40  # requant_constants keeps |B| < 2^40 (docs/integer-contract.md), well inside the 48 bits
+
+
+def requant_constants(k: np.ndarray, b: np.ndarray, acc_max: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer M, B and shift S with M·2^-S ≈ k and B·2^-S ≈ b, as precise as the contract allows.
+
+    Both front doors use it (the Brevitas exporter and the QONNX importer), so it lives with the IR
+    and imports no torch. IRError when no shift keeps the 48-bit intermediate."""
+    for s in range(REQUANT_BITS - 2, 0, -1):
+        m = np.round(k * 2.0 ** s)
+        bb = np.round(b * 2.0 ** s)
+        m_max = float(np.abs(m).max(initial=0))
+        b_max = float(np.abs(bb).max(initial=0))
+        if m_max >= 2 ** (REQUANT_M_BITS - 1) or b_max >= 2 ** B_LIMIT_BITS:
+            continue
+        if acc_max * m_max + b_max + 2 ** (s - 1) >= 2 ** (REQUANT_BITS - 1):
+            continue
+        return m.astype(np.int64), bb.astype(np.int64), s
+    raise IRError("requantization constants do not fit the 48-bit intermediate at any shift")
+
+
+def half_even(layer: Layer) -> bool:
+    """Does this requantizing layer round ties to even (attr `rounding`, default half_up)?"""
+    return layer.attrs.get("rounding", "half_up") == "half_even"
 
 
 def accumulator_bound(weight: np.ndarray, x_max: int) -> int:

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 
 from ..golden import ops as kernels
-from ..graph.ir import IRError, accumulator_bound, check_requant, check_weight, fail
+from ..graph.ir import IRError, accumulator_bound, check_requant, check_weight, fail, half_even
 from ..graph.opdef import CONV, HOST, OpDef, Step, register
 
 HEAD_BITS = 32  # conv1x1_head outputs: signed integers of at most this many bits
@@ -46,7 +46,7 @@ class Conv1x1(OpDef):
         gemm = kernels.exact_dtype(accumulator_bound(layer.params["weight"], x_bound))
         out_max = graph.tensors[layer.output].max_value
         fn = partial(kernels.conv1x1, weight_t=kernels.transposed(layer.params["weight"], gemm), mult_s=mult_s,
-                     offset_s=offset_s, out_max=out_max)
+                     offset_s=offset_s, out_max=out_max, half_even=half_even(layer))
         return (lambda xs: fn(xs[0])), out_max
 
 
@@ -77,7 +77,8 @@ class Conv2d(OpDef):
         gemm = kernels.exact_dtype(accumulator_bound(layer.params["weight"], x_bound))
         out_max = graph.tensors[layer.output].max_value
         fn = partial(kernels.conv2d, weight_t=kernels.transposed(layer.params["weight"], gemm), mult_s=mult_s,
-                     offset_s=offset_s, out_max=out_max, kernel=a["kernel"], stride=a["stride"], padding=a["padding"])
+                     offset_s=offset_s, out_max=out_max, kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
+                     half_even=half_even(layer))
         return (lambda xs: fn(xs[0])), out_max
 
 

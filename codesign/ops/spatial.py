@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from ..golden import ops as kernels
-from ..graph.ir import IRError, accumulator_bound, check_requant, check_weight, fail
+from ..graph.ir import IRError, accumulator_bound, check_requant, check_weight, fail, half_even
 from ..graph.opdef import SPATIAL, OpDef, Step, register
 from .conv import requant_inputs
 
@@ -38,7 +38,7 @@ class DWConv3x3(OpDef):
         _, mult_s, offset_s = requant_inputs(graph, layer, bounds)
         out_max = graph.tensors[layer.output].max_value
         fn = partial(kernels.dwconv3x3, weight=layer.params["weight"], mult_s=mult_s, offset_s=offset_s,
-                     out_max=out_max, stride=layer.attrs["stride"])
+                     out_max=out_max, stride=layer.attrs["stride"], half_even=half_even(layer))
         return (lambda xs: fn(xs[0])), out_max
 
     def engine_flags(self, layer) -> tuple[str, ...]:

@@ -15,15 +15,13 @@ from torch import nn
 
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
-from ..graph.ir import REQUANT_BITS
-from ..graph.ir import REQUANT_M_BITS
+from ..graph.ir import requant_constants
 from ..ops.conv import Linear
 from ..models.codenet import CoDeNet, Head, NeckBlock, ShuffleBlock, StemConvBNAct
 from ..models.deform import DeformConvBNAct, DWConvBNAct, Upsample2x
 from ..models.diracdeltanet import DiracBlock, DiracDownBlock
 from ..models.layers import ConvBNAct, GlobalAvgPool, InputQuant, QuantFC, Shift
 
-B_LIMIT_BITS = 40  # the exporter keeps |B| < 2^40 (docs/integer-contract.md), well inside the 48 bits
 LOGIT_BITS = 32
 
 
@@ -90,21 +88,6 @@ def fold_bn(bn: nn.BatchNorm2d, conv_bias: torch.Tensor | None = None) -> tuple[
     return a.numpy(), b.numpy()
 
 
-def requant_constants(k: np.ndarray, b: np.ndarray, acc_max: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Integer M, B and shift S with M·2^-S ≈ k and B·2^-S ≈ b, as precise as the contract allows."""
-    for s in range(REQUANT_BITS - 2, 0, -1):
-        m = np.round(k * 2.0 ** s)
-        bb = np.round(b * 2.0 ** s)
-        m_max = float(np.abs(m).max(initial=0))
-        b_max = float(np.abs(bb).max(initial=0))
-        if m_max >= 2 ** (REQUANT_M_BITS - 1) or b_max >= 2 ** B_LIMIT_BITS:
-            continue
-        if acc_max * m_max + b_max + 2 ** (s - 1) >= 2 ** (REQUANT_BITS - 1):
-            continue
-        return m.astype(np.int64), bb.astype(np.int64), s
-    raise ExportError("requantization constants do not fit the 48-bit intermediate at any shift")
-
-
 def _requant(path: str, xin: TensorInfo, w_int: np.ndarray, s_w: np.ndarray, bn: nn.Module | None,
              conv_bias: torch.Tensor | None, s_out: float) -> tuple[np.ndarray, np.ndarray, int]:
     """(M, B, S) of y = act(BN(conv(x))) / s_out for integer weights `w_int` (scales s_w, per row)."""
@@ -116,7 +99,7 @@ def _requant(path: str, xin: TensorInfo, w_int: np.ndarray, s_w: np.ndarray, bn:
     k = xin.scale * s_w * a / s_out
     try:
         return requant_constants(k, b / s_out, accumulator_bound(w_int, xin.max_value))
-    except ExportError as e:
+    except IRError as e:
         raise ExportError(f"module '{path}': {e}") from None
 
 
