@@ -33,7 +33,7 @@ help:
 	@echo 'make venv / clean     create $$(VENV) / remove $$(BUILD)'
 	@echo
 	@echo 'MODEL=diracdeltanet   a built-in model (diracdeltanet, codenet; trained once on its default data set),'
-	@echo '                      or your own file: a QAT checkpoint (.pt, exported) or an integer IR (.ir, used as is)'
+	@echo '                      or your own file: a QAT checkpoint (.pt, exported), a QONNX file (.onnx, imported) or an integer IR (.ir, used as is)'
 	@echo 'CONFIG=a              CoDeNet configuration a..e (MODEL=codenet only)'
 	@echo 'BOARD=ultra96v2       board (boards/*.yaml: $(subst $(eval) ,$(comma) ,$(BOARDS)))'
 	@echo 'HW=hw.yaml            hardware config YAML passed as --hw to compile and report (default: sized for the board)'
@@ -54,7 +54,7 @@ venv: $(STAMP)
 BUILTIN := diracdeltanet codenet
 CODENET_CONFIGS := a b c d e
 MODEL_GOALS := compile csim bitstream deploy report
-ACCEPTED := built-in models: diracdeltanet, codenet (CONFIG=a..e); files: a QAT checkpoint .pt or an IR .ir
+ACCEPTED := built-in models: diracdeltanet, codenet (CONFIG=a..e); files: a QAT checkpoint .pt, a QONNX file .onnx or an IR .ir
 
 MODEL_KIND := $(if $(filter 1,$(words $(MODEL))),$(strip \
   $(if $(filter $(BUILTIN),$(MODEL)),builtin,\
@@ -67,12 +67,10 @@ IS_FILE = $(shell test -f '$(1)' && echo yes)
 ifneq ($(filter $(MODEL_GOALS),$(MAKECMDGOALS)),)
   ifeq ($(MODEL_KIND),)
     ifneq ($(call IS_FILE,$(MODEL)),)
-      $(error MODEL=$(MODEL) has the wrong extension: a model file is a QAT checkpoint (.pt) or an IR (.ir); built-in models: diracdeltanet, codenet)
+      $(error MODEL=$(MODEL) has the wrong extension: a model file is a QAT checkpoint (.pt), a QONNX file (.onnx) or an IR (.ir); built-in models: diracdeltanet, codenet)
     else
-      $(error MODEL=$(MODEL) is neither a built-in model (diracdeltanet, codenet) nor a .pt/.ir file)
+      $(error MODEL=$(MODEL) is neither a built-in model (diracdeltanet, codenet) nor a .pt/.onnx/.ir file)
     endif
-  else ifeq ($(MODEL_KIND),onnx)
-    $(error MODEL=$(MODEL): QONNX import is not available yet; give the QAT checkpoint (.pt) or the IR (.ir))
   else ifneq ($(FILE_MODEL),)
     ifeq ($(call IS_FILE,$(MODEL)),)
       $(error MODEL=$(MODEL): no such file ($(ACCEPTED)))
@@ -137,12 +135,16 @@ else ifeq ($(MODEL_KIND),builtin)
   IR   := $(BUILD)/demo-$(MODEL)/model.ir
 else
   NAME := $(basename $(notdir $(MODEL)))
-  IR   := $(if $(filter pt,$(MODEL_KIND)),$(BUILD)/$(NAME)/model.ir,$(MODEL))
+  IR   := $(if $(filter pt onnx,$(MODEL_KIND)),$(BUILD)/$(NAME)/model.ir,$(MODEL))
 endif
 
 ifeq ($(MODEL_KIND),pt)
 $(IR): $(MODEL) | $(STAMP)
 	$(CODESIGN) export $< -o $@
+endif
+ifeq ($(MODEL_KIND),onnx)
+$(IR): $(MODEL) | $(STAMP)
+	$(CODESIGN) import $< -o $@
 endif
 
 # --board only when BOARD is given or there is no HW file (the HW file names its own board)

@@ -133,6 +133,17 @@ def test_checkpoint_is_exported_when_changed_only(tmp_path):
     assert commands(ok("-n", "compile", f"MODEL={pt}", build=build), "export")
 
 
+
+def test_qonnx_file_is_imported_then_compiled(tmp_path):
+    onnx_file = tmp_path / "mine.onnx"
+    onnx_file.write_bytes(b"stands in for a QONNX file; -n runs nothing")
+    build = tmp_path / "b"
+    out = ok("-n", "csim", f"MODEL={onnx_file}", build=build)
+    assert not commands(out, "train") and not commands(out, "export")
+    assert commands(out, "import") == [f"{sys.executable} -m codesign import {onnx_file} -o {build}/mine/model.ir"]
+    assert f"compile --model {build}/mine/model.ir --board ultra96v2 -o {build}/mine-ultra96v2" in out
+    assert commands(out, "csim")
+
 def test_hw_file_goes_to_compile_and_report(tmp_path, ir_file):
     hw = tmp_path / "small.yaml"
     hw.write_text("board: kv260\n")
@@ -152,10 +163,10 @@ def test_csim_of_the_users_ir_file(tmp_path, ir_file):
 # ---- anything else: one line, before any work -----------------------------------------------
 
 @pytest.mark.parametrize("args, words", [
-    (["MODEL=foo"], ["MODEL=foo", "diracdeltanet, codenet", ".pt/.ir"]),
+    (["MODEL=foo"], ["MODEL=foo", "diracdeltanet, codenet", ".pt/.onnx/.ir"]),
     (["MODEL={tmp}/missing.pt"], ["missing.pt", "no such file", "diracdeltanet, codenet", ".pt", ".ir"]),
-    (["MODEL={tmp}/notes.txt"], ["notes.txt", "wrong extension", ".pt", ".ir", "diracdeltanet, codenet"]),
-    (["MODEL={tmp}/model.onnx"], ["model.onnx", "QONNX import is not available yet"]),
+    (["MODEL={tmp}/notes.txt"], ["notes.txt", "wrong extension", ".pt", ".onnx", ".ir", "diracdeltanet, codenet"]),
+    (["MODEL={tmp}/missing.onnx"], ["missing.onnx", "no such file", ".onnx"]),
     (["MODEL=codenet", "CONFIG=f"], ["CONFIG=f", "a, b, c, d, e"]),
     (["MODEL=diracdeltanet", "CONFIG=c"], ["CONFIG=c", "only to MODEL=codenet"]),
     (["BOARD=nope"], ["BOARD=nope", "ultra96v2"]),
