@@ -32,7 +32,7 @@ from codesign.hls.project import write_project  # noqa: E402
 from codesign.hw.scheduler import schedule  # noqa: E402
 from codesign.hw.verify import verify  # noqa: E402
 from tests.conftest import split_wtiles  # noqa: E402
-from tests.test_codenet_csim import FUZZ_MAX_HW, HW, fuzz_graph  # noqa: E402  (the fuzz's graphs, one definition)
+from tests.test_codenet_csim import FUZZ_MAX_HW, HW, fuzz_graph, kxk_fits, KXK_MAX_INPUTS  # noqa: E402  (the fuzz's graphs, one definition)
 
 
 def draw_case(rng: np.random.Generator, edge: bool) -> dict:
@@ -51,6 +51,11 @@ def draw_case(rng: np.random.Generator, edge: bool) -> dict:
         p["a_bits"] = 8
     if spatial == "none" and (not conv or p["interleave"] is None):
         p["upsample"] = True
+    if conv and spatial != "deform" and rng.integers(2):  # a k×k conv (the window unit)
+        k = int(rng.choice([1, 3, 5, 7]))
+        p["kxk"] = (k, int(rng.integers(1, 4)), int(rng.integers(0, k)))
+        p["prepool"] = False
+        p["cin"] = min(p["cin"], KXK_MAX_INPUTS // (k * k) // HW.pi * HW.pi)
     return p
 
 
@@ -65,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         first = fuzz_graph(np.random.RandomState(0), draw_case(np.random.default_rng(0), False) | {"split": False})
         engine = CsimEngine(write_project(first, HW, Path(tmp) / "p").path, HW.bus_bits)
-    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "mismatches": 0}
+    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "kxk": 0, "mismatches": 0}
     t0 = time.perf_counter()
     bar = tqdm(total=args.cases, desc="fuzz", unit="case")
     k = -1
     while counts["cases"] < args.cases:
         k += 1
         p = draw_case(rng, args.edge)
-        if min(p["h"], p["w"]) < 2 ** (int(p["prepool"]) + int(p["pool"])):
-            counts["skipped"] += 1  # a map too small for its pools (the test's assume()): drawn again
+        if min(p["h"], p["w"]) < 2 ** (int(p["prepool"]) + int(p["pool"])) or not kxk_fits(p):
+            counts["skipped"] += 1  # a map too small for its pools or window (the test's assume()): drawn again
             continue
         bar.update()
         case_rng = np.random.RandomState(int(rng.integers(2 ** 31)))
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         counts["cases"] += 1
         counts["edge"] += p["edge"]
         counts["split"] += any(c.channels for c in sched.calls)
+        counts["kxk"] += bool(p.get("kxk"))
         if not report.ok:
             counts["mismatches"] += 1
             args.out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     dt = time.perf_counter() - t0
     print(f"{counts['cases']} cases ({counts['edge']} with edge requant constants, {counts['split']} split, "
+          f"{counts['kxk']} k×k convs, "
           f"{counts['skipped']} redrawn), {counts['mismatches']} mismatches, {dt:.1f} s "
           f"({counts['cases'] / dt:.0f} cases/s) [golden model vs C-simulation, per call]")
     return 1 if counts["mismatches"] else 0

@@ -37,12 +37,13 @@ def split_wtiles(graph, hw, rng: np.random.RandomState) -> int | None:
 
     from codesign.hw.layout import weight_slices
     from codesign.hw.fuse import fuse
+    from codesign.hw.limits import call_mac_inputs
 
     lo = hi = 0
     for c in fuse(graph)[0]:
         if c.conv:
             conv = graph.layer(c.conv)
-            cout, cin = conv.params["weight"].shape
+            cout, cin = conv.params["weight"].shape[0], call_mac_inputs(graph, c, hw)  # a k×k conv: its taps
             # buffer entries per PI x PO tile: one per weight slice (layout.weight_slices)
             nci = -(-cin // hw.pi) * weight_slices(conv.attrs["weight_bits"], hw.weight_bits, hw.mac_bits)
             lo = max(lo, nci * -(-min(lcm(hw.po, 5) if c.shift else hw.po, cout) // hw.po))

@@ -29,8 +29,10 @@ from .conftest import split_wtiles
 
 # One engine build serves the fuzz and the reduced CoDeNet: 8-bit activations (CoDeNet's), a small
 # MAC array (PI=4, PO=8) that random channel counts rarely fill, a 64-bit bus (8 lanes per word, so
-# strided views straddle words), and the default max_dilation 7 (a 15-row line buffer).
-HW = HardwareConfig(pi=4, po=8, act_bits=8, weight_bits=8, bus_bits=64, max_channels=256, max_width=64,
+# strided views straddle words), the default max_dilation 7 (a 15-row line buffer) and the default
+# window unit (kernels to 7); 1024 channels: a 7×7 window of 20 channels is 980 MAC inputs; 128
+# wide: the reduced CoDeNet's stem reads its 128² image.
+HW = HardwareConfig(pi=4, po=8, act_bits=8, weight_bits=8, bus_bits=64, max_channels=1024, max_width=128,
                     max_line=32 * 256, max_weights=256 * 256)
 FUZZ_MAX_HW = 12  # fuzzed maps are at most 12 × 12 (24 × 24 after an upsample)
 # The reduced CoDeNet: width 0.25 (channels 8/28/56/116/256, neck 64/32/16), 128² input.
@@ -93,6 +95,18 @@ class Builder:
         return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), out_bits, scale or 0.1 + rng.rand(),
                         {"shift": s, "weight_bits": w_bits}, {"weight": w, "mult": m, "bias": b})
 
+    def conv2d(self, rng, name, x, cout, out_bits, kernel, stride, padding, w_bits=8) -> str:
+        """A dense k×k conv (the window unit), weights [Cout][Cin·k·k] in the IR's (c, ky, kx) order."""
+        t = self.tensors[x]
+        h, w, c = t.shape
+        lim = (1 << (w_bits - 1)) - 1
+        wt = rng.randint(-lim, lim + 1, (cout, c * kernel * kernel)).astype(np.int8)
+        m, b, s = _requant(rng, accumulator_bound(wt, t.max_value), cout, out_bits, self.edge)
+        shape = ((h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1, cout)
+        return self.add(name, "conv2d", [x], shape, out_bits, 0.1 + rng.rand(),
+                        {"kernel": kernel, "stride": stride, "padding": padding, "shift": s, "weight_bits": w_bits},
+                        {"weight": wt, "mult": m, "bias": b})
+
     def dilation(self, rng, name, x, cout, bits) -> str:
         """A conv1x1 whose outputs spread over 0..R = 2^bits − 1 (positive weights, the accumulator
         range mapped linearly onto −1..R+1, so both clamps are hit)."""
@@ -142,7 +156,9 @@ def fuzz_graph(rng, p: dict) -> Graph:
     if p["prepool"]:
         hh, ww, c = g.tensors[x].shape
         x = g.add("prepool", "maxpool2x2", [x], (hh // 2, ww // 2, c))
-    if p["conv"]:
+    if p["conv"] and p.get("kxk"):  # a k×k conv through the window unit (no PREPOOL, no DEFORM after it)
+        x = g.conv2d(rng, "conv1", x, p["cout"], a, *p["kxk"], w_bits=int(rng.randint(2, 9)))
+    elif p["conv"]:
         x = g.conv(rng, "conv1", x, p["cout"], a, w_bits=int(rng.randint(2, 9)))
     if p["pool"]:
         hh, ww, c = g.tensors[x].shape
@@ -186,14 +202,31 @@ def fuzz_params(draw):
         p["upsample"] = True  # (without conv: a lone upsample, a copy that writes each pixel to 2×2)
     p["split"] = draw(st.sampled_from([False, False, True]))  # a weight buffer too shallow for some conv
     p["edge"] = draw(st.booleans())  # requant constants at the IR's limits
+    if conv and spatial != "deform" and draw(st.booleans()):  # the conv a k×k one (the window unit)
+        k = draw(st.sampled_from([1, 3, 5, 7]))
+        p["kxk"] = (k, draw(st.integers(1, 3)), draw(st.integers(0, k - 1)))
+        p["prepool"] = False
+        p["cin"] = min(p["cin"], KXK_MAX_INPUTS // (k * k) // HW.pi * HW.pi)
     return p
+
+
+KXK_MAX_INPUTS = HW.max_channels  # k·k·⌈cin/PI⌉·PI MAC inputs ≤ max_channels (kxk_cin)
+
+
+def kxk_fits(p: dict) -> bool:
+    """Is a drawn k×k conv's output grid at least 1×1 and large enough for its pool?"""
+    if not p.get("kxk"):
+        return True
+    k, s, pad = p["kxk"]
+    ho, wo = (p["h"] + 2 * pad - k) // s + 1, (p["w"] + 2 * pad - k) // s + 1
+    return min(ho, wo) >= 2 ** int(p["pool"]) and min(p["h"], p["w"]) + 2 * pad >= k
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(p=fuzz_params(), seed=st.integers(0, 2 ** 31 - 1))
 def test_fuzz_new_engine_features_bit_exact(engine, p, seed):
     pools = int(p["prepool"]) + int(p["pool"])
-    assume(min(p["h"], p["w"]) >= 2 ** pools)
+    assume(min(p["h"], p["w"]) >= 2 ** pools and kxk_fits(p))
     rng = np.random.RandomState(seed)
     graph = fuzz_graph(rng, p)
     depth = split_wtiles(graph, HW, rng) if p["split"] else None
@@ -262,6 +295,134 @@ def test_split_call_with_spatial_op_and_upsample_csim_bit_exact(engine, spatial)
         assert whole.ok and whole.logits_equal, whole.mismatch
 
 
+# ---- k×k convs on the window unit ---------------------------------------------------------------------
+
+# (kernel, stride, padding, h, w, cin, cout, from the image): every kernel 1/3/5/7 at stride 1 and 2
+# with no, some and the most padding; odd sizes; cin below, at and not a multiple of PI = 4; cout
+# over two output tiles (PO = 8); 8-bit image input (IN8) or activations; stride 3 (rows skipped).
+KXK_CASES = [
+    (1, 1, 0, 5, 7, 3, 9, True), (1, 2, 0, 7, 5, 6, 8, False),
+    (3, 1, 1, 7, 9, 3, 24, True), (3, 2, 1, 9, 7, 5, 11, False), (3, 2, 0, 8, 9, 4, 17, True),
+    (3, 1, 2, 5, 6, 7, 3, False), (3, 3, 1, 11, 10, 2, 5, False),
+    (5, 1, 2, 9, 7, 3, 12, True), (5, 2, 4, 6, 8, 9, 7, False), (5, 2, 0, 11, 9, 1, 16, False),
+    (7, 1, 3, 9, 9, 3, 10, True), (7, 2, 3, 12, 11, 10, 6, False), (7, 1, 6, 3, 4, 2, 9, False),
+]
+
+
+@pytest.mark.parametrize("case", KXK_CASES, ids=lambda c: "k{}s{}p{}_{}x{}_c{}-{}{}".format(*c[:7], "_in8" * c[7]))
+def test_kxk_conv_on_the_window_unit_csim_bit_exact(engine, case):
+    """A conv2d runs as one KXK call (the window unit feeding the MAC array), fused with the pool after
+    it where the grid allows one: C-sim and the functional simulator match golden per call."""
+    k, s, pad, h, w, cin, cout, from_image = case
+    rng = np.random.RandomState(k * 100 + s * 10 + pad)
+    g = Builder(h, w)
+    x = "input" if from_image else g.conv(rng, "conv0", "input", cin, 6)
+    x = g.conv2d(rng, "kxk", x, cout, 8, k, s, pad, w_bits=int(rng.randint(2, 9)))
+    ho, wo = g.tensors[x].shape[:2]
+    if min(ho, wo) >= 2:
+        x = g.add("pool", "maxpool2x2", [x], (ho // 2, wo // 2, cout))
+    graph = Graph("kxk", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    sched = schedule(graph, HW)
+    call = next(c for c in sched.calls if c.conv == "kxk")
+    assert call.layers[0] == "kxk"
+    assert call.descriptor["window"] == k | s << 8 | pad << 16 and call.descriptor["flags"] >> 9 & 1
+    assert (call.input == "input") == from_image  # the image (IN8 on this A8 engine for both)
+    assert call.pool == (min(ho, wo) >= 2)
+    image = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
+    for executor in (funcsim_executor(HW), engine):
+        report = verify(sched, graph, image, executor, per_call=True)
+        assert report.ok, report.mismatch
+        assert report.calls_checked == len(sched.calls) and report.logits_equal
+
+
+@pytest.mark.parametrize("case", [(3, 1, 1, 7, 6, 5, 9, False), (5, 2, 2, 9, 8, 3, 12, True)],
+                         ids=["k3s1p1_A4", "k5s2p2_in8_A4"])
+def test_kxk_conv_on_an_a4_engine_csim_bit_exact(case, tmp_path):
+    """On a 4-bit-activation engine the window unit reads A4 activations (one MAC pass per weight slice)
+    or the 8-bit image (IN8: two activation passes): both bit-exact."""
+    k, s, pad, h, w, cin, cout, from_image = case
+    hw = HW.with_(act_bits=4, bus_bits=128)
+    rng = np.random.RandomState(k)
+    g = Builder(h, w)
+    x = "input" if from_image else g.conv(rng, "conv0", "input", cin, 4)
+    x = g.conv2d(rng, "kxk", x, cout, 4, k, s, pad, w_bits=8)
+    graph = Graph("kxk_a4", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    sched = schedule(graph, hw)
+    call = next(c for c in sched.calls if c.conv == "kxk")
+    assert bool(call.descriptor["flags"] >> 4 & 1) == from_image  # IN8: the image; else A4 activations
+    engine = CsimEngine(write_project(graph, hw, tmp_path / "p").path, hw.bus_bits)
+    image = rng.randint(0, 256, (h, w, 3)).astype(np.uint8)
+    for executor in (funcsim_executor(hw), engine):
+        report = verify(sched, graph, image, executor, per_call=True)
+        assert report.ok and report.logits_equal, report.mismatch
+
+
+def test_kxk_conv_split_by_output_channel_csim_bit_exact(engine):
+    """A 3×3 conv whose k·k·⌈cin/PI⌉·PI-input weights exceed the weight buffer runs as parts by output
+    channel, each re-reading the window; parts and whole frame bit-exact."""
+    rng = np.random.RandomState(11)
+    g = Builder(7, 6)
+    x = g.conv(rng, "conv0", "input", 5, 8)
+    x = g.conv2d(rng, "kxk", x, 20, 8, 3, 1, 1, w_bits=8)
+    graph = Graph("kxk_split", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    # 9 taps × 2 vectors of PI = 4: 18 input tiles × 3 output tiles × 2 slices = 108 entries
+    hw = HW.with_(max_wtiles=40)
+    sched = schedule(graph, hw)
+    assert [c.channels for c in sched.calls if c.conv == "kxk"] == [(0, 8), (8, 16), (16, 20)]
+    image = rng.randint(0, 256, (7, 6, 3)).astype(np.uint8)
+    for executor in (funcsim_executor(hw), engine):
+        for per_call in (True, False):
+            report = verify(sched, graph, image, executor, per_call=per_call)
+            assert report.ok and report.logits_equal, report.mismatch
+
+
+def test_kxk_conv_the_engine_cannot_hold_is_refused_with_one_line():
+    """The scheduler names the layer and the limit: a kernel beyond max_kernel, an engine built without the
+    window unit, a row wider than the window line, more MAC inputs than max_channels."""
+    rng = np.random.RandomState(2)
+    g = Builder(9, 9)
+    x = g.conv(rng, "conv0", "input", 6, 8)
+    x = g.conv2d(rng, "big", x, 4, 8, 5, 1, 2)
+    graph = Graph("kxk_big", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    for hw, why in ((HW.with_(max_kernel=3), r"a 5x5 kernel > the window unit's max_kernel 3"),
+                    (HW.with_(max_kernel=0), r"max_kernel 0 \(the engine is built without it\)"),
+                    (HW.with_(window_line=16), r"window line 72 values \(W x ceil\(cin/PI\) x PI\) > window_line 16"),
+                    (HW.with_(max_channels=128), r"200 MAC inputs \(5x5 taps x 2 vectors of PI = 4\) > max_channels 128")):
+        with pytest.raises(ScheduleError, match=r"^layer 'big' does not fit the engine: .*" + why):
+            schedule(graph, hw)
+
+
+def test_an_engine_without_the_window_unit_rejects_kxk(tmp_path):
+    """sized_for builds the window unit only for a model with a k×k conv; an engine without it (MAX_KERNEL
+    absent from config.h) rejects the KXK descriptor itself."""
+    from codesign.hls.csim import CsimError
+
+    rng = np.random.RandomState(4)
+    g = Builder(5, 5)
+    x = g.conv2d(rng, "stem", "input", 4, 8, 3, 2, 1)
+    graph = Graph("kxk_only", "input", x, g.tensors, g.layers, {})
+    validate(graph)
+    hw = sized_for(graph)
+    assert (hw.max_kernel, hw.window_line) == (3, 5 * 32)  # 5 pixels × one PI = 32 vector
+    assert sized_for(fuzz_graph(rng, dict(h=4, w=4, cin=3, cout=3, a_bits=8, conv=True, prepool=False, pool=False,
+                                          spatial="none", upsample=True, interleave=None, from_image=False,
+                                          d_bits=3, d_ch=1))).max_kernel == 0
+    project = write_project(graph, hw, tmp_path / "p")
+    config = project.path / "src" / "config.h"
+    text = config.read_text()
+    assert "MAX_KERNEL = 3;" in text
+    config.write_text(text.replace("MAX_KERNEL", "NO_KERNEL").replace("WINDOW_LINE", "NO_WINDOW_LINE"))
+    engine = CsimEngine(project.path, hw.bus_bits)
+    sched = project.schedule
+    image = rng.randint(0, 256, (5, 5, 3)).astype(np.uint8)
+    with pytest.raises(CsimError, match="returned [1-9]"):  # > 0: descriptors rejected by check()
+        engine(sched.descriptor_table, sched.wmem, initial_fmem(sched, image, graph))
+
+
 # ---- a reduced CoDeNet end to end --------------------------------------------------------------------
 
 @pytest.fixture(scope="module", params=["a", "b"])
@@ -271,12 +432,16 @@ def codenet_graph(request):
 
 
 def test_reduced_codenet_csim_bit_exact(engine, codenet_graph):
-    """A reduced CoDeNet: the host stem, every engine call (per call and as one table) and the three
-    heads on the host, bit-exact against golden within a minute."""
+    """A reduced CoDeNet: the stem on the engine's window unit (config a: 3×3 stride 4; b: 3×3 stride 2 +
+    max-pool in one call), every engine call (per call and as one table) and the three heads on the host,
+    bit-exact against golden within a minute."""
     graph = codenet_graph
     sched = schedule(graph, HW)
-    assert sched.host_pre_layers == ["backbone.stem"] and len(sched.host_layers) == 3
-    assert sched.engine_inputs == ["backbone.stem"]
+    assert sched.host_pre_layers == [] and len(sched.host_layers) == 3
+    assert sched.engine_inputs == ["input"]
+    stem = sched.calls[0]
+    assert stem.conv == "backbone.stem" and stem.descriptor["flags"] >> 9 & 1  # KXK
+    assert stem.pool == any(la.name == "backbone.stem_pool" for la in graph.layers)
     assert sched.engine_outputs == ["heads.heatmap.dw", "heads.size.dw", "heads.offset.dw"]
     kinds = {(c.spatial is not None and graph.layer(c.spatial).op, c.upsample) for c in sched.calls}
     assert ("deform3x3", False) in kinds and ("dwconv3x3", False) in kinds and (False, True) in kinds
@@ -318,8 +483,12 @@ def test_dilation_range_beyond_the_engine_is_refused():
         schedule(graph, HW)
 
 
-def test_host_op_between_engine_ops_is_refused():
-    """Host ops run before the engine (from the image) or after it; one in the middle is refused."""
+def test_host_op_between_engine_ops_is_refused(monkeypatch):
+    """Host ops run before the engine (from the image) or after it; one in the middle is refused. The host
+    op here is conv2d as it ran before the window unit (its stage set back to HOST)."""
+    from codesign.graph.opdef import HOST, op_def
+
+    monkeypatch.setattr(type(op_def("conv2d")), "stage", HOST)
     t = {"input": TensorInfo((4, 4, 3), 8, False, 1 / 255), "a": TensorInfo((4, 4, 4), 8, False, 0.1),
          "p": TensorInfo((2, 2, 4), 8, False, 0.1), "b": TensorInfo((2, 2, 4), 8, False, 0.1),
          "c": TensorInfo((8, 8, 4), 8, False, 0.1), "d": TensorInfo((4, 4, 4), 8, False, 0.1)}

@@ -25,7 +25,7 @@ from codesign.hls.fit import fitting_config, project_resources
 from codesign.estimate.fit import DEFAULT_MARGIN
 
 ENGINE_DIR = HLS_TEMPLATES / "engine"
-DATAFLOW = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write")
+DATAFLOW = ("read", "unpack", "prepool", "window", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write")
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +131,15 @@ def counted_reference(request, tmp_path_factory):
 
 def test_stalls_between_stages_are_charged(counted_reference):
     """A phase of a row or more in which a stage reads no input or writes no output (PREPOOL's rows that
-    close no window, UPSAMPLE's second row copies, DEFORM's dilation bursts) adds to the call (cycles.h,
-    "Coupling"): the FIFOs between the stages are a few vectors deep."""
-    _, _, _, counted, _ = counted_reference
-    coupled = [c for c in counted.calls if any(f in c.flags.split("+") for f in ("PREPOOL", "UPSAMPLE", "DEFORM"))]
+    close no window, UPSAMPLE's second row copies, DEFORM's dilation bursts, the window unit's row reads
+    and emits) adds to the call (cycles.h, "Coupling"): the FIFOs between the stages are a few vectors deep."""
+    name, _, _, counted, _ = counted_reference
+    coupled = [c for c in counted.calls
+               if any(f in c.flags.split("+") for f in ("PREPOOL", "UPSAMPLE", "DEFORM", "KXK"))]
     assert coupled
+    if name == "codenet_b":  # the stem: a 3x3 stride-2 conv + max-pool through the window unit
+        stem = counted.calls[0]
+        assert "KXK" in stem.flags.split("+") and stem.stages["window"] > 0 and stem.stages["prepool"] == 0
     for c in coupled:
         assert c.coupling > 0, c
 

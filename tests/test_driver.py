@@ -352,7 +352,7 @@ def _reorder_descriptor(monkeypatch: pytest.MonkeyPatch, fields: tuple[str, ...]
 
 
 def test_reordered_descriptor_fields_need_no_driver_edit(graph, package, images, tmp_path, monkeypatch):
-    fields = ("reserved", "cout", "cin") + tuple(f for f in descriptor.FIELDS if f not in ("reserved", "cout", "cin"))
+    fields = ("window", "cout", "cin") + tuple(f for f in descriptor.FIELDS if f not in ("window", "cout", "cin"))
     with monkeypatch.context() as m:
         _reorder_descriptor(m, fields)
         proj = write_project(graph, sized_for(graph), tmp_path / "reordered").path

@@ -1,5 +1,5 @@
 """The PYNQ runtime on a detector: a reduced CoDeNet deploy package on the simulated device, the stem
-on the host before the engine, three engine outputs, three head outputs bit-exact with golden."""
+on the engine's window unit, three engine outputs, three head outputs bit-exact with golden."""
 from __future__ import annotations
 
 import sys
@@ -40,7 +40,8 @@ def frames():
 def test_package_records_host_pre_layers_and_every_output(codenet_package, codenet_graph):
     pkg = load_package(codenet_package)
     s = pkg.schedule
-    assert s.host_pre_layers == ["backbone.stem"] and s.engine_inputs == ["backbone.stem"]
+    # the stem conv2d runs on the engine's window unit: the host writes the image itself
+    assert s.host_pre_layers == [] and s.engine_inputs == ["input"]
     assert len(s.engine_outputs) == 3 and len(s.host_layers) == 3
     assert pkg.model_type == "codenet" and [o["name"] for o in pkg.meta["model"]["outputs"]] == codenet_graph.outputs
     assert (codenet_package / "codesign" / "decode.py").is_file()  # the CenterNet decode, NumPy only

@@ -28,8 +28,8 @@ def tiny_project(tiny_graph, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def full_project(tiny_graph, tmp_path_factory):
-    """The tiny model on an engine with every unit built (the spatial unit too)."""
-    hw = sized_for(tiny_graph, HardwareConfig()).with_(spatial_unit=True)
+    """The tiny model on an engine with every unit built (the spatial unit and the window unit too)."""
+    hw = sized_for(tiny_graph, HardwareConfig()).with_(spatial_unit=True, max_kernel=3, window_line=64 * 32)
     return write_project(tiny_graph, hw, tmp_path_factory.mktemp("fit") / "full")
 
 
@@ -58,6 +58,9 @@ def test_every_memory_of_the_rendered_source_is_in_the_inventory(full_project):
     # banks from the ARRAY_PARTITION pragmas, sizes from the compiler
     assert by_name["engine.h", "wbuf"].banks == hw.po
     assert by_name["engine.h", "wsp"].banks == 9 * hw.po
+    # the window unit's ring: max_kernel rows of window_line / PI packed PI-lane words, one memory
+    ring = by_name["window.h", "ring"]
+    assert (ring.banks, ring.depth, ring.width) == (1, 3 * 64, hw.pi * 8)
     assert by_name["spatial.h", "ring"].banks > 1 and by_name["io.h", "row"].banks == 1
     assert all(m.depth >= 1 and m.width >= 1 for m in memories)
 

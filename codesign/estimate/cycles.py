@@ -32,17 +32,17 @@ from ..hw.limits import split_channels
 from ..hw.plan import hw_max_dilation
 from ..hw.split import part_name
 from .params import ModelParams
-from .workload import CallWork, HostWork, Workload, workload
+from .workload import CallWork, HostWork, Workload, windows_on_host, workload
 
 CONTROL_STYLES = ("descriptor", "per_layer")
 MICROARCHS = ("engine", "ideal", "codenet")
 DESC_BYTES = descriptor.WORDS * 4
 # Dataflow stages of one call, as the counting C-simulation names them (hls_templates/engine/cycles.h)
-ENGINE_STAGES = ("read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch",
+ENGINE_STAGES = ("read", "unpack", "prepool", "window", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch",
                  "write")
 # Pipeline depth of each stage's main loop (what a stage adds to the call as the fill when it is not the
 # slowest one): the order of magnitude the units state; the count uses the exact constants.
-STAGE_FILL = {"read": 3, "unpack": 3, "prepool": 3, "mac": 9, "requant": 7, "pool": 3, "shift": 3, "spatial": 10,
+STAGE_FILL = {"read": 3, "unpack": 3, "prepool": 3, "window": 3, "mac": 9, "requant": 7, "pool": 3, "shift": 3, "spatial": 10,
               "pack": 3, "prefetch": 2, "write": 3}
 
 
@@ -257,7 +257,7 @@ def engine_parts(c: CallWork, hw: HardwareConfig) -> list[CallWork]:
     whole (the scheduler refuses it; the estimate is then of a call that does not fit)."""
     if not c.conv:
         return [c]
-    parts = split_channels(c.cin, c.cout, c.weight_bits, hw, c.shift)
+    parts = split_channels(c.mac_cin(hw.pi), c.cout, c.weight_bits, hw, c.shift)
     return [_part(c, a, b) for a, b in parts] if len(parts) > 1 else [c]
 
 
@@ -337,14 +337,20 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> StageCy
         hp = h // 2 * 2
         return (hp // 2 + h - hp) * w * nct
 
-    cyc["prepool"] = pix_in * nci  # the 2×2 max-pool before the array, or its pass-through
+    nci_mac = _cdiv(c.mac_cin(hw.pi), hw.pi)  # input vectors per MAC pixel: k·k·nci for a k×k window
+    if c.kernel:  # window.h: read an input row (nothing out), then emit the output rows it completes
+        cyc["window"] = pix_in * nci + pix1 * nci_mac
+        starve["window"] = pix_in * nci
+        stall["window"] = pix1 * nci_mac
+    else:
+        cyc["prepool"] = pix_in * nci  # the 2×2 max-pool before the array, or its pass-through
     if c.prepool:
         starve["prepool"] = quiet_rows(c.in_h, c.in_w, nci)
     if c.pool:
         starve["pool"] = quiet_rows(c.h1, c.w1, nco)
     if c.shift:  # the first row is read with nothing out, the flush row out with nothing read
         starve["shift"] = stall["shift"] = c.wp * nco
-    cyc["mac"] = pix1 * (nco * passes * nci if c.conv else max(nci, nco))
+    cyc["mac"] = pix1 * (nco * passes * nci_mac if c.conv else max(nci, nco))
     cyc["requant"] = pix1 * nco
     cyc["pool"] = pix1 * nco  # pool, or its pass-through
     cyc["shift"] = ((c.hp + 1) * c.wp if c.shift else pixp) * nco  # Dirac5 with its flush row, or passing
@@ -366,8 +372,8 @@ def engine_stage_cycles(c: CallWork, hw: HardwareConfig, passes: int) -> StageCy
         # the tiles they complete
         rows = c.cout * weight_slices(c.weight_bits, hw.weight_bits, hw.mac_bits)
         lanes_w = hw.bus_bits // hw.mac_bits
-        wpr = _cdiv(c.cin, lanes_w)
-        steps = nci if lanes_w >= hw.pi else wpr + nci - ((wpr - 1) * lanes_w // hw.pi + 1)
+        wpr = _cdiv(c.mac_cin(hw.pi), lanes_w)
+        steps = nci_mac if lanes_w >= hw.pi else wpr + nci_mac - ((wpr - 1) * lanes_w // hw.pi + 1)
         load += lat + rows * steps + lat + 2 * c.cout
         load_words += rows * wpr + 2 * c.cout
     if c.spatial:
@@ -427,7 +433,7 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         c = _notebook_call(c, hw)
     f = hw.clock_mhz * 1e6
     bus_bytes = hw.bus_bits // 8
-    nci, nco = _cdiv(c.cin, hw.pi), _cdiv(c.cout, hw.po)
+    nci, nco = _cdiv(c.mac_cin(hw.pi), hw.pi), _cdiv(c.cout, hw.po)
     taps = 4 if c.prepool else 1
     pix1, pixp, pix2, pix3 = c.h1 * c.w1, c.hp * c.wp, c.h2 * c.w2, c.h3 * c.w3
     in_words, _ = view_words(c.in_cbuf, c.in_rot, c.cin, hw.bus_bits // c.in_store_bits, c.in_stride)
@@ -495,7 +501,7 @@ def call_estimate(c: CallWork, hw: HardwareConfig, p: ModelParams, ddr_gbps: flo
         else:  # ours: mac_bits-wide slices packed to the bus (layout.pack_weight_slices)
             slices = weight_slices(c.weight_bits, hw.weight_bits, hw.mac_bits)
             lanes_c = hw.bus_bits // hw.mac_bits
-        w_words += c.cout * _cdiv(c.cin, lanes_c) * slices + 2 * c.cout  # weights + requant constants
+        w_words += c.cout * _cdiv(c.mac_cin(hw.pi), lanes_c) * slices + 2 * c.cout  # weights + requant constants
     if c.spatial:  # [9][C] tap-major + requant constants
         w_words += 9 * _cdiv(c.cout, lanes_w) * _cdiv(c.spatial_weight_bits, hw.weight_bits) + 2 * c.cout
     weight_bytes = w_words * bus_bytes
@@ -607,6 +613,8 @@ def estimate(graph: Graph | Workload, hw: HardwareConfig, batch: int = 1, contro
     p = params or ModelParams()
     board = board or hw.board_info()
     wl = graph if isinstance(graph, Workload) else workload(graph, hw.act_bits)
+    if p.window_on_host:
+        wl = windows_on_host(wl)
     ddr = p.ddr_gbps or board.ddr_gbps
     n = batch
     t_r, t_w = p.reg_read_ms * 1e-3, p.reg_write_ms * 1e-3

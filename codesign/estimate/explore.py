@@ -152,13 +152,16 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
         raise ValueError(f"rank_batch={rank_batch} must be 1 or batch_n={batch_n}")
     sized = sized_for(graph, (base or HardwareConfig()).with_(board=b.name))
     calls, _ = fuse(graph)
-    req = requirements(graph, calls)
     wl: Workload = workload(graph, sized.act_bits)
     clocks = list(clocks_mhz) if clocks_mhz else [b.clock_mhz]
     tasks = []
     for pi, po, bus, clk in itertools.product(pis, pos, bus_bits, clocks):
         hw = sized.with_(pi=pi, po=po, bus_bits=bus, clock_mhz=float(clk))
         hw = hw.with_(max_wtiles=weight_tiles_needed(graph, calls, hw))  # the buffer for this array shape
+        # a k×k conv's MAC inputs and window row are whole PI-vectors: sized for this PI
+        req = requirements(graph, calls, hw)
+        hw = hw.with_(max_channels=max(hw.max_channels, req.max_channels),
+                      max_weights=max(hw.max_weights, req.max_weights), window_line=max(hw.window_line, req.window_line))
         try:
             check_fits(req, hw, graph, calls)
         except ScheduleError:  # pragma: no cover - sized_for makes every sweep point schedulable

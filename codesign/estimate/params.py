@@ -125,6 +125,9 @@ class ModelParams:
     # The first engine call (the 8-bit image stem) runs on the ARM instead (Synetgy preset: its
     # 4-bit MAC array cannot take 8-bit pixels; see docs/estimator.md).
     stem_on_cpu: bool = False
+    # The k×k convs on the image (CoDeNet's stem conv2d, and a pool after it) run on the ARM, as
+    # CoDeNet's published flow ran them; default: on the engine's window unit.
+    window_on_host: bool = False
     # The detection heads' last 1×1 convs (`conv1x1_head`) run as engine calls, and the host reads back
     # only their outputs for the decode (CoDeNet's notebook runs them on the accelerator). Default: on
     # the ARM, which reads back their inputs.
@@ -250,7 +253,7 @@ CODENET_TIMING = ModelParams(mac_in_bits=8, mac_ii=1, spatial_lanes=16, spatial_
                              microarch="codenet", tile_drain_cycles=11, linebuf_pixel_cycles=41,
                              window_pixel_cycles=33, reg_read_ms=0.085, start_overhead_ms=0.045,
                              per_layer_arg_writes=1, full_calls=True,
-                             max_call_cout=512, pool_unit=False, head_on_engine=True)
+                             max_call_cout=512, pool_unit=False, head_on_engine=True, window_on_host=True)
 # Six m_axi masters (fmap, out, k0_1, k0_3, quant, offsets: the INTERFACE pragmas of deform.cpp).
 CODENET_RESOURCE_PARAMS = ResourceParams(axi_masters=6)
 

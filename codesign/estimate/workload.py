@@ -8,7 +8,7 @@ A `Workload` is small and picklable, which is what the exploration's worker proc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..graph import Graph
 from ..graph.stats import layer_macs
@@ -55,14 +55,27 @@ class CallWork:
     max_dilation: int = 0  # DEFORM: the layer's range R (the spatial unit's reach)
     copy: bool = False  # a pass-through copy inserted by the scheduler (no IR layer)
     reads_host_output: bool = False  # its input is written by a host op before the engine (the stem)
+    # A k×k conv (conv2d) through the window unit: kernel (0: a 1×1 conv or none), stride, padding
+    kernel: int = 0
+    kstride: int = 1
+    pad: int = 0
 
     @property
-    def h1(self) -> int:  # conv grid
+    def h1(self) -> int:  # conv grid (after PREPOOL or the k×k window)
+        if self.kernel:
+            return (self.in_h + 2 * self.pad - self.kernel) // self.kstride + 1
         return self.in_h // 2 if self.prepool else self.in_h
 
     @property
     def w1(self) -> int:
+        if self.kernel:
+            return (self.in_w + 2 * self.pad - self.kernel) // self.kstride + 1
         return self.in_w // 2 if self.prepool else self.in_w
+
+    def mac_cin(self, pi: int) -> int:
+        """The MAC array's inputs per pixel: cin, or k·k taps of ⌈cin/PI⌉ PI-vectors (hw/limits.py
+        mac_inputs)."""
+        return self.kernel ** 2 * -(-self.cin // pi) * pi if self.kernel else self.cin
 
     @property
     def hp(self) -> int:  # after POOL (what the spatial unit reads)
@@ -90,7 +103,8 @@ class CallWork:
 
     @property
     def flags(self) -> str:
-        names = [n for n, on in (("PREPOOL", self.prepool), ("CONV", self.conv), ("POOL", self.pool),
+        names = [n for n, on in (("PREPOOL", self.prepool), ("KXK", self.kernel > 0), ("CONV", self.conv),
+                                 ("POOL", self.pool),
                                  ("SHIFT", self.shift),
                                                  ("DW", self.spatial == "dw"), ("DEFORM", self.spatial == "deform"),
                                                  ("STRIDE2", self.stride2), ("UPSAMPLE", self.upsample)) if on]
@@ -133,6 +147,27 @@ class Workload:
         return sum(c.macs for c in self.calls)
 
 
+def windows_on_host(wl: Workload) -> Workload:
+    """`wl` as a flow that runs the k×k convs reading the image on the ARM (CoDeNet's published
+    stem): each becomes host work before the engine, and a pool fused after it a pool-only engine
+    call on the conv's output (what the scheduler made of them before the window unit)."""
+    host: list[HostWork] = []
+    calls: list[CallWork] = []
+    for c in wl.calls:
+        if not (c.kernel and c.reads_graph_input):
+            calls.append(c)
+            continue
+        elems = c.h1 * c.w1 * c.cout
+        host.append(HostWork(c.name, "conv2d", c.macs, c.cout * c.cin * c.kernel ** 2, pre=True, out_elems=elems,
+                             out_bits=c.out_bits, in_shape=(c.in_h, c.in_w, c.cin)))
+        if len(c.layers) > 1:  # the stages fused after the conv: their own call on its output
+            calls.append(replace(c, name=c.layers[1], layers=c.layers[1:], conv=False, kernel=0, kstride=1, pad=0,
+                                 in_h=c.h1, in_w=c.w1, in_cbuf=c.cout, in_rot=0, cin=c.cout,
+                                 in_store_bits=wl.act_bits, in_value_bits=c.out_bits, weight_bits=0, macs=0,
+                                 reads_graph_input=False, reads_host_output=True))
+    return replace(wl, calls=tuple(calls), host=tuple(host) + wl.host)
+
+
 def workload(graph: Graph, act_bits: int = 4) -> Workload:
     """Engine calls and host work of one frame of `graph`, placed as the scheduler places them."""
     hw = HardwareConfig(act_bits=act_bits)
@@ -149,6 +184,7 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
         # A pass-through copy's output is not an IR tensor: it carries its input's values.
         out_t = t[c.input] if c.is_copy or c.output not in t else t[c.output]
         dbuf = buffers[views[c.dilation].buffer] if c.dilation else None
+        win = op_def(conv.op).window(conv) if conv is not None else None
         out.append(CallWork(
             name=c.name, layers=tuple(c.layers), conv=conv is not None, prepool=c.prepool, pool=c.pool,
             shift=c.shift, in_h=bin_.h, in_w=bin_.w, in_cbuf=bin_.cbuf, in_rot=vin.rot, cin=vin.n,
@@ -162,7 +198,8 @@ def workload(graph: Graph, act_bits: int = 4) -> Workload:
             spatial_macs=layer_macs(graph, sp) if sp else 0, spatial_weight_bits=sp.attrs["weight_bits"] if sp else 0,
             d_cbuf=dbuf.cbuf if dbuf else 0, d_store_bits=dbuf.store_bits if dbuf else 0,
             max_dilation=op_def(sp.op).max_dilation(sp) if sp is not None else 0, copy=c.is_copy,
-            reads_host_output=c.input in pre_out and c.input != graph.input))
+            reads_host_output=c.input in pre_out and c.input != graph.input,
+            **(dict(kernel=win[0], kstride=win[1], pad=win[2]) if win else {})))
     host_work = []
     for name, is_pre in [(n, True) for n in pre] + [(n, False) for n in host]:
         layer = graph.layer(name)

@@ -73,6 +73,11 @@ class OpDef:
         """The reach its stage needs from the engine's line buffer (hardware max_dilation); 0: none."""
         return 0
 
+    def window(self, layer: Layer) -> tuple[int, int, int] | None:
+        """(kernel, stride, padding) of a CONV op whose MAC array reads k x k windows of its input
+        through the engine's window unit (conv2d); None: a 1x1 conv, one pixel per output pixel."""
+        return None
+
 
 OPS: dict[str, OpDef] = {}
 

@@ -85,6 +85,12 @@ class HardwareConfig:
     # weights (an 8-bit stem) run in mac_bits-wide slices, one pass per slice pair; 4-bit
     # operands make LUT multipliers (Synetgy's 4-bit array), 8 makes one DSP48E2 per product.
     mac_bits: int = 4
+    # The window unit of a dense k x k conv (conv2d, CoDeNet's stem): the largest kernel it takes
+    # (0: built without the unit) and its line buffer's row in values, W x ceil(Cin/PI) x PI of the
+    # widest input row; the unit holds max_kernel such rows. sized_for sets both from the model
+    # (0 for one without a k x k conv); the default takes the 8-bit image at max_width.
+    max_kernel: int = 7
+    window_line: int = 224 * 32
 
     def __post_init__(self) -> None:
         for name in ("pi", "po", "max_channels", "max_width", "max_height", "max_line", "max_weights", "max_desc"):
@@ -101,6 +107,11 @@ class HardwareConfig:
             raise HardwareConfigError(f"mac_bits={self.mac_bits!r} must be 2, 4 or 8")
         if not 16 <= self.acc_bits <= 32:
             raise HardwareConfigError(f"acc_bits={self.acc_bits} must be 16..32")
+        for name in ("max_kernel", "window_line"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be a non-negative integer")
+        if self.max_kernel > 15:
+            raise HardwareConfigError(f"max_kernel={self.max_kernel} must be at most 15")
         if not isinstance(self.max_wtiles, int) or self.max_wtiles < 0:
             raise HardwareConfigError(f"max_wtiles={self.max_wtiles!r} must be a non-negative integer")
         if self.clock_mhz <= 0:

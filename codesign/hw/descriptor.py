@@ -14,17 +14,30 @@ from ..errors import CodesignError
 # Field order is the word order in the descriptor table (one 32-bit word each). Words 0..15 are
 # DiracDeltaNet's engine; 16.. came with CoDeNet (channel strides, the spatial unit, deform's
 # dilation map) and may be left out of a descriptor (they default to 0; a stride of 0 means 1).
+# Word 15 (`window`, reserved before) holds a KXK call's kernel, stride and padding (`window_word`):
+# the k x k conv reused the spare word so that the table stays 27 words and every existing
+# descriptor (window 0) is unchanged.
 FIELDS: tuple[str, ...] = (
     "flags", "in_addr", "in_h", "in_w", "in_cbuf", "in_rot", "cin",
-    "out_addr", "out_cbuf", "out_rot", "cout", "w_addr", "q_addr", "shift", "act_max", "reserved",
+    "out_addr", "out_cbuf", "out_rot", "cout", "w_addr", "q_addr", "shift", "act_max", "window",
     "in_stride", "out_stride", "d_addr", "d_cbuf", "d_rot", "d_max", "sw_addr", "sq_addr", "s_shift", "s_act_max",
     "w_bits",
 )
 FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4,
-                         "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8}
+                         "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8, "KXK": 9}
 WORDS = len(FIELDS)
-# Fields a descriptor may omit (0): the reserved word and everything added after the first engine.
-OPTIONAL: frozenset[str] = frozenset(("reserved",) + FIELDS[FIELDS.index("in_stride"):])
+# Fields a descriptor may omit (0): the window word and everything added after the first engine.
+OPTIONAL: frozenset[str] = frozenset(("window",) + FIELDS[FIELDS.index("in_stride"):])
+
+
+def window_word(kernel: int, stride: int, padding: int) -> int:
+    """The `window` field of a KXK call: kernel in bits 0..7, stride 8..15, padding 16..23."""
+    return kernel | stride << 8 | padding << 16
+
+
+def window_of(word: int) -> tuple[int, int, int]:
+    """(kernel, stride, padding) of a `window` field (the inverse of `window_word`)."""
+    return word & 0xFF, word >> 8 & 0xFF, word >> 16 & 0xFF
 
 
 def flag_bits(*names: str) -> int:

@@ -8,7 +8,7 @@ from ..graph import Graph
 from ..graph.opdef import op_def
 from . import descriptor, layout
 from .config import HardwareConfig
-from .limits import spatial_layer
+from .limits import call_window, spatial_layer
 from .plan import Buffer, Call, ScheduleError, View, call_output_view
 
 def _log2_stride(stride: int, what: str) -> int:
@@ -49,8 +49,9 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
                                  ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8), ("UPSAMPLE", c.upsample)) if on]
         if sp is not None:  # what the spatial op's stage needs (its op class)
             flags += op_def(sp.op).engine_flags(sp)
+        win = call_window(graph, c)
         act_src = c.input if (c.is_copy or not c.conv) else graph.layer(c.conv).output
-        d = {"flags": descriptor.flag_bits(*flags), "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
+        d = {"flags": 0, "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
              "in_cbuf": bin_.cbuf, "in_rot": vin.rot, "cin": vin.n, "out_addr": bout.addr,
              "out_cbuf": bout.cbuf, "out_rot": vout.rot, "cout": vout.n, "w_addr": 0, "q_addr": 0,
              "shift": 0, "act_max": (1 << t[act_src].bits) - 1,
@@ -58,15 +59,19 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
              "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
             conv = graph.layer(c.conv)
+            flags += op_def(conv.op).engine_flags(conv)  # KXK: the window unit feeds the MAC array
+            weight = conv.params["weight"]
+            if win is not None:  # the MAC array's order of the window's taps
+                weight = layout.window_weights(weight, vin.n, win[0], hw.pi)
+                d["window"] = descriptor.window_word(*win)
             pw = layout.weight_slices(conv.attrs["weight_bits"], hw.weight_bits, hw.mac_bits)
             if conv.name not in packed:
-                packed[conv.name] = (put(layout.pack_weight_slices(conv.params["weight"], conv.attrs["weight_bits"],
+                packed[conv.name] = (put(layout.pack_weight_slices(weight, conv.attrs["weight_bits"],
                                                                    hw.mac_bits, hw.bus_bits)),
                                      put(layout.pack_requant(conv.params["mult"], conv.params["bias"], hw.bus_bits)))
             w_base, q_base = packed[conv.name]
             # rows start on a word: output channel `first`'s pw slice rows, constants two words per channel
-            d["w_addr"] = w_base + first * pw * layout.weight_row_words(conv.params["weight"].shape[1], hw.mac_bits,
-                                                                        hw.bus_bits)
+            d["w_addr"] = w_base + first * pw * layout.weight_row_words(weight.shape[1], hw.mac_bits, hw.bus_bits)
             d["q_addr"] = q_base + first * layout.REQUANT_WORDS
             d["shift"] = conv.attrs["shift"]
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice
@@ -89,6 +94,7 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
                     raise ScheduleError(f"call '{c.name}': the dilation map '{c.dilation}' must be one stored "
                                         "activation channel")
                 d.update(d_addr=bd.addr, d_cbuf=bd.cbuf, d_rot=vd.rot, d_max=op_def(sp.op).max_dilation(sp))
+        d["flags"] = descriptor.flag_bits(*flags)
         c.descriptor = d
     wmem = np.concatenate(wchunks) if wchunks else np.zeros(word_bytes, dtype=np.uint8)
     return wmem, addr

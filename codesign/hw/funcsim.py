@@ -47,6 +47,20 @@ def depthwise(x: np.ndarray, wgt: np.ndarray, stride: int, dil: np.ndarray | Non
     return acc[None]
 
 
+def window_taps(x: np.ndarray, kernel: int, stride: int, padding: int, pi: int) -> np.ndarray:
+    """What the window unit sends the MAC array: per output pixel of a k×k conv, taps t = ky·k + kx
+    in order, each as ⌈C/PI⌉ PI-vectors (channels zero-padded), zero outside the image.
+    (1, H, W, C) → (1, Ho, Wo, k·k·⌈C/PI⌉·PI)."""
+    _, h, w, c = x.shape
+    cpad = -(-c // pi) * pi
+    ho, wo = (h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1
+    xp = np.zeros((h + 2 * padding, w + 2 * padding, cpad), np.int64)
+    xp[padding:padding + h, padding:padding + w, :c] = x[0]
+    taps = [xp[ky:ky + stride * (ho - 1) + 1:stride, kx:kx + stride * (wo - 1) + 1:stride]
+            for ky in range(kernel) for kx in range(kernel)]
+    return np.concatenate(taps, axis=-1)[None]
+
+
 def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: HardwareConfig) -> None:
     """Execute one descriptor, updating `fmem` (bytes) in place."""
     flags = d["flags"]
@@ -59,9 +73,11 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
     x = buf[..., view_channels(d["in_cbuf"], d["in_rot"], d["cin"], d.get("in_stride", 1))][None].astype(np.int64)
     if on["PREPOOL"]:
         x = ops.maxpool2x2(x)
+    if on["KXK"]:
+        x = window_taps(x, *descriptor.window_of(d.get("window", 0)), hw.pi)
     grid = x.shape[1:3]  # the pixel grid the dilation map is read on (before POOL)
     if on["CONV"]:
-        cout, cin = d["cout"], d["cin"]
+        cout, cin = d["cout"], x.shape[3]
         pw = layout.weight_slices(d.get("w_bits", 0), hw.weight_bits, hw.mac_bits)
         wgt = layout.unpack_weight_slices(wmem[d["w_addr"] * nb:], cout, cin, pw, hw.mac_bits, bus)
         mult, bias = layout.unpack_requant(wmem[d["q_addr"] * nb:], cout, bus)

@@ -1,6 +1,6 @@
 """Scheduler pass 1, fusion: split the host ops from the engine's, then group the engine's IR
-layers into calls along the engine's pipeline (PREPOOL → CONV → POOL → SPATIAL: shift | dw3×3 |
-deform3×3 → UPSAMPLE); slices and concats are not calls (they are views, placed by hw/place.py).
+layers into calls along the engine's pipeline (PREPOOL | WINDOW → CONV → POOL → SPATIAL: shift |
+dw3×3 | deform3×3 → UPSAMPLE); slices and concats are not calls (they are views, placed by hw/place.py).
 """
 from __future__ import annotations
 
@@ -85,7 +85,10 @@ def fuse_all(graph: Graph) -> tuple[list[str], list[Call], list[str]]:
             raise ScheduleError(f"layer '{layer.name}': op '{layer.op}' has no engine mapping")
         first = layer.name
         call = Call(name=layer.name, layers=[], input=layer.inputs[0], output=layer.output)
-        if stage(layer) == opdef.POOL and (nxt := sole_user(layer.output, (opdef.CONV,))):
+        # pool → conv: the read unit pools. Not before a k×k conv: the window unit takes the
+        # prepool's place before the MAC array (one process, one of the two)
+        if stage(layer) == opdef.POOL and (nxt := sole_user(layer.output, (opdef.CONV,))) \
+                and op_def(nxt.op).window(nxt) is None:
             call.prepool = True  # pool → conv: the read unit pools, the pooled map never hits DDR
             call.layers.append(layer.name)
             absorbed.add(nxt.name)
@@ -104,8 +107,11 @@ def fuse_all(graph: Graph) -> tuple[list[str], list[Call], list[str]]:
                 call.layers.append(nxt.name)
                 absorbed.add(nxt.name)
             nxt = sole_user(tail, SPATIAL_STAGES)
-            # a dilation map is read on the pixel grid before POOL: not fused after one
-            if nxt and not (op_def(nxt.op).dilation_input(nxt) and (call.pool or not dilation_ready(nxt, first))):
+            # a dilation map is read on the pixel grid before POOL (and the input grid: not after a
+            # k×k conv's window, which changes the grid): not fused after one
+            windowed = call.conv is not None and op_def(layer.op).window(layer) is not None
+            if nxt and not (op_def(nxt.op).dilation_input(nxt)
+                            and (call.pool or windowed or not dilation_ready(nxt, first))):
                 add_spatial(call, nxt)
                 tail = nxt.output
                 absorbed.add(nxt.name)

@@ -123,6 +123,17 @@ def unpack_weight_slices(data: np.ndarray, cout: int, cin: int, pw: int, mac_bit
     return w
 
 
+def window_weights(weight: np.ndarray, cin: int, kernel: int, pi: int) -> np.ndarray:
+    """A k×k conv's weights (Cout, Cin·k·k) in the IR's order (c, ky, kx) → the MAC array's
+    (Cout, k·k·⌈Cin/PI⌉·PI): the window unit sends tap t = ky·k + kx as ⌈Cin/PI⌉ PI-vectors, so
+    input j = (t·⌈Cin/PI⌉ + ct)·PI + l holds channel c = ct·PI + l of tap t (0 for c >= Cin)."""
+    cout, taps = weight.shape[0], kernel * kernel
+    cpad = -(-cin // pi) * pi
+    out = np.zeros((cout, taps, cpad), dtype=weight.dtype)
+    out[:, :, :cin] = weight.reshape(cout, cin, taps).transpose(0, 2, 1)
+    return out.reshape(cout, taps * cpad)
+
+
 REQUANT_WORDS = 2  # words per output channel
 
 

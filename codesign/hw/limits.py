@@ -26,15 +26,40 @@ class Requirements:
     weight_bits: int
     act_bits: int
     max_dilation: int = 0  # largest deform3x3 range R (0: no deformable layer)
+    max_kernel: int = 0  # largest k of a k×k conv (0: none, no window unit)
+    window_line: int = 0  # the window unit's widest row: W × ⌈Cin/PI⌉·PI values of a k×k conv's input
+
+
+def call_window(graph: Graph, call: Call) -> tuple[int, int, int] | None:
+    """(kernel, stride, padding) of a call whose conv reads k×k windows (conv2d), else None."""
+    return op_def(graph.layer(call.conv).op).window(graph.layer(call.conv)) if call.conv else None
+
+
+def mac_inputs(cin: int, window: tuple[int, int, int] | None, pi: int) -> int:
+    """Inputs per output pixel of the MAC array: cin, or for a k×k window k·k taps of ⌈cin/PI⌉
+    whole PI-vectors each (the window unit sends every tap's channels as their own vectors)."""
+    return cin if window is None else window[0] ** 2 * -(-cin // pi) * pi
+
+
+def window_line(graph: Graph, call: Call, pi: int) -> int:
+    """Values of one input row in the window unit's line buffer: W × ⌈cin/PI⌉·PI (0: no window)."""
+    if call_window(graph, call) is None:
+        return 0
+    _, w, cin = graph.tensors[call.input].shape
+    return w * -(-cin // pi) * pi
 
 
 def call_geometry(graph: Graph, call: Call) -> tuple[int, int, int, int, int]:
-    """(H, W) after the read stage, cin, cout and the widest line (W × C) the engine's line
-    buffers hold: pool / shift / spatial (W × cout), PREPOOL (in_w/2 × cin) and the writer's
-    UPSAMPLE row (one input row of the output, W_out/2 × cout)."""
+    """(H, W) of the MAC array's pixel grid (after PREPOOL or the k×k window), cin, cout and the
+    widest line (W × C) the engine's line buffers hold: pool / shift / spatial (W × cout), PREPOOL
+    (in_w/2 × cin) and the writer's UPSAMPLE row (one input row of the output, W_out/2 × cout).
+    The window unit's rows are `window_line`."""
     h, w, cin = graph.tensors[call.input].shape
     if call.prepool:
         h, w = h // 2, w // 2
+    if (win := call_window(graph, call)) is not None:
+        k, s, p = win
+        h, w = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
     cout = graph.tensors[call.output].shape[2]
     line = w * cout if (call.pool or call.shift or call.spatial) else 0
     if call.prepool:
@@ -48,21 +73,29 @@ def spatial_layer(graph: Graph, call: Call) -> Layer | None:
     return graph.layer(call.spatial) if call.spatial else None
 
 
-def requirements(graph: Graph, calls: list[Call]) -> Requirements:
+def requirements(graph: Graph, calls: list[Call], hw: HardwareConfig | None = None) -> Requirements:
+    """The buffers `calls` need; a k×k conv's MAC inputs depend on the array's PI (`hw`'s, default
+    the default config's)."""
+    pi = (hw or HardwareConfig()).pi
     rows = [call_geometry(graph, c) for c in calls]
     convs = [graph.layer(c.conv) for c in calls if c.conv]
+    mac_in = [mac_inputs(r[2], call_window(graph, c), pi) for c, r in zip(calls, rows)]
+    windows = [win for c in calls if (win := call_window(graph, c)) is not None]
     spatial = [layer for c in calls if (layer := spatial_layer(graph, c)) is not None]
     act_bits = max(graph.tensors[c.output].bits for c in calls)
     act_bits = max([act_bits] + [graph.tensors[layer.output].bits for layer in convs])
     return Requirements(
-        max_channels=max(max(r[2], r[3]) for r in rows),
-        max_width=max(graph.tensors[c.input].shape[1] for c in calls),
-        max_height=max(graph.tensors[c.input].shape[0] for c in calls),
+        max_channels=max(max(m, r[3]) for m, r in zip(mac_in, rows)),
+        # the input, and a k×k conv's output grid (padding can make it larger)
+        max_width=max(max(graph.tensors[c.input].shape[1], r[1]) for c, r in zip(calls, rows)),
+        max_height=max(max(graph.tensors[c.input].shape[0], r[0]) for c, r in zip(calls, rows)),
         max_line=max(max(r[4] for r in rows), 1),
-        max_weights=max((int(layer.params["weight"].size) for layer in convs), default=1),
+        max_weights=max((m * r[3] for c, m, r in zip(calls, mac_in, rows) if c.conv), default=1),
         weight_bits=max((layer.attrs["weight_bits"] for layer in convs + spatial), default=2),
         act_bits=act_bits,
         max_dilation=max((op_def(layer.op).max_dilation(layer) for layer in spatial), default=0),
+        max_kernel=max((win[0] for win in windows), default=0),
+        window_line=max((window_line(graph, c, pi) for c in calls), default=0),
     )
 
 
@@ -77,14 +110,18 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             problems.append(f"height {hin} > max_height {hw.max_height}")
         if max(cin, cout) > hw.max_channels:
             problems.append(f"{max(cin, cout)} channels > max_channels {hw.max_channels}")
+        window = call_window(graph, c)
+        if window is not None:
+            problems += window_problems(graph, c, window, cin, hw)
         if win > hw.max_width:
             problems.append(f"width {win} > max_width {hw.max_width}")
         if line > hw.max_line:
             problems.append(f"line buffer {line} values > max_line {hw.max_line}")
         if c.conv:
             conv = graph.layer(c.conv)
-            if not split_channels(cin, cout, conv.attrs["weight_bits"], hw, c.shift):
-                problems.append(split_refusal(cin, cout, conv.attrs["weight_bits"], hw, c.shift))
+            m = mac_inputs(cin, window, hw.pi)
+            if not split_channels(m, cout, conv.attrs["weight_bits"], hw, c.shift):
+                problems.append(split_refusal(m, cout, conv.attrs["weight_bits"], hw, c.shift))
             if conv.attrs["weight_bits"] > hw.weight_bits:
                 problems.append(f"{conv.attrs['weight_bits']}-bit weights > the MAC array's {hw.weight_bits} bits")
             if graph.tensors[conv.output].bits > hw.act_bits:
@@ -108,6 +145,26 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
             raise ScheduleError(f"layer '{c.name}' does not fit the engine: {'; '.join(problems)}")
 
 
+def window_problems(graph: Graph, c: Call, win: tuple[int, int, int], cin: int, hw: HardwareConfig) -> list[str]:
+    """What keeps the window unit from running call `c`'s k×k conv (check_fits's problems)."""
+    k, s, _ = win
+    problems = []
+    if k > hw.max_kernel:
+        problems.append(f"a {k}x{k} kernel > the window unit's max_kernel {hw.max_kernel}"
+                        + (" (the engine is built without it)" if hw.max_kernel == 0 else ""))
+    if s > 255:
+        problems.append(f"stride {s} > 255 (the descriptor's window field)")
+    ho, wo = call_geometry(graph, c)[:2]
+    if ho > hw.max_height or wo > hw.max_width:
+        problems.append(f"output grid {ho}x{wo} (padded) > max_height x max_width {hw.max_height}x{hw.max_width}")
+    if (line := window_line(graph, c, hw.pi)) > hw.window_line:
+        problems.append(f"window line {line} values (W x ceil(cin/PI) x PI) > window_line {hw.window_line}")
+    if (m := mac_inputs(cin, win, hw.pi)) > hw.max_channels:
+        problems.append(f"{m} MAC inputs ({k}x{k} taps x {-(-cin // hw.pi)} vectors of PI = {hw.pi}) > "
+                        f"max_channels {hw.max_channels}")
+    return problems
+
+
 def check_engine_tensors(graph: Graph, hw: HardwareConfig, tensors: list[str], what: str) -> None:
     for name in tensors:
         info = graph.tensors[name]
@@ -122,9 +179,14 @@ def weight_tiles(cin: int, cout: int, w_bits: int, hw: HardwareConfig) -> int:
     return -(-cin // hw.pi) * -(-cout // hw.po) * layout.weight_slices(w_bits, hw.weight_bits, hw.mac_bits)
 
 
+def call_mac_inputs(graph: Graph, call: Call, hw: HardwareConfig) -> int:
+    """The MAC array's inputs per pixel in call `call` on `hw` (`mac_inputs`)."""
+    return mac_inputs(graph.tensors[call.input].shape[2], call_window(graph, call), hw.pi)
+
+
 def call_weight_tiles(graph: Graph, call: Call, hw: HardwareConfig) -> int:
-    _, _, cin, cout, _ = call_geometry(graph, call)
-    return weight_tiles(cin, cout, graph.layer(call.conv).attrs["weight_bits"], hw)
+    _, _, _, cout, _ = call_geometry(graph, call)
+    return weight_tiles(call_mac_inputs(graph, call, hw), cout, graph.layer(call.conv).attrs["weight_bits"], hw)
 
 
 def part_fits(cin: int, n: int, w_bits: int, hw: HardwareConfig) -> bool:
@@ -190,8 +252,8 @@ def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> 
     floor = 1
     for c in calls:
         if c.conv:
-            _, _, cin, cout, _ = call_geometry(graph, c)
-            floor = max(floor, weight_tiles(cin, min(split_unit(hw, c.shift), cout),
+            _, _, _, cout, _ = call_geometry(graph, c)
+            floor = max(floor, weight_tiles(call_mac_inputs(graph, c, hw), min(split_unit(hw, c.shift), cout),
                                              graph.layer(c.conv).attrs["weight_bits"], hw))
     return max(WEIGHT_TILES_CAP, floor)
 
@@ -199,12 +261,13 @@ def weight_tiles_needed(graph: Graph, calls: list[Call], hw: HardwareConfig) -> 
 def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
     """`hw` (default: the default config) with its buffer limits set to exactly what `graph` needs."""
     calls, _ = fuse(graph)
-    req = requirements(graph, calls)
     base = hw or HardwareConfig()
+    req = requirements(graph, calls, base)
     act = next(b for b in (2, 4, 8) if b >= req.act_bits)
     wb = next(b for b in (2, 4, 8) if b >= req.weight_bits)
     return base.with_(max_channels=req.max_channels, max_width=req.max_width, max_height=req.max_height,
                       max_line=req.max_line,
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act,
                       max_wtiles=weight_tiles_needed(graph, calls, base),
-                      spatial_unit=any(c.spatial for c in calls))
+                      spatial_unit=any(c.spatial for c in calls), max_kernel=req.max_kernel,
+                      window_line=req.window_line)

@@ -33,7 +33,7 @@ def fuse_pass(graph: Graph, hw: HardwareConfig) -> Plan:
     pre, calls, host = fuse_all(graph)
     if not calls:
         raise ScheduleError("the graph has no layer that runs on the engine")
-    check_fits(requirements(graph, calls), hw, graph, calls)
+    check_fits(requirements(graph, calls, hw), hw, graph, calls)
     return Plan(pre, calls, host)
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from ..graph import Graph
 from .config import HardwareConfig
-from .limits import call_geometry, split_channels, split_refusal
+from .limits import call_geometry, call_mac_inputs, split_channels, split_refusal
 from .plan import Call, ScheduleError
 
 def part_name(name: str, a: int, b: int) -> str:
@@ -24,7 +24,8 @@ def split_wide(graph: Graph, calls: list[Call], hw: HardwareConfig) -> list[Call
     for c in calls:
         parts = [(0, 0)]
         if c.conv:
-            _, _, cin, cout, _ = call_geometry(graph, c)
+            _, _, _, cout, _ = call_geometry(graph, c)
+            cin = call_mac_inputs(graph, c, hw)  # a k×k conv: its taps' inputs
             wb = graph.layer(c.conv).attrs["weight_bits"]
             parts = split_channels(cin, cout, wb, hw, c.shift)
             if not parts:

@@ -52,11 +52,19 @@ class Conv1x1(OpDef):
 
 @register
 class Conv2d(OpDef):
-    """A dense k×k convolution (CoDeNet's stem), im2col + GEMM + requant: runs on the ARM."""
+    """A dense k×k convolution (CoDeNet's stem), im2col + GEMM + requant: on the engine, the window
+    unit feeds the MAC array each output pixel's k·k taps (docs/engine.md, "Window unit")."""
 
     name = "conv2d"
     params = _REQUANT
     attrs = ("kernel", "stride", "padding", "shift", "weight_bits")
+    stage = CONV
+
+    def engine_flags(self, layer) -> tuple[str, ...]:
+        return ("KXK",)
+
+    def window(self, layer) -> tuple[int, int, int]:
+        return layer.attrs["kernel"], layer.attrs["stride"], layer.attrs["padding"]
 
     def check(self, graph, layer) -> None:
         (h, w, c), out = graph.tensors[layer.inputs[0]].shape, graph.tensors[layer.output]

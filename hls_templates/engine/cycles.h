@@ -14,10 +14,10 @@
 //
 // Coupling: the streams between the stages hold a few vectors, so a phase of at least a row in
 // which a stage does not read its input (STALL: the second copy of an UPSAMPLE row, the shift's
-// and spatial unit's last rows) stops every stage upstream of it, and a
-// phase in which it writes no output (STARVE: PREPOOL / POOL on the rows that close no window,
-// the shift's and spatial unit's first rows, the dilation bursts of DEFORM) idles every stage
-// downstream. Each stage's coupled cycles are its own plus the STALL phases of the stages after
+// and spatial unit's last rows, the window unit's emit phases) stops every stage upstream of it,
+// and a phase in which it writes no output (STARVE: PREPOOL / POOL on the rows that close no
+// window, the shift's and spatial unit's first rows, the dilation bursts of DEFORM, the window
+// unit's row reads) idles every stage downstream. Each stage's coupled cycles are its own plus the STALL phases of the stages after
 // it and the STARVE phases of the stages before it: an upper bound, as if no stream absorbed any
 // of it. A figure from this count assumes the pragma IIs are met by the synthesis tool.
 //
@@ -42,6 +42,7 @@ enum stage_t {
   STAGE_READ,       // m_axi reader: feature-map (and dilation-map) bursts
   STAGE_UNPACK,     // bus words -> PI-wide vectors of the input view
   STAGE_PREPOOL,    // 2x2 max-pool before the MAC array
+  STAGE_WINDOW,     // the k x k window unit before the MAC array (KXK; in PREPOOL's process)
   STAGE_MAC,        // the PI x PO MAC array (or the copy)
   STAGE_REQUANT,    // requantization of the accumulators
   STAGE_POOL,       // 2x2 max-pool
@@ -59,7 +60,7 @@ CODESIGN_CSIM_BEGIN
 
 inline const char* stage_name(int s) {
   static const char* const names[NUM_STAGES] = {
-      "desc", "load", "read", "unpack", "prepool", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write"};
+      "desc", "load", "read", "unpack", "prepool", "window", "mac", "requant", "pool", "shift", "spatial", "pack", "prefetch", "write"};
   return s >= 0 && s < NUM_STAGES ? names[s] : "?";
 }
 

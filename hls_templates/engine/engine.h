@@ -4,7 +4,7 @@
 //
 //   load weights + requant constants (CONV; spatial weights + constants for DW / DEFORM)
 //   DATAFLOW: read words (DEFORM: + the dilation map) -> unpack the input view -> PREPOOL
-//             -> MAC array | copy -> requant (a copy passes through) -> POOL -> SHIFT
+//             | k x k window (KXK, window.h) -> MAC array | copy -> requant (a copy passes through) -> POOL -> SHIFT
 //             -> dw3x3 (stride 1|2) | deform3x3 + requant -> pack the output view
 //             -> write words (UPSAMPLE: each pixel to 2x2), merged with the old words the
 //             prefetch reads when the output view leaves lanes of a word to other tensors
@@ -15,7 +15,8 @@
 //
 // Config (a struct generated from config.h.j2) provides, as static constexpr int:
 //   PI, PO, A_BITS, W_BITS, ACC_BITS, BUS_BITS, MAX_C, MAX_H, MAX_W, MAX_LINE, MAX_WEIGHTS,
-//   MAX_WTILES, MAX_DESC, MAC_BITS, AXI_LATENCY and (optional, default 7) MAX_DILATION.
+//   MAX_WTILES, MAX_DESC, MAC_BITS, AXI_LATENCY and (optional, default 7) MAX_DILATION,
+//   (optional, default 0: no window unit) MAX_KERNEL and WINDOW_LINE.
 // descriptor.h (generated from codesign/hw/descriptor.py) provides DESC_WORDS, DESC_<FIELD>
 // word offsets and FLAG_<NAME> bit masks.
 #ifndef CODESIGN_ENGINE_ENGINE_H
@@ -32,6 +33,7 @@
 #include "shift.h"
 #include "spatial.h"
 #include "types.h"
+#include "window.h"
 
 #ifndef __SYNTHESIS__
 #include <cstdint>
@@ -73,6 +75,23 @@ struct spatial_of<C, decltype(void(C::SPATIAL))> {
   static constexpr bool value = C::SPATIAL;
 };
 
+// Config::MAX_KERNEL / WINDOW_LINE when the config defines them, else 0: the window unit of k x k
+// convs (KXK calls) takes kernels up to MAX_KERNEL and input rows of WINDOW_LINE values
+// (W x ceil(C/PI) x PI); without it (0) none of it is built and KXK calls are refused.
+template <class C, class = void>
+struct window_of {
+  static constexpr int kernel = 0, line = 0;
+};
+template <class C>
+struct window_of<C, decltype(void(C::MAX_KERNEL))> {
+  static constexpr int kernel = C::MAX_KERNEL, line = C::WINDOW_LINE;
+};
+
+// The window unit (window.h) of an engine built with it; HAS = false: nothing (check() refuses
+// KXK calls), so the process before the MAC array is the PREPOOL stage alone.
+template <bool HAS, class C>
+struct window_unit_t;
+
 // The spatial unit, or (HAS = false) its pass-through: the choice is made by the template, so an
 // engine without the unit instantiates none of it.
 template <bool HAS, class C, int NR>
@@ -104,6 +123,8 @@ struct engine_t {
   static constexpr bool SPATIAL = spatial_of<C>::value;
   static constexpr int SP_T = SPATIAL ? MAX_CO_T : 1;  // the spatial constants' depth (1: no unit)
   typedef spatial_unit_t<SPATIAL, C, NR> SP;
+  static constexpr int KMAX = window_of<C>::kernel;
+  typedef window_unit_t<(KMAX > 0), C> WIN;
   // stream depths between the stages: two pixels in flight
   static constexpr int IN_DEPTH = 2 * MAX_CI_T, OUT_DEPTH = 2 * MAX_CO_T;
 
@@ -134,6 +155,11 @@ struct engine_t {
     c.deform = flags & FLAG_DEFORM;
     c.stride2 = flags & FLAG_STRIDE2;
     c.upsample = flags & FLAG_UPSAMPLE;
+    c.kxk = flags & FLAG_KXK;
+    const unsigned win = dw[DESC_WINDOW].to_uint();
+    c.kernel = c.kxk ? int(win & 0xFF) : 1;
+    c.kstride = c.kxk ? int((win >> 8) & 0xFF) : 1;
+    c.pad = c.kxk ? int((win >> 16) & 0xFF) : 0;
     c.in_addr = dw[DESC_IN_ADDR].to_uint();
     c.in_h = dw[DESC_IN_H].to_uint();
     c.in_w = dw[DESC_IN_W].to_uint();
@@ -161,6 +187,12 @@ struct engine_t {
     c.s_act_max = dw[DESC_S_ACT_MAX].to_uint();
     c.h1 = c.prepool ? c.in_h / 2 : c.in_h;
     c.w1 = c.prepool ? c.in_w / 2 : c.in_w;
+    c.cin_mac = c.cin;
+    if (c.kxk && c.kstride >= 1 && c.kernel >= 1) {  // the window's output grid (check() refuses the rest)
+      c.h1 = (c.in_h + 2 * c.pad - c.kernel) / c.kstride + 1;
+      c.w1 = (c.in_w + 2 * c.pad - c.kernel) / c.kstride + 1;
+      c.cin_mac = c.kernel * c.kernel * ceil_div(c.cin, PI) * PI;
+    }
     c.h2 = c.pool ? c.h1 / 2 : c.h1;
     c.w2 = c.pool ? c.w1 / 2 : c.w1;
     const bool halve = c.dw && c.stride2;
@@ -181,8 +213,17 @@ struct engine_t {
     if (c.out_cbuf < 1 || c.out_rot < 0 || c.out_rot >= c.out_cbuf) return 4;
     if (c.cout < 1 || c.cout > c.out_cbuf || c.cout > MAXC) return 5;
     if (c.in_addr < 0 || c.out_addr < 0 || c.w_addr < 0 || c.q_addr < 0) return 6;
+    if (c.kxk) {  // the window unit: a k x k conv, any stride, padding < k, no PREPOOL / DEFORM
+      if (KMAX == 0) return 28;  // built without the window unit
+      if (!c.conv || c.prepool || c.deform || c.kernel < 1 || c.kernel > KMAX || c.kstride < 1 ||
+          c.pad >= c.kernel || c.in_h + 2 * c.pad < c.kernel || c.in_w + 2 * c.pad < c.kernel)
+        return 29;
+      if (c.h1 > C::MAX_H || c.w1 > C::MAX_W) return 1;  // the grid after the window (padding grows it)
+      if (c.in_w * ceil_div(c.cin, PI) * PI > window_of<C>::line) return 30;  // the ring's rows
+      if (c.kernel * c.kernel * ceil_div(c.cin, PI) > MAX_CI_T) return 31;  // the MAC's input buffer
+    }
     if (c.conv) {
-      if (ceil_div(c.cin, PI) * ceil_div(c.cout, PO) * weight_slices(c.w_bits, WB, MB) > MAXT) return 7;
+      if (ceil_div(c.cin_mac, PI) * ceil_div(c.cout, PO) * weight_slices(c.w_bits, WB, MB) > MAXT) return 7;
       if (c.shift_s < 1 || c.shift_s > 46) return 8;
       if (c.act_max < 0 || c.act_max > (1 << A) - 1) return 9;
     } else {
@@ -222,6 +263,16 @@ struct engine_t {
     copy_stage<PI, PO, C::ACC_BITS, IN_BITS, MAXC, MAX_PIX>(in, out, npix, ch);
   }
 
+  // The process before the MAC array: the k x k window (KXK) or PREPOOL (or its pass-through).
+  static void before_mac(hls::stream<in_vec>& in, hls::stream<in_vec>& out, const call_t c) {
+    HLS_PRAGMA(INLINE off)
+    if (c.kxk)
+      WIN::run(in, out, c);
+    else
+      maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
+          in, out, c.prepool, c.in_h, c.in_w, c.cin);
+  }
+
   // Stage 2: the MAC array (CONV) or the copy; one dataflow process either way. Its accumulators
   // go to the requant process (stage 3).
   static void mac(hls::stream<in_vec>& in, hls::stream<acc_vec>& out, const call_t c,
@@ -230,7 +281,7 @@ struct engine_t {
     const int npix = c.h1 * c.w1;
     if (c.conv)
       conv1x1_stage<PI, PO, WB, MB, C::ACC_BITS, IN_BITS, MAXC, MAXT, MAX_PIX>(
-          in, out, npix, c.cin, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf);
+          in, out, npix, c.cin_mac, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf);
     else
       copy(in, out, npix, c.cin);
   }
@@ -258,7 +309,7 @@ struct engine_t {
               uint64_t(c.sq_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (c.conv)
         bad = bad ||
-              uint64_t(c.w_addr) + uint64_t(c.cout) * weight_slices(c.w_bits, WB, MB) * ceil_div(c.cin, BUS / MB) >
+              uint64_t(c.w_addr) + uint64_t(c.cout) * weight_slices(c.w_bits, WB, MB) * ceil_div(c.cin_mac, BUS / MB) >
                   wmem_words ||
               uint64_t(c.q_addr) + 2 * uint64_t(c.cout) > wmem_words;
       if (bad) return long(d);
@@ -294,8 +345,7 @@ struct engine_t {
     CODESIGN_STREAM(s_dil, C::MAX_W);
     IO::read_words(fmem_rd, c, s_rd, s_dil);
     IO::unpack_view(s_rd, s_un, c);
-    maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
-        s_un, s_in, c.prepool, c.in_h, c.in_w, c.cin);
+    before_mac(s_un, s_in, c);
     mac(s_in, s_acc, c, wbuf);
     requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
                                                          mult, bias, c.shift_s, c.act_max);
@@ -363,7 +413,7 @@ struct engine_t {
         continue;
       }
       if (c.conv) {
-        load_weights<BUS, WB, MB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin, c.cout, c.w_bits,
+        load_weights<BUS, WB, MB, PI, PO, MAXC, MAXT>(wmem, c.w_addr, c.cin_mac, c.cout, c.w_bits,
                                                   C::AXI_LATENCY, wbuf);
         load_requant<BUS, PO, MAX_CO_T>(wmem, c.q_addr, c.cout, C::AXI_LATENCY, mult, bias);
       }
@@ -415,6 +465,25 @@ struct spatial_unit_t<false, C, NR> {
   }
   static void load(const ap_uint<E::BUS>*, const call_t&, ap_int<E::WB>[9][E::PO][E::SP_T],
                    rq_mult_t[E::PO][E::SP_T], rq_wide_t[E::PO][E::SP_T]) {}
+};
+
+// The window unit of engine_t<C> (window.h).
+template <class C>
+struct window_unit_t<true, C> {
+  typedef engine_t<C> E;
+  template <class S>
+  static void run(S& in, S& out, const call_t& c) {
+    HLS_PRAGMA(INLINE)
+    window_stage<E::PI, IN_BITS, window_of<C>::kernel, window_of<C>::line, C::MAX_H, C::MAX_W, E::MAX_CI_T>(
+        in, out, c.in_h, c.in_w, c.cin, c.kernel, c.kstride, c.pad);
+  }
+};
+
+// An engine without the window unit: check() refuses KXK calls, so this never runs.
+template <class C>
+struct window_unit_t<false, C> {
+  template <class S>
+  static void run(S&, S&, const call_t&) {}
 };
 
 // The engine as one function template:

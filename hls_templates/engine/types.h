@@ -87,6 +87,8 @@ struct forward_t {
 struct call_t {
   bool prepool, conv, pool, shift, in8;
   bool dw, deform, stride2, upsample;  // the spatial unit (depthwise / deformable 3x3) and UPSAMPLE
+  bool kxk;  // the window unit: a k x k conv (kernel, kstride, pad from the window word)
+  int kernel, kstride, pad;
   int in_addr, in_h, in_w, in_cbuf, in_rot, cin;
   int out_addr, out_cbuf, out_rot, cout;
   int w_addr, q_addr, shift_s, act_max;
@@ -95,7 +97,8 @@ struct call_t {
   int d_addr, d_cbuf, d_rot, d_max;  // deform: the dilation map's view, its range R
   int sw_addr, sq_addr, s_shift, s_act_max;  // spatial weights [9][C], requant, shift, saturation
   // derived
-  int h1, w1;  // after PREPOOL (the MAC array's pixel grid)
+  int h1, w1;  // after PREPOOL or the window (the MAC array's pixel grid)
+  int cin_mac;  // the MAC array's inputs per pixel: cin, or KXK's kernel^2 * ceil(cin/PI) * PI
   int h2, w2;  // after POOL (the spatial unit's input grid)
   int h3, w3;  // after the spatial unit (stride 2 halves, rounding up)
   int h4, w4;  // after UPSAMPLE: the output buffer's pixel grid

@@ -9,7 +9,8 @@
 //   max_dilation (default 7: the spatial unit's line buffer holds 2 * max_dilation + 1 rows),
 //   spatial_unit (default true: build the depthwise / deformable 3x3 unit),
 //   mac_bits (default 8: the MAC array's operand width), axi_latency (default 50: m_axi read
-//   latency in cycles, what the cycle count charges per burst).
+//   latency in cycles, what the cycle count charges per burst),
+//   max_kernel, window_line (default 0: no window unit; see window.h).
 #ifndef CODESIGN_CONFIG_H
 #define CODESIGN_CONFIG_H
 
@@ -34,6 +35,8 @@ struct Config {
   static constexpr bool SPATIAL = true;
   static constexpr int MAC_BITS = 4;
   static constexpr int AXI_LATENCY = 50;
+  static constexpr int MAX_KERNEL = 7;
+  static constexpr int WINDOW_LINE = 7168;
   static constexpr int MAX_WTILES = max_weight_tiles(PI, PO, MAX_C, MAX_WEIGHTS, ceil_div(W_BITS, MAC_BITS));
 };
 

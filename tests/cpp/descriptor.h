@@ -30,7 +30,7 @@ constexpr int DESC_W_ADDR = 11;
 constexpr int DESC_Q_ADDR = 12;
 constexpr int DESC_SHIFT = 13;
 constexpr int DESC_ACT_MAX = 14;
-constexpr int DESC_RESERVED = 15;
+constexpr int DESC_WINDOW = 15;
 constexpr int DESC_IN_STRIDE = 16;
 constexpr int DESC_OUT_STRIDE = 17;
 constexpr int DESC_D_ADDR = 18;
@@ -52,6 +52,7 @@ constexpr unsigned FLAG_DW = 1u << 5;
 constexpr unsigned FLAG_DEFORM = 1u << 6;
 constexpr unsigned FLAG_STRIDE2 = 1u << 7;
 constexpr unsigned FLAG_UPSAMPLE = 1u << 8;
+constexpr unsigned FLAG_KXK = 1u << 9;
 
 }  // namespace codesign
 
