@@ -21,7 +21,6 @@ from codesign.graph import load  # noqa: E402
 from codesign.hls.project import write_project  # noqa: E402
 from codesign.hls.simulate import simulate_project  # noqa: E402
 from codesign.hw.limits import sized_for  # noqa: E402
-from codesign.hw.plan import ScheduleError  # noqa: E402
 from codesign.hw.scheduler import schedule  # noqa: E402
 from codesign.importers.qonnx import ties_reachable  # noqa: E402
 
@@ -83,7 +82,8 @@ def test_mobilenet_w4a4_imports_runs_exactly_schedules_and_csims(mobilenet):
     same, total, outputs_equal = _agreement(onnx_path, graph, 4)
     assert same == total and outputs_equal, f"{same}/{total}"
     sched = schedule(graph, sized_for(graph))
-    assert sched.host_pre_layers == [graph.layers[0].name]  # the dense stem: on the host
+    assert sched.host_pre_layers == []  # the dense stem runs on the engine's window unit
+    assert sched.calls[0].conv == graph.layers[0].name
     assert sched.host_layers == [graph.layers[-2].name, graph.layers[-1].name]
     assert _csim(graph, d).startswith("PASS")
 
@@ -96,15 +96,10 @@ def test_vgg_imports_and_runs_exactly(bits, tmp_path):
     assert all(graph.tensors[t].bits == bits for t in graph.meta["onnx_tensors"])
     same, total, outputs_equal = _agreement(onnx_path, graph, 3)
     assert same == total and outputs_equal, f"{same}/{total}"
-    # dense 3×3 convs run on the host (conv2d) and the pools on the engine: until conv2d has an engine
-    # stage the scheduler refuses host ops between engine calls; once it has one, C-sim must pass
-    try:
-        sized = sized_for(graph)
-        schedule(graph, sized)
-    except ScheduleError as e:
-        assert "host ops are only supported at the start and at the end" in str(e), e
-    else:
-        assert _csim(graph, tmp_path).startswith("PASS")
+    # every dense 3×3 conv (conv2d, with its 2×2 max-pool fused) runs on the engine; the FC on the host
+    sched = schedule(graph, sized_for(graph))
+    assert [c.conv for c in sched.calls if c.conv] == [layer.name for layer in graph.layers if layer.op == "conv2d"]
+    assert _csim(graph, tmp_path).startswith("PASS")
 
 
 def test_ties_round_to_even_as_qonnx_does(tmp_path):

@@ -10,23 +10,36 @@ build="${BUILD:-$root/build/cpp}"
 timed() { if [ -x /usr/bin/time ]; then /usr/bin/time -f "   %e s" "$@"; else "$@"; fi; }
 mkdir -p "$build"
 "$py" "$here/render.py" "$build/gen"
+# a second library for a much smaller config, loaded first into the same process: the engine's
+# static buffers must stay private to each library (see CODESIGN_CSIM_BEGIN in types.h)
+"$py" "$here/render.py" "$build/gen_small" max_channels=16 max_width=8 max_line=64 max_weights=256
 cxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$here -I$root/hls_templates/engine"
-echo "== build engine_selftest"; timed $cxx "$here/engine_selftest.cpp" -o "$build/engine_selftest"
-echo "== run engine_selftest"; "$build/engine_selftest"
 gcxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$build/gen -I$root/hls_templates/engine"
-echo "== build testbench (rendered top.cpp + testbench.cpp)"
-timed $gcxx "$build/gen/top.cpp" "$build/gen/testbench.cpp" -o "$build/testbench"
+scxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$build/gen_small -I$root/hls_templates/engine"
+# The four builds are independent: run them side by side (one per core), each logged, and stop on
+# the first that fails with its compiler output.
+build_bg() {  # build_bg NAME COMMAND...: in the background, log in $build/NAME.log
+  name=$1; shift
+  ( timed "$@" > "$build/$name.log" 2>&1; echo $? > "$build/$name.rc" ) &
+}
+rm -f "$build"/*.rc
+echo "== build engine_selftest, testbench (rendered top.cpp + testbench.cpp), csim_api libraries"
+build_bg engine_selftest $cxx "$here/engine_selftest.cpp" -o "$build/engine_selftest"
+build_bg testbench $gcxx "$build/gen/top.cpp" "$build/gen/testbench.cpp" -o "$build/testbench"
+build_bg csim_lib $gcxx -fPIC -shared "$build/gen/top.cpp" "$build/gen/csim_api.cpp" -o "$build/libcodesign_csim.so"
+build_bg csim_lib_small $scxx -fPIC -shared "$build/gen_small/top.cpp" "$build/gen_small/csim_api.cpp" \
+  -o "$build/libcodesign_csim_small.so"
+wait
+for name in engine_selftest testbench csim_lib csim_lib_small; do
+  cat "$build/$name.log"
+  if [ "$(cat "$build/$name.rc")" != 0 ]; then echo "FAIL: build of $name"; exit 1; fi
+done
+echo "== run engine_selftest"; "$build/engine_selftest"
 "$build/engine_selftest" --export "$build/vectors"
 echo "== testbench on good vectors (must PASS)"; "$build/testbench" "$build/vectors"
 echo "== testbench on corrupted vectors (must fail)"
 if "$build/testbench" "$build/vectors_bad"; then echo "FAIL: testbench did not detect the mismatch"; exit 1; fi
-echo "== build csim_api shared library + ctypes check"
-timed $gcxx -fPIC -shared "$build/gen/top.cpp" "$build/gen/csim_api.cpp" -o "$build/libcodesign_csim.so"
-# a second library for a much smaller config, loaded first into the same process: the engine's
-# static buffers must stay private to each library (see CODESIGN_CSIM_BEGIN in types.h)
-"$py" "$here/render.py" "$build/gen_small" max_channels=16 max_width=8 max_line=64 max_weights=256
-g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$build/gen_small -I$root/hls_templates/engine -fPIC -shared \
-  "$build/gen_small/top.cpp" "$build/gen_small/csim_api.cpp" -o "$build/libcodesign_csim_small.so"
+echo "== csim_api shared libraries + ctypes check"
 "$py" "$here/csim_ctypes_check.py" "$build/libcodesign_csim.so" "$build/vectors" "$build/libcodesign_csim_small.so"
 if [ "$1" = "--bench" ]; then echo "== bench"; "$build/engine_selftest" --bench 224; fi
 echo "ALL C++ TESTS PASSED"
