@@ -21,7 +21,7 @@ step = TIMEFORMAT='== $(1): %1R s wall'; time
 
 help:
 	@echo 'make demo             DiracDeltaNet W4A4 on digits: train (quick preset), export, golden, compare, project, C-sim'
-	@echo 'make demo-full        the same with the full digits preset (30 + 20 epochs instead of 20 + 8)'
+	@echo 'make demo-full        the same with the full digits preset (30 + 20 epochs instead of 20 + 14)'
 	@echo 'make demo-codenet     CoDeNet W4A8 (config a) on a synthetic VOC set: train, export, golden AP50, C-sim'
 	@echo 'make compile          MODEL → integer IR → HLS/Vivado project in $$(BUILD)/<model>-<board>'
 	@echo 'make csim             compile, then C-simulate the project bit for bit against the golden model'

@@ -42,18 +42,27 @@ def _act(a_bits, po2):
     return qnn.QuantReLU(act_quant=quantizers(po2)[2], bit_width=a_bits, return_quant_tensor=False)
 
 
+# MobileNet-v1 (Howard et al. 2017, Table 1): the 13 depthwise-separable blocks as (output channels in
+# units of the stem's width, depthwise stride); the last block at stride 1, as Brevitas's and FINN's.
+MOBILENET_V1_BLOCKS = ((2, 1), (4, 2), (4, 1), (8, 2), (8, 1), (16, 2)) + ((16, 1),) * 5 + ((32, 2), (32, 1))
+SHORT_BLOCKS = ((2, 1), (2, 2), (2, 2))
+
+
 class MobileNetV1ish(nn.Module):
     """Dense 3×3 stride-2 stem, depthwise-separable blocks (dw 3×3 + 1×1), global average pool, FC.
-    `bn`: a BatchNorm after every conv (float scales only: a BN's γ/σ is not a power of two)."""
+    `bn`: a BatchNorm after every conv (float scales only: a BN's γ/σ is not a power of two);
+    `blocks`: (channels / width, stride) per block; `stem_bits`: the stem's weight bits (FINN's 8)."""
 
-    def __init__(self, w_bits=4, a_bits=4, po2=True, width=16, classes=10, bn=False):
+    def __init__(self, w_bits=4, a_bits=4, po2=True, width=16, classes=10, bn=False, blocks=SHORT_BLOCKS,
+                 stem_bits=None):
         super().__init__()
         self.inp = qnn.QuantIdentity(act_quant=quantizers(po2)[2], bit_width=8)
-        layers = [_conv(3, width, 3, 2, w_bits, po2)]
+        layers = [_conv(3, width, 3, 2, stem_bits or w_bits, po2)]
         layers += [nn.BatchNorm2d(width)] if bn else []
         layers += [_act(a_bits, po2)]
         c = width
-        for cout, stride in ((2 * width, 1), (2 * width, 2), (2 * width, 2)):
+        for mult, stride in blocks:
+            cout = mult * width
             layers += [_conv(c, c, 3, stride, w_bits, po2, groups=c)] + ([nn.BatchNorm2d(c)] if bn else [])
             layers += [_act(a_bits, po2), _conv(c, cout, 1, 1, w_bits, po2)]
             layers += ([nn.BatchNorm2d(cout)] if bn else []) + [_act(a_bits, po2)]
