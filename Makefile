@@ -12,6 +12,8 @@ CONFIG   ?= a
 BOARD    ?= ultra96v2
 HW       ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers: one per core, at most 4 (each imports torch); TEST_JOBS=0 runs in one process
+TEST_JOBS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo demo-full demo-codenet compile csim bitstream deploy report test test-all bench clean
@@ -38,6 +40,7 @@ help:
 	@echo 'BOARD=ultra96v2       board (boards/*.yaml: $(subst $(eval) ,$(comma) ,$(BOARDS)))'
 	@echo 'HW=hw.yaml            hardware config YAML passed as --hw to compile and report (default: sized for the board)'
 	@echo 'BUILD=build           output directory'
+	@echo 'TEST_JOBS=auto        test workers (pytest-xdist: one per core, at most 4; 0: one process)'
 
 comma := ,
 BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.yaml))))
@@ -196,11 +199,14 @@ demo-codenet: $(CODENET)/model.ir | $(STAMP)
 	$(call step,csim) $(CODESIGN) csim --project $(BUILD)/codenet-$(BOARD)
 
 # ---- tests and benchmarks --------------------------------------------------------------------
+# a module's tests stay on one worker (--dist loadscope), so its module fixtures are built once
+XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --maxprocesses 4 --dist loadscope)
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m '' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m '' $(XDIST) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/golden_vs_torch.py
