@@ -1,0 +1,90 @@
+"""One front door (issue #13): our own DiracDeltaNet exported by `codesign export` (the module walk) and through
+Brevitas → QONNX → `codesign import` gives the same integer IR, and CoDeNet's QONNX is refused by name.
+
+The two IRs are structurally equal: the same layers with the same ops, attributes and parameters (weights,
+M, B, S), wired the same way, over tensors with the same shapes, bits and scales. They differ only in names
+(module paths against ONNX node names), in `meta` (model config against importer provenance), and in the
+order of two independent layers of a down block (the skip and main branches' 1×1 convs, which the QONNX
+graph lists the other way round; the golden model's results do not depend on it). `_correspondence` pairs
+the layers by walking both graphs back from their outputs, so neither names nor that order matter.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qonnx")
+
+from codesign.data import load_digits  # noqa: E402
+from codesign.golden import GoldenModel  # noqa: E402
+from codesign.graph import Graph  # noqa: E402
+from codesign.importers.qonnx import QonnxImportError, import_qonnx  # noqa: E402
+from codesign.models.calibrated import random_calibrated_model  # noqa: E402
+from codesign.quant import export_model  # noqa: E402
+from codesign.quant.qonnx_export import export_qonnx  # noqa: E402
+
+from .conftest import TINY  # noqa: E402
+
+# the `digits` training preset's model (codesign/train/trainer.py), calibrated instead of trained
+DIGITS = {"model": "diracdeltanet", "num_classes": 10, "width": 0.5, "resolution": 32}
+
+
+def _correspondence(a: Graph, b: Graph) -> dict[str, str]:
+    """Tensor names of `a` → those of `b`, pairing producers from the graph outputs back to the input; an
+    AssertionError names the first pair of layers that differ (op, attributes, parameters, tensor info)."""
+    pa = {lay.output: lay for lay in a.layers}
+    pb = {lay.output: lay for lay in b.layers}
+    pairs: dict[str, str] = {a.input: b.input}
+    todo = list(zip(a.outputs, b.outputs, strict=True))
+    while todo:
+        ta, tb = todo.pop()
+        if ta in pairs:
+            assert pairs[ta] == tb, f"{ta} pairs with both {pairs[ta]} and {tb}"
+            continue
+        assert ta != a.input and tb != b.input, f"{ta} / {tb}: one is the graph input, the other is not"
+        la, lb = pa[ta], pb[tb]
+        where = f"layer {la.name} (export) / {lb.name} (import)"
+        assert (la.op, la.attrs) == (lb.op, lb.attrs), where
+        assert la.params.keys() == lb.params.keys(), where
+        for k in la.params:
+            assert la.params[k].dtype == lb.params[k].dtype and np.array_equal(la.params[k], lb.params[k]), \
+                f"{where}: parameter {k}"
+        assert a.tensors[ta] == b.tensors[tb], f"{where}: {a.tensors[ta]} != {b.tensors[tb]}"
+        pairs[ta] = tb
+        todo += list(zip(la.inputs, lb.inputs, strict=True))
+    assert len(set(pairs.values())) == len(pairs), "two tensors of the export map to one of the import"
+    assert len(pairs) == len(a.tensors) == len(b.tensors), "layers outside the outputs' cone"
+    return pairs
+
+
+@pytest.fixture(scope="module", params=[TINY, DIGITS], ids=["tiny", "digits"])
+def both_ways(request, tmp_path_factory) -> tuple[Graph, Graph]:
+    model = random_calibrated_model(request.param, 0, 10, batch=16)
+    onnx_path = export_qonnx(model, tmp_path_factory.mktemp("rt") / "dirac.onnx", model.config["resolution"])
+    return export_model(model), import_qonnx(onnx_path)
+
+
+def test_diracdeltanet_through_qonnx_is_the_exported_ir(both_ways):
+    exported, imported = both_ways
+    pairs = _correspondence(exported, imported)
+    ops = sorted({lay.op for lay in imported.layers})
+    assert ops == ["concat", "conv1x1", "globalsumpool", "linear", "maxpool2x2", "shift", "slice"]
+    assert len(pairs) == len(exported.tensors) and len(imported.layers) == len(exported.layers)
+    # the model's rotations are the concats' `rotate`, not slices and a second concat
+    assert [lay.attrs["rotate"] for lay in imported.layers if lay.op == "concat"] == \
+        [lay.attrs["rotate"] for lay in exported.layers if lay.op == "concat"]
+    assert imported.meta["half_even"] == []  # float scales: no exact requant, no tie rule
+
+
+def test_diracdeltanet_both_ways_gives_identical_golden_integers_on_digits(both_ways):
+    exported, imported = both_ways
+    pairs = _correspondence(exported, imported)
+    images = load_digits(exported.tensors[exported.input].shape[0], "test").images  # 360 images
+    ya, ta = GoldenModel(exported).run(images, trace=True)
+    yb, tb = GoldenModel(imported).run(images, trace=True)
+    assert ya.shape == (360, 1, 1, 10)
+    assert np.array_equal(ya, yb)
+    for name_a, name_b in pairs.items():  # every intermediate tensor too, not just the logits
+        assert np.array_equal(ta[name_a], tb[name_b]), name_a
