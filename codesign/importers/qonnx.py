@@ -40,7 +40,15 @@ SUPPORTED = ("Quant (weights: signed, narrow range, 2..8 bits, per-tensor or per
              "depthwise 3×3 with a constant one-hot float kernel in a shift pattern: "
              f"{', '.join(SHIFT_OFFSETS)}), BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), MaxPool 2×2 stride 2, "
              "GlobalAveragePool/ReduceMean over H and W, Gemm/MatMul on the pooled vector, Concat/Split/Slice along "
-             "channels, Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
+             "channels, a channel shuffle (Unsqueeze at axis 2, Concat along it, Reshape into channels), "
+             "Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
+# Ops that read a tensor at positions given by another tensor. With positions computed from activations they
+# are a deformable convolution's sampling (codesign's DeformConvBNAct exports as Round/Cast/Where index
+# arithmetic feeding GatherElements, then an Einsum). No ONNX or QONNX op is the IR's deform3x3 (ONNX
+# DeformConv reads free fractional per-tap offsets bilinearly), so such a graph is refused at that node.
+SAMPLING_OPS = ("Gather", "GatherElements", "GatherND", "GridSample", "DeformConv", "ScatterElements", "ScatterND")
+SAMPLING_REASON = ("a read at positions computed from activations (a deformable convolution's sampling); no ONNX or "
+                   "QONNX op expresses the IR's limited-range square deform3x3, so the importer cannot map it")
 _ROUND_HALF_EVEN = ("ROUND", "HALF_EVEN")
 _CLASSIFIER_OPS = ("Gemm", "MatMul")
 
@@ -97,6 +105,10 @@ class _State:
     inexact: list[str] = field(default_factory=list)
     onnx_names: dict[str, str] = field(default_factory=dict)  # IR tensor → the ONNX tensor it stands for
     half_even: list[str] = field(default_factory=list)
+    # a channel shuffle as torch.onnx writes torch.stack(xs, 2).flatten(1, 2): Unsqueeze at axis 2, Concat
+    # along it, Reshape back to NCHW. ONNX tensor → the IR activation(s) it stacks
+    unsqueezed: dict[str, str] = field(default_factory=dict)
+    stacked: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ---- names ----------------------------------------------------------------------------------------
@@ -613,6 +625,14 @@ def _channels(st: _State, node: Any) -> None:
     """Concat / Split / Slice along the channel axis: the IR's views."""
     a = _attrs(node)
     kind = node.op_type
+    if kind == "Concat" and all(i in st.unsqueezed for i in node.input):
+        srcs = [st.unsqueezed[i] for i in node.input]
+        ts = [st.tensors[x] for x in srcs]
+        if int(a.get("axis", 0)) % 5 != 2 or len({(t.scale, t.bits, t.signed, t.shape) for t in ts}) != 1:
+            raise _refuse(st, node, "a stack that is not of equal, equally quantized activations right after "
+                                    "the channel axis", "torch.stack((a, b, ...), dim=2) of one quantizer's tensors")
+        st.stacked[node.output[0]] = srcs
+        return
     if kind == "Concat":
         srcs = [st.acts.get(i) for i in node.input]
         if None in srcs or int(a.get("axis", 1)) % 4 != 1:
@@ -719,10 +739,43 @@ def _fold_rotations(st: _State, outputs: list[str]) -> list[str]:
             st.acts = {k: (new if v == roll.output else v) for k, v in st.acts.items()}
 
 
+def _unsqueeze(st: _State, node: Any) -> None:
+    """Unsqueeze of an activation at axis 2 (NC1HW): the first half of a channel shuffle."""
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1:
+        ax = _const(st, node.input[1])
+        axes = None if ax is None else ax.reshape(-1).tolist()
+    if node.input[0] not in st.acts or axes is None or [int(v) % 5 for v in axes] != [2]:
+        raise _refuse(st, node, f"an unsqueeze at axes {axes}", "Unsqueeze at axis 2 of a quantized activation, "
+                                                                  "stacked and reshaped into channels (a channel shuffle)")
+    st.unsqueezed[node.output[0]] = st.acts[node.input[0]]
+
+
+def _interleave(st: _State, node: Any, shape: list[int]) -> None:
+    """Reshape of a stack (N, C, g, H, W) to (N, g·C, H, W): channel i·g + k is input k's channel i, the IR
+    concat's `interleave` g (ShuffleNetV2's concat + channel shuffle)."""
+    srcs = st.stacked[node.input[0]]
+    h, w, c = st.tensors[srcs[0]].shape
+    if list(shape[1:]) != [len(srcs) * c, h, w]:
+        raise _refuse(st, node, f"a reshape of a stack of {len(srcs)}×{c} channels to {shape}",
+                      f"the reshape of the stack into {len(srcs) * c} channels of {h}×{w} (a channel shuffle)")
+    t = st.tensors[srcs[0]]
+    name = ir_name(node.name, st.used, "concat")
+    st.tensors[name] = TensorInfo((h, w, len(srcs) * c), t.bits, t.signed, t.scale)
+    st.layers.append(Layer(name, "concat", list(srcs), name, {"rotate": 0, **({"interleave": len(srcs)}
+                                                                                 if len(srcs) > 1 else {})}))
+    st.acts[node.output[0]] = name
+
+
 def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
     g = mw.graph
     graph_input = g.input[0].name
     onnx_shape = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+    for node in g.node:  # before the walk: named as what it is, not as the index arithmetic in front of it
+        positions = node.input[1:] if node.op_type != "DeformConv" else node.input[2:3]
+        if node.op_type in SAMPLING_OPS and any(i and i not in st.consts for i in positions):
+            raise _refuse(st, node, SAMPLING_REASON, "no data-dependent reads; codesign's own CoDeNet goes through `codesign export` "
+                          "(docs/ir.md, \"Why two paths\")")
     for node in g.node:
         kind = node.op_type
         ins = [i for i in node.input if i]
@@ -769,6 +822,10 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
             _maxpool(st, node)
         elif kind in ("GlobalAveragePool", "ReduceMean"):
             _global_pool(st, node)
+        elif kind == "Unsqueeze":
+            _unsqueeze(st, node)
+        elif kind in ("Reshape", "Flatten") and ins[0] in st.stacked:
+            _interleave(st, node, list(mw.get_tensor_shape(node.output[0]) or []))
         elif kind in ("Concat", "Split", "Slice"):
             _channels(st, node)
         elif kind in ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout"):
