@@ -10,10 +10,10 @@ the layers by walking both graphs back from their outputs, so neither names nor 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("qonnx")
 
@@ -92,10 +92,8 @@ def test_diracdeltanet_both_ways_gives_identical_golden_integers_on_digits(both_
         assert np.array_equal(ta[name_a], tb[name_b]), name_a
 
 
-def _deform_net():
+def _deform_net() -> torch.nn.Module:
     """The smallest graph with CoDeNet's deformable block: input quantizer, a 1×1 conv, DeformConvBNAct."""
-    import torch
-
     from codesign.models.deform import DeformConvBNAct
     from codesign.models.layers import ConvBNAct, InputQuant, QuantSpec
 
@@ -139,8 +137,9 @@ def test_codenet_backbone_through_qonnx_is_the_exported_backbone(tmp_path):
     imported = import_qonnx(export_qonnx(model.backbone, tmp_path / "backbone.onnx", res))
     pairs = _correspondence(exported, imported, ["backbone.conv5"])
     assert {"conv2d", "dwconv3x3"} <= {lay.op for lay in imported.layers}
-    assert [lay.attrs.get("interleave") for lay in imported.layers if lay.op == "concat"] == \
-        [lay.attrs.get("interleave") for lay in exported.layers if lay.op == "concat"] == [2] * 16  # 4 + 8 + 4 ShuffleNetV2 units
+    shuffles = [lay.attrs.get("interleave") for lay in imported.layers if lay.op == "concat"]
+    assert shuffles == [lay.attrs.get("interleave") for lay in exported.layers if lay.op == "concat"]
+    assert shuffles == [2] * 16  # one per ShuffleNetV2 unit: 4 + 8 + 4
     images = np.stack([synthetic_image(0, i, res)[0] for i in range(16)])
     _, ta = GoldenModel(exported).run(images, trace=True)
     yb, tb = GoldenModel(imported).run(images, trace=True)

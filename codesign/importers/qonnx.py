@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import MAX_BITS, MIN_BITS, requant_constants
+from ..graph.opdef import CHANNEL_RANGE, CONCATENATION, op_def
 from ..ops.movement import SHIFT_OFFSETS
 from ..readers import read_onnx
 
@@ -36,9 +37,10 @@ CONV2D_KERNELS = (1, 3, 5, 7)
 QUANT_OPS = ("Quant",)
 SUPPORTED = ("Quant (weights: signed, narrow range, 2..8 bits, per-tensor or per-channel scale; activations: "
              "unsigned or signed after a ReLU, per-tensor scale, zero point 0), Conv (dense 1×1; dense k×k for k in "
-             "1, 3, 5, 7 with square stride and symmetric padding < k; depthwise 3×3 with padding 1 and stride 1 or 2; "
-             "depthwise 3×3 with a constant one-hot float kernel in a shift pattern: "
-             f"{', '.join(SHIFT_OFFSETS)}), BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), MaxPool 2×2 stride 2, "
+             "1, 3, 5, 7 with square stride and symmetric padding < k; depthwise 3×3 with padding 1 and stride 1 "
+             "or 2; depthwise 3×3 with a constant one-hot float kernel in a shift pattern: "
+             f"{', '.join(SHIFT_OFFSETS)}), BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), "
+             "MaxPool 2×2 stride 2, "
              "GlobalAveragePool/ReduceMean over H and W, Gemm/MatMul on the pooled vector, Concat/Split/Slice along "
              "channels, a channel shuffle (Unsqueeze at axis 2, Concat along it, Reshape into channels), "
              "Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
@@ -689,10 +691,11 @@ def _rotation(st: _State, layer: Layer, producer: dict[str, Layer], uses: dict[s
     """(x, r) when concat `layer` joins slices of one tensor x that are used nowhere else, in cyclic order
     [a, C) [0, a) (torch.roll as torch.onnx writes it, or any contiguous wrap-around cut): then its output
     is x rotated by r = a + its own rotate (docs/integer-contract.md: out[c] = x[(c + r) mod C])."""
-    if layer.op != "concat" or layer.attrs.get("interleave", 1) != 1:
+    if op_def(layer.op).view != CONCATENATION or layer.attrs.get("interleave", 1) != 1:
         return None
     cuts = [producer.get(i) for i in layer.inputs]
-    if any(c is None or c.op != "slice" or uses[c.output] != 1 for c in cuts) or len({c.inputs[0] for c in cuts}) != 1:
+    if any(c is None or op_def(c.op).view != CHANNEL_RANGE or uses[c.output] != 1 for c in cuts) \
+            or len({c.inputs[0] for c in cuts}) != 1:
         return None
     x = cuts[0].inputs[0]
     total = st.tensors[x].shape[2]
@@ -718,7 +721,8 @@ def _fold_rotations(st: _State, outputs: list[str]) -> list[str]:
         roll, (x, r) = hit
         drop = {producer[i].name for i in roll.inputs}
         base = producer.get(x)
-        if base is not None and base.op == "concat" and uses[x] == len(roll.inputs) and x not in outputs:
+        if base is not None and op_def(base.op).view == CONCATENATION and uses[x] == len(roll.inputs) \
+                and x not in outputs:
             base.attrs["rotate"] = (base.attrs["rotate"] + r) % st.tensors[x].shape[2]
             drop.add(roll.name)
             new = x  # the roll's readers read the rotated concat
@@ -746,8 +750,9 @@ def _unsqueeze(st: _State, node: Any) -> None:
         ax = _const(st, node.input[1])
         axes = None if ax is None else ax.reshape(-1).tolist()
     if node.input[0] not in st.acts or axes is None or [int(v) % 5 for v in axes] != [2]:
-        raise _refuse(st, node, f"an unsqueeze at axes {axes}", "Unsqueeze at axis 2 of a quantized activation, "
-                                                                  "stacked and reshaped into channels (a channel shuffle)")
+        raise _refuse(st, node, f"an unsqueeze at axes {axes}",
+                      "Unsqueeze at axis 2 of a quantized activation, stacked and reshaped into channels (a channel "
+                      "shuffle)")
     st.unsqueezed[node.output[0]] = st.acts[node.input[0]]
 
 
@@ -774,8 +779,8 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
     for node in g.node:  # before the walk: named as what it is, not as the index arithmetic in front of it
         positions = node.input[1:] if node.op_type != "DeformConv" else node.input[2:3]
         if node.op_type in SAMPLING_OPS and any(i and i not in st.consts for i in positions):
-            raise _refuse(st, node, SAMPLING_REASON, "no data-dependent reads; codesign's own CoDeNet goes through `codesign export` "
-                          "(docs/ir.md, \"Why two paths\")")
+            raise _refuse(st, node, SAMPLING_REASON, "no data-dependent reads; codesign's own CoDeNet goes through "
+                          "`codesign export` (docs/ir.md, \"Why two paths\")")
     for node in g.node:
         kind = node.op_type
         ins = [i for i in node.input if i]
