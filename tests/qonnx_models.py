@@ -96,6 +96,33 @@ class VGGish(nn.Module):
         return self.fc(torch.flatten(self.features(self.inp(x)), 1))
 
 
+def one_hot_kernel(c: int, taps: list[tuple[int, int]]) -> torch.Tensor:
+    """(C, 1, 3, 3) depthwise kernel: channel i has a single 1.0 at (row, column) taps[i % len(taps)]."""
+    k = torch.zeros(c, 1, 3, 3)
+    for i in range(c):
+        k[i, 0, taps[i % len(taps)][0], taps[i % len(taps)][1]] = 1.0
+    return k
+
+
+class RolledShift(nn.Module):
+    """1×1 conv → channel roll by `roll` (torch.roll of one tensor, no concat) → fixed one-hot depthwise 3×3
+    (a shift: float kernel, no quantizer) → 1×1 conv → mean → FC; power-of-two scales, so exact."""
+
+    def __init__(self, taps: list[tuple[int, int]], roll: int = 3, c: int = 10, classes: int = 4):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=quantizers(True)[2], bit_width=8)
+        self.c1, self.a1 = _conv(3, c, 1, 1, 4, True), _act(4, True)
+        self.c2, self.a2 = _conv(c, c, 1, 1, 4, True), _act(4, True)
+        self.fc = qnn.QuantLinear(c, classes, bias=False, weight_quant=quantizers(True)[1], weight_bit_width=8)
+        self.register_buffer("kernel", one_hot_kernel(c, taps))
+        self.roll = roll
+
+    def forward(self, x):
+        x = torch.roll(self.a1(self.c1(self.inp(x))), -self.roll, 1)
+        x = torch.nn.functional.conv2d(x, self.kernel, padding=1, groups=x.shape[1])
+        return self.fc(self.a2(self.c2(x)).mean((2, 3)))
+
+
 def calibrated(model: nn.Module, res: int, seed: int = 0, batches: int = 4) -> nn.Module:
     """Random weights and biases (biases off the activation grid, as trained ones are), BN statistics
     and activation scales from random images."""

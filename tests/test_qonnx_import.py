@@ -24,7 +24,7 @@ from codesign.hw.limits import sized_for  # noqa: E402
 from codesign.hw.scheduler import schedule  # noqa: E402
 from codesign.importers.qonnx import ties_reachable  # noqa: E402
 
-from .qonnx_models import MobileNetV1ish, VGGish, calibrated, export  # noqa: E402
+from .qonnx_models import MobileNetV1ish, RolledShift, VGGish, calibrated, export  # noqa: E402
 
 
 def _import(onnx_path: Path, tmp: Path) -> Path:
@@ -136,6 +136,29 @@ def test_float_scales_with_batchnorm_agree_on_almost_every_integer(tmp_path):
     same, total, _ = _agreement(onnx_path, graph, 4)
     print(f"float scales + BN: {same}/{total} = {100 * same / total:.3f} % identical activation integers")
     assert same / total >= 0.99
+
+
+DIRAC5_TAPS = [(0, 1), (1, 0), (1, 1), (1, 2), (2, 1)]  # (row, column) of the 3×3 kernel: above, left, centre, ...
+
+
+def test_a_one_hot_depthwise_kernel_is_the_shift_and_a_roll_a_one_input_concat(tmp_path):
+    """A float one-hot kernel in the dirac5 layout imports as `shift`; a roll of a tensor that no concat made
+    becomes a one-input concat with that rotation; both exact, so every integer equals the executor's."""
+    onnx_path = export(calibrated(RolledShift(DIRAC5_TAPS), 8), tmp_path / "rolled.onnx", 8)
+    graph = load(_import(onnx_path, tmp_path))
+    assert [layer.op for layer in graph.layers] == ["conv1x1", "concat", "shift", "conv1x1", "globalsumpool", "linear"]
+    concat = graph.layers[1]
+    assert concat.inputs == [graph.layers[0].output] and concat.attrs == {"rotate": 3}
+    same, total, outputs_equal = _agreement(onnx_path, graph, 3)
+    assert same == total and outputs_equal, f"{same}/{total}"
+
+
+def test_a_one_hot_kernel_in_another_layout_is_refused_by_name(tmp_path, capsys):
+    onnx_path = export(calibrated(RolledShift([(1, 0), (1, 2)], roll=0), 8), tmp_path / "lr.onnx", 8)
+    assert main(["import", str(onnx_path), "-o", str(tmp_path / "lr.ir")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "(Conv)" in err and "channel 0 reads offset (dy, dx) = (0, -1)" in err
+    assert "dirac5" in err
 
 
 def test_golden_cli_float_input_matches_run_float(mobilenet, capsys):

@@ -2,11 +2,14 @@
 
 The file is read by `readers.read_onnx`, checked for what would break the `qonnx` package's own
 passes (dynamic shapes, undefined tensors, cycles, no Quant node at all), cleaned with those passes
-(cleanup, InferShapes, FoldConstants without the Quant nodes, BatchNormToAffine), and then walked
-node by node in topological order. A float value between a weighted node (Conv, Gemm, MatMul) and
-the activation Quant that ends it is held as a pending accumulator with a per-channel affine map
-(bias, BN's Mul/Add, ReLU, Clip); the Quant turns it into one IR layer whose requant constants
+(cleanup, InferShapes, FoldConstants without the Quant nodes), and then walked node by node in
+topological order. A float value between a weighted node (Conv, Gemm, MatMul) and the activation
+Quant that ends it is held as a pending accumulator with a per-channel affine map (bias, BN folded
+in float64, Mul/Add, ReLU, Clip); the Quant turns it into one IR layer whose requant constants
 (M, B, S) are those of `graph.ir.requant_constants`, exactly as the Brevitas exporter derives them.
+A depthwise 3×3 Conv with a constant one-hot float kernel (DiracDeltaNet's shift) is the IR `shift`,
+and a channel roll (Slices of one tensor concatenated in rotated order) is folded into the `rotate`
+of the concat it reads, so our own models import to the IR `codesign export` writes.
 Everything the IR cannot express is refused with one line: the node, its op type, its attributes
 and what is supported. No torch here: this is the back-end side of the front door.
 """
@@ -23,6 +26,8 @@ import numpy as np
 from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import MAX_BITS, MIN_BITS, requant_constants
+from ..graph.opdef import CHANNEL_RANGE, CONCATENATION, op_def
+from ..ops.movement import SHIFT_OFFSETS
 from ..readers import read_onnx
 
 LOGIT_BITS = 32
@@ -32,10 +37,20 @@ CONV2D_KERNELS = (1, 3, 5, 7)
 QUANT_OPS = ("Quant",)
 SUPPORTED = ("Quant (weights: signed, narrow range, 2..8 bits, per-tensor or per-channel scale; activations: "
              "unsigned or signed after a ReLU, per-tensor scale, zero point 0), Conv (dense 1×1; dense k×k for k in "
-             "1, 3, 5, 7 with square stride and symmetric padding < k; depthwise 3×3 with padding 1 and stride 1 or 2), "
-             "BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), MaxPool 2×2 stride 2, "
+             "1, 3, 5, 7 with square stride and symmetric padding < k; depthwise 3×3 with padding 1 and stride 1 "
+             "or 2; depthwise 3×3 with a constant one-hot float kernel in a shift pattern: "
+             f"{', '.join(SHIFT_OFFSETS)}), BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), "
+             "MaxPool 2×2 stride 2, "
              "GlobalAveragePool/ReduceMean over H and W, Gemm/MatMul on the pooled vector, Concat/Split/Slice along "
-             "channels, Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
+             "channels, a channel shuffle (Unsqueeze at axis 2, Concat along it, Reshape into channels), "
+             "Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
+# Ops that read a tensor at positions given by another tensor. With positions computed from activations they
+# are a deformable convolution's sampling (codesign's DeformConvBNAct exports as Round/Cast/Where index
+# arithmetic feeding GatherElements, then an Einsum). No ONNX or QONNX op is the IR's deform3x3 (ONNX
+# DeformConv reads free fractional per-tap offsets bilinearly), so such a graph is refused at that node.
+SAMPLING_OPS = ("Gather", "GatherElements", "GatherND", "GridSample", "DeformConv", "ScatterElements", "ScatterND")
+SAMPLING_REASON = ("a read at positions computed from activations (a deformable convolution's sampling); no ONNX or "
+                   "QONNX op expresses the IR's limited-range square deform3x3, so the importer cannot map it")
 _ROUND_HALF_EVEN = ("ROUND", "HALF_EVEN")
 _CLASSIFIER_OPS = ("Gemm", "MatMul")
 
@@ -92,6 +107,10 @@ class _State:
     inexact: list[str] = field(default_factory=list)
     onnx_names: dict[str, str] = field(default_factory=dict)  # IR tensor → the ONNX tensor it stands for
     half_even: list[str] = field(default_factory=list)
+    # a channel shuffle as torch.onnx writes torch.stack(xs, 2).flatten(1, 2): Unsqueeze at axis 2, Concat
+    # along it, Reshape back to NCHW. ONNX tensor → the IR activation(s) it stacks
+    unsqueezed: dict[str, str] = field(default_factory=dict)
+    stacked: dict[str, list[str]] = field(default_factory=dict)
 
 
 # ---- names ----------------------------------------------------------------------------------------
@@ -191,14 +210,14 @@ def _check_structure(path: Path, model: Any) -> None:
 def _clean(path: Path, model: Any) -> Any:
     """The qonnx package's own passes; their failures become one line."""
     from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
     from qonnx.transformation.fold_constants import FoldConstants
     from qonnx.transformation.infer_shapes import InferShapes
 
     try:
         mw = ModelWrapper(model).cleanup()
-        for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]), BatchNormToAffine(),
-                  InferShapes()):
+        # BatchNormalization stays: `_batchnorm` folds it in float64 as the exporter does (qonnx's
+        # BatchNormToAffine computes in float32, which moves some M by one unit)
+        for t in (InferShapes(), FoldConstants(exclude_op_types=["Quant", "BipolarQuant"]), InferShapes()):
             mw = mw.transform(t)
         return mw.cleanup()
     except Exception as e:  # qonnx and onnx raise anything from KeyError to protobuf errors
@@ -377,6 +396,9 @@ def _conv(st: _State, node: Any) -> None:
         raise _refuse(st, node, f"input '{x_name}' is not a quantized activation (no Quant node before it)")
     qw = st.weights.get(node.input[1])
     if qw is None:
+        if node.input[1] in st.consts:
+            _fixed_shift(st, node, a)
+            return
         raise _refuse(st, node, "float weights (no Quant node on them)")
     src = st.acts[x_name]
     h, w, cin = st.tensors[src].shape
@@ -423,6 +445,70 @@ def _conv(st: _State, node: Any) -> None:
     name = ir_name(node.name, st.used, op)
     st.pending[node.output[0]] = _Pending(name, op, src, weight, s_w, qw.bits, attrs, shape, np.ones(cout), b,
                                           onnx_op=node.op_type)
+
+
+def _one_hot_taps(w: np.ndarray) -> list[tuple[int, int]] | None:
+    """Per channel of a (C, 1, 3, 3) kernel the (dy, dx) of its single tap of exactly 1.0, or None when some
+    channel is not one-hot with weight 1 (then it scales or mixes values: a real conv, not a move)."""
+    flat = w.reshape(w.shape[0], 9)
+    if not np.all((flat == 0) | (flat == 1)) or not np.all((flat == 1).sum(axis=1) == 1):
+        return None
+    return [(int(k) // 3 - 1, int(k) % 3 - 1) for k in np.argmax(flat, axis=1)]
+
+
+def _fixed_shift(st: _State, node: Any, a: dict[str, Any]) -> None:
+    """A depthwise 3×3 Conv with a constant float one-hot kernel moves each channel by one pixel: exact on the
+    integer grid, so it is the IR `shift` (no requant) when its taps follow one of the IR's patterns."""
+    src = st.acts[node.input[0]]
+    h, w, c = st.tensors[src].shape
+    wt = st.consts[node.input[1]]
+    bias = _const(st, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    geometry = (wt.shape == (c, 1, 3, 3) and int(a.get("group", 1)) == c and list(a.get("pads", [0] * 4)) == [1] * 4
+                and list(a.get("strides", [1, 1])) == [1, 1] and list(a.get("dilations", [1, 1])) == [1, 1]
+                and a.get("auto_pad", "NOTSET") in ("NOTSET", ""))
+    taps = _one_hot_taps(wt) if geometry else None
+    if taps is None or (bias is not None and np.any(bias != 0)):
+        raise _refuse(st, node, "float weights (no Quant node on them)",
+                      "quantized weights, or a bias-free depthwise 3×3 stride-1 padding-1 kernel that is one-hot "
+                      "with weight 1 per channel (a shift)")
+    name = ir_name(node.name, st.used, "shift")
+    if all(t == (0, 0) for t in taps):  # every channel reads itself: the identity
+        st.acts[node.output[0]] = src
+        return
+    pattern = next((p for p, offs in SHIFT_OFFSETS.items() if taps == [offs[i % len(offs)] for i in range(c)]), None)
+    if pattern is None:
+        first = next(i for i in range(c) if taps[i] != SHIFT_OFFSETS["dirac5"][i % 5])
+        raise _refuse(st, node, f"a one-hot shift whose channel {first} reads offset (dy, dx) = {taps[first]}, "
+                      "which no IR shift pattern has",
+                      "shift patterns " + "; ".join(f"{p}: channel c reads {list(o)}[c mod {len(o)}]"
+                                                    for p, o in SHIFT_OFFSETS.items()))
+    t = st.tensors[src]
+    st.tensors[name] = TensorInfo((h, w, c), t.bits, t.signed, t.scale)
+    st.layers.append(Layer(name, "shift", [src], name, {"pattern": pattern}))
+    st.acts[node.output[0]] = name
+
+
+def _batchnorm(st: _State, node: Any) -> None:
+    """BatchNormalization (inference) of a pending accumulator, folded into its per-channel map in float64:
+    a = γ/sqrt(var + eps), b = β − a·μ, the exporter's `fold_bn`, so the requant constants come out equal."""
+    p = st.pending.get(node.input[0])
+    if p is None:
+        raise _refuse(st, node, "a batch norm that does not follow a Conv/Gemm (before its quantizer)",
+                      "BatchNormalization between a Conv and its activation Quant")
+    if p.relu or p.clip_max is not None:
+        raise _refuse(st, node, "a batch norm after the activation (ReLU/Clip) and before the quantizer")
+    params = [_const(st, i) for i in node.input[1:5]]
+    if len(node.output) > 1 and any(node.output[1:]) or any(v is None for v in params) or \
+            any(v.size != p.shape[2] for v in params):
+        raise _refuse(st, node, "a batch norm that is not inference-mode with constant per-channel parameters")
+    gamma, beta, mean, var = (v.reshape(-1).astype(np.float64) for v in params)
+    # ONNX stores eps as float32; the framework's eps is a decimal (torch: 1e-5): take the shortest decimal
+    # that rounds to that float32, the value the exporter folds with
+    eps = float(str(np.float32(_attrs(node).get("epsilon", 1e-5))))
+    a = gamma / np.sqrt(var + eps)
+    b = beta - a * mean
+    p.a, p.b = p.a * a, p.b * a + b
+    st.pending[node.output[0]] = p
 
 
 def _gemm(st: _State, node: Any) -> None:
@@ -541,6 +627,14 @@ def _channels(st: _State, node: Any) -> None:
     """Concat / Split / Slice along the channel axis: the IR's views."""
     a = _attrs(node)
     kind = node.op_type
+    if kind == "Concat" and all(i in st.unsqueezed for i in node.input):
+        srcs = [st.unsqueezed[i] for i in node.input]
+        ts = [st.tensors[x] for x in srcs]
+        if int(a.get("axis", 0)) % 5 != 2 or len({(t.scale, t.bits, t.signed, t.shape) for t in ts}) != 1:
+            raise _refuse(st, node, "a stack that is not of equal, equally quantized activations right after "
+                                    "the channel axis", "torch.stack((a, b, ...), dim=2) of one quantizer's tensors")
+        st.stacked[node.output[0]] = srcs
+        return
     if kind == "Concat":
         srcs = [st.acts.get(i) for i in node.input]
         if None in srcs or int(a.get("axis", 1)) % 4 != 1:
@@ -593,10 +687,100 @@ def _channels(st: _State, node: Any) -> None:
         st.acts[out] = name
 
 
+def _rotation(st: _State, layer: Layer, producer: dict[str, Layer], uses: dict[str, int]) -> tuple[str, int] | None:
+    """(x, r) when concat `layer` joins slices of one tensor x that are used nowhere else, in cyclic order
+    [a, C) [0, a) (torch.roll as torch.onnx writes it, or any contiguous wrap-around cut): then its output
+    is x rotated by r = a + its own rotate (docs/integer-contract.md: out[c] = x[(c + r) mod C])."""
+    if op_def(layer.op).view != CONCATENATION or layer.attrs.get("interleave", 1) != 1:
+        return None
+    cuts = [producer.get(i) for i in layer.inputs]
+    if any(c is None or op_def(c.op).view != CHANNEL_RANGE or uses[c.output] != 1 for c in cuts) \
+            or len({c.inputs[0] for c in cuts}) != 1:
+        return None
+    x = cuts[0].inputs[0]
+    total = st.tensors[x].shape[2]
+    ranges = [(c.attrs["start"], c.attrs["stop"]) for c in cuts]
+    if sum(b - a for a, b in ranges) != total or any(ranges[i][1] % total != ranges[i + 1][0]
+                                                      for i in range(len(ranges) - 1)):
+        return None
+    return x, (ranges[0][0] + layer.attrs["rotate"]) % total
+
+
+def _fold_rotations(st: _State, outputs: list[str]) -> list[str]:
+    """Fold every channel roll into the concat that made its input (or into a one-input concat), dropping its
+    slices: the IR's concat rotates by address, so a roll costs nothing there (the exporter writes it so)."""
+    while True:
+        producer = {lay.output: lay for lay in st.layers}
+        uses = {t: outputs.count(t) for t in st.tensors}
+        for lay in st.layers:
+            for i in lay.inputs:
+                uses[i] += 1
+        hit = next(((lay, rot) for lay in st.layers if (rot := _rotation(st, lay, producer, uses))), None)
+        if hit is None:
+            return outputs
+        roll, (x, r) = hit
+        drop = {producer[i].name for i in roll.inputs}
+        base = producer.get(x)
+        if base is not None and op_def(base.op).view == CONCATENATION and uses[x] == len(roll.inputs) \
+                and x not in outputs:
+            base.attrs["rotate"] = (base.attrs["rotate"] + r) % st.tensors[x].shape[2]
+            drop.add(roll.name)
+            new = x  # the roll's readers read the rotated concat
+        elif r == 0:
+            drop.add(roll.name)
+            new = x  # the slices put x back together unchanged
+        else:
+            roll.inputs, roll.attrs = [x], {"rotate": r}
+            new = roll.output
+        for t in [lay.output for lay in st.layers if lay.name in drop]:
+            if t != new:
+                del st.tensors[t]
+        st.layers = [lay for lay in st.layers if lay.name not in drop]
+        if new != roll.output:
+            for lay in st.layers:
+                lay.inputs = [new if i == roll.output else i for i in lay.inputs]
+            outputs = [new if o == roll.output else o for o in outputs]
+            st.acts = {k: (new if v == roll.output else v) for k, v in st.acts.items()}
+
+
+def _unsqueeze(st: _State, node: Any) -> None:
+    """Unsqueeze of an activation at axis 2 (NC1HW): the first half of a channel shuffle."""
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1:
+        ax = _const(st, node.input[1])
+        axes = None if ax is None else ax.reshape(-1).tolist()
+    if node.input[0] not in st.acts or axes is None or [int(v) % 5 for v in axes] != [2]:
+        raise _refuse(st, node, f"an unsqueeze at axes {axes}",
+                      "Unsqueeze at axis 2 of a quantized activation, stacked and reshaped into channels (a channel "
+                      "shuffle)")
+    st.unsqueezed[node.output[0]] = st.acts[node.input[0]]
+
+
+def _interleave(st: _State, node: Any, shape: list[int]) -> None:
+    """Reshape of a stack (N, C, g, H, W) to (N, g·C, H, W): channel i·g + k is input k's channel i, the IR
+    concat's `interleave` g (ShuffleNetV2's concat + channel shuffle)."""
+    srcs = st.stacked[node.input[0]]
+    h, w, c = st.tensors[srcs[0]].shape
+    if list(shape[1:]) != [len(srcs) * c, h, w]:
+        raise _refuse(st, node, f"a reshape of a stack of {len(srcs)}×{c} channels to {shape}",
+                      f"the reshape of the stack into {len(srcs) * c} channels of {h}×{w} (a channel shuffle)")
+    t = st.tensors[srcs[0]]
+    name = ir_name(node.name, st.used, "concat")
+    st.tensors[name] = TensorInfo((h, w, len(srcs) * c), t.bits, t.signed, t.scale)
+    st.layers.append(Layer(name, "concat", list(srcs), name, {"rotate": 0, **({"interleave": len(srcs)}
+                                                                                 if len(srcs) > 1 else {})}))
+    st.acts[node.output[0]] = name
+
+
 def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
     g = mw.graph
     graph_input = g.input[0].name
     onnx_shape = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+    for node in g.node:  # before the walk: named as what it is, not as the index arithmetic in front of it
+        positions = node.input[1:] if node.op_type != "DeformConv" else node.input[2:3]
+        if node.op_type in SAMPLING_OPS and any(i and i not in st.consts for i in positions):
+            raise _refuse(st, node, SAMPLING_REASON, "no data-dependent reads; codesign's own CoDeNet goes through "
+                          "`codesign export` (docs/ir.md, \"Why two paths\")")
     for node in g.node:
         kind = node.op_type
         ins = [i for i in node.input if i]
@@ -609,6 +793,8 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
             _conv(st, node)
         elif kind in ("Gemm", "MatMul"):
             _gemm(st, node)
+        elif kind == "BatchNormalization":
+            _batchnorm(st, node)
         elif kind in ("Mul", "Add", "Sub", "Div"):
             if not _affine(st, node):
                 if kind == "Add" and all(i in st.acts for i in ins):
@@ -641,6 +827,10 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
             _maxpool(st, node)
         elif kind in ("GlobalAveragePool", "ReduceMean"):
             _global_pool(st, node)
+        elif kind == "Unsqueeze":
+            _unsqueeze(st, node)
+        elif kind in ("Reshape", "Flatten") and ins[0] in st.stacked:
+            _interleave(st, node, list(mw.get_tensor_shape(node.output[0]) or []))
         elif kind in ("Concat", "Split", "Slice"):
             _channels(st, node)
         elif kind in ("Flatten", "Reshape", "Squeeze", "Identity", "Dropout"):
@@ -680,7 +870,7 @@ def import_qonnx(path: str | Path, name: str | None = None) -> Graph:
     consts = {i.name: mw.get_initializer(i.name) for i in mw.graph.initializer}
     st = _State(path, {k: np.asarray(v) for k, v in consts.items()})
     meta: dict[str, Any] = {}
-    outputs = _walk(st, mw, meta)
+    outputs = _fold_rotations(st, _walk(st, mw, meta))
     if "input" not in meta:
         raise QonnxImportError(f"{path}: the graph input '{mw.graph.input[0].name}' has no Quant node; supported: an "
                                "unsigned input quantizer of at most 8 bits (Brevitas QuantIdentity)")

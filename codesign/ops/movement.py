@@ -11,7 +11,12 @@ from ..golden import ops as kernels
 from ..graph.ir import fail
 from ..graph.opdef import CHANNEL_RANGE, CONCATENATION, POOL, SHIFT, UPSAMPLE, VIEW, OpDef, Step, register
 
-SHIFT_PATTERNS = ("dirac5",)
+# Where output channel c reads, as (dy, dx) offsets chosen by c mod len(pattern): out[h, w, c] = x[h+dy, w+dx, c]
+# (docs/integer-contract.md, "Shift"). The QONNX importer recognises a fixed one-hot depthwise kernel by it.
+SHIFT_OFFSETS: dict[str, tuple[tuple[int, int], ...]] = {
+    "dirac5": ((-1, 0), (0, -1), (0, 0), (0, 1), (1, 0)),  # above, left, centre, right, below
+}
+SHIFT_PATTERNS = tuple(SHIFT_OFFSETS)
 
 
 def _keeps_quantizer(graph, layer) -> None:
