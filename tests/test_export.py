@@ -131,22 +131,3 @@ def test_qat_model_reproduces_stem_requant_exactly():
     scale = float(model.stem1.act.act_quant.scale())
     ref_int = torch.round(ref / scale).permute(0, 2, 3, 1).reshape(-1, y.shape[1]).numpy()
     assert np.mean(ref_int == y) >= 0.99
-
-
-def test_qonnx_export_carries_quant_nodes_and_runs(tiny_model, tmp_path):
-    """FINN/hls4ml users take the model as QONNX: Quant nodes with the trained scales and bit widths,
-    executable by qonnx's reference executor with the same result as the Brevitas model."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-
-    from codesign.quant.qonnx_export import export_qonnx
-
-    path = export_qonnx(tiny_model, tmp_path / "tiny.onnx", 32)
-    model = ModelWrapper(str(path))
-    ops = [n.op_type for n in model.graph.node]
-    assert ops.count("Quant") >= 30 and "Conv" in ops
-    x = (torch.from_numpy(random_images(1, 32, seed=11)).permute(0, 3, 1, 2).float() / 255).numpy()
-    out = execute_onnx(model, {model.graph.input[0].name: x})[model.graph.output[0].name]
-    with torch.no_grad():
-        ref = tiny_model(torch.from_numpy(x)).numpy()
-    assert np.allclose(out, ref, atol=1e-4) and out.argmax() == ref.argmax()

@@ -61,11 +61,36 @@ def _correspondence(a: Graph, b: Graph, a_outputs: list[str] | None = None) -> d
     return pairs
 
 
-@pytest.fixture(scope="module", params=[TINY, DIGITS], ids=["tiny", "digits"])
-def both_ways(request, tmp_path_factory) -> tuple[Graph, Graph]:
+# the digits preset's size is slow (torch.onnx takes ~20 s over it): `make test-all`
+@pytest.fixture(scope="module", params=[TINY, pytest.param(DIGITS, marks=pytest.mark.slow)], ids=["tiny", "digits"])
+def exported_qonnx(request, tmp_path_factory):
+    """(the Brevitas model, its QONNX file) for a DiracDeltaNet config."""
     model = random_calibrated_model(request.param, 0, 10, batch=16)
-    onnx_path = export_qonnx(model, tmp_path_factory.mktemp("rt") / "dirac.onnx", model.config["resolution"])
+    return model, export_qonnx(model, tmp_path_factory.mktemp("rt") / "dirac.onnx", model.config["resolution"])
+
+
+@pytest.fixture(scope="module")
+def both_ways(exported_qonnx) -> tuple[Graph, Graph]:
+    model, onnx_path = exported_qonnx
     return export_model(model), import_qonnx(onnx_path)
+
+
+def test_qonnx_export_carries_quant_nodes_and_runs(exported_qonnx):
+    """FINN/hls4ml users take the model as QONNX: Quant nodes with the scales and bit widths, executable by
+    qonnx's reference executor with the same result as the Brevitas model."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    model, onnx_path = exported_qonnx
+    wrapper = ModelWrapper(str(onnx_path))
+    ops = [n.op_type for n in wrapper.graph.node]
+    assert ops.count("Quant") >= 30 and "Conv" in ops
+    res = model.config["resolution"]
+    x = np.random.default_rng(11).integers(0, 256, (1, 3, res, res)).astype(np.float32) / 255
+    out = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[wrapper.graph.output[0].name]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    assert np.allclose(out, ref, atol=1e-4) and out.argmax() == ref.argmax()
 
 
 def test_diracdeltanet_through_qonnx_is_the_exported_ir(both_ways):
@@ -122,6 +147,7 @@ def test_codenet_through_qonnx_is_refused_at_its_first_deformable_conv(tmp_path)
     export_model(model)  # the module walk is CoDeNet's path
 
 
+@pytest.mark.slow  # ~30 s, most of it torch.onnx
 def test_codenet_backbone_through_qonnx_is_the_exported_backbone(tmp_path):
     """Everything of CoDeNet up to the neck (the stride-4 stem conv2d, ShuffleNetV2 units: split, depthwise
     3×3 stride 1 and 2, the 2-way channel shuffle as `concat` interleave 2, conv5) imports to the layers
