@@ -13,9 +13,9 @@ mkdir -p "$build"
 # a second library for a much smaller config, loaded first into the same process: the engine's
 # static buffers must stay private to each library (see CODESIGN_CSIM_BEGIN in types.h)
 "$py" "$here/render.py" "$build/gen_small" max_channels=16 max_width=8 max_line=64 max_weights=256
-cxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$here -I$root/hls_templates/engine"
-gcxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$build/gen -I$root/hls_templates/engine"
-scxx="g++ -std=c++14 -O2 -Wall -Werror -isystem $ap -I$build/gen_small -I$root/hls_templates/engine"
+cxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$here -I$root/hls_templates/engine"
+gcxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$build/gen -I$root/hls_templates/engine"
+scxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$build/gen_small -I$root/hls_templates/engine"
 # The four builds are independent: run them side by side (one per core), each logged, and stop on
 # the first that fails with its compiler output.
 build_bg() {  # build_bg NAME COMMAND...: in the background, log in $build/NAME.log
