@@ -4,8 +4,10 @@ Each case is the graph of tests/test_codenet_csim.py's fuzz (image → conv0 →
 [prepool][conv][pool][dw stride 1|2 | deform][upsample] → an interleaved, rotated concat), drawn from a
 seeded NumPy generator; `--edge` (default on) puts the requant constants at the IR's limits (S at the
 ends of 1..46, |M| up to 2^23 − 1, |B| up to what the 48-bit intermediate leaves) in half of the cases,
-and a third get a weight buffer shallow enough to split their conv. Every case is scheduled, run on
-one C-simulation library (the engine built once for the fuzz configuration) and compared with the
+a third get a weight buffer shallow enough to split their conv, and a third round their call's requant
+ties to even (the engine is built with `half_even`; those requants get tie-prone constants,
+test_codenet_csim._tie_prone: M = ±2, S = t + 1, B even, so about one accumulator in 2^t is a tie). Every case is scheduled, run on one C-simulation library (the engine built once for the
+fuzz configuration) and compared with the
 golden model call by call. A mismatch writes a reproducer (the graph as .ir, the case's parameters as
 JSON and the first differing layer, channel and pixel) into --out.
 
@@ -34,6 +36,8 @@ from codesign.hw.verify import verify  # noqa: E402
 from tests.conftest import split_wtiles  # noqa: E402
 from tests.test_codenet_csim import FUZZ_MAX_HW, HW, fuzz_graph, kxk_fits, KXK_MAX_INPUTS  # noqa: E402  (the fuzz's graphs, one definition)
 
+FUZZ_HW = HW.with_(half_even=True)  # the tests' fuzz engine, with the round-half-to-even tie logic
+
 
 def draw_case(rng: np.random.Generator, edge: bool) -> dict:
     """The parameters of tests/test_codenet_csim.py fuzz_params, from a NumPy generator."""
@@ -56,6 +60,7 @@ def draw_case(rng: np.random.Generator, edge: bool) -> dict:
         p["kxk"] = (k, int(rng.integers(1, 4)), int(rng.integers(0, k)))
         p["prepool"] = False
         p["cin"] = min(p["cin"], KXK_MAX_INPUTS // (k * k) // HW.pi * HW.pi)
+    p["half_even"] = bool(rng.integers(3) == 0)  # the call's requants round ties to even (QONNX ROUND)
     return p
 
 
@@ -69,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         first = fuzz_graph(np.random.RandomState(0), draw_case(np.random.default_rng(0), False) | {"split": False})
-        engine = CsimEngine(write_project(first, HW, Path(tmp) / "p").path, HW.bus_bits)
-    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "kxk": 0, "mismatches": 0}
+        engine = CsimEngine(write_project(first, FUZZ_HW, Path(tmp) / "p").path, FUZZ_HW.bus_bits)
+    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "kxk": 0, "half_even": 0, "mismatches": 0}
     t0 = time.perf_counter()
     bar = tqdm(total=args.cases, desc="fuzz", unit="case")
     k = -1
@@ -83,14 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         bar.update()
         case_rng = np.random.RandomState(int(rng.integers(2 ** 31)))
         graph = fuzz_graph(case_rng, p)
-        depth = split_wtiles(graph, HW, case_rng) if p["split"] else None
-        sched = schedule(graph, HW.with_(max_wtiles=depth or 0))
+        depth = split_wtiles(graph, FUZZ_HW, case_rng) if p["split"] else None
+        sched = schedule(graph, FUZZ_HW.with_(max_wtiles=depth or 0))
         image = case_rng.randint(0, 256, (p["h"], p["w"], 3)).astype(np.uint8)
         report = verify(sched, graph, image, engine, per_call=True)
         counts["cases"] += 1
         counts["edge"] += p["edge"]
         counts["split"] += any(c.channels for c in sched.calls)
         counts["kxk"] += bool(p.get("kxk"))
+        counts["half_even"] += p["half_even"]
         if not report.ok:
             counts["mismatches"] += 1
             args.out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     dt = time.perf_counter() - t0
     print(f"{counts['cases']} cases ({counts['edge']} with edge requant constants, {counts['split']} split, "
-          f"{counts['kxk']} k×k convs, "
+          f"{counts['kxk']} k×k convs, {counts['half_even']} rounding ties to even, "
           f"{counts['skipped']} redrawn), {counts['mismatches']} mismatches, {dt:.1f} s "
           f"({counts['cases'] / dt:.0f} cases/s) [golden model vs C-simulation, per call]")
     return 1 if counts["mismatches"] else 0

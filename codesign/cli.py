@@ -139,7 +139,7 @@ def cmd_import(args: argparse.Namespace) -> None:
     graph = import_qonnx(args.model, name=args.name)
     path = save(graph, args.output)
     ops = sorted({layer.op for layer in graph.layers})
-    note = graph.meta["half_even"] and f"; ties to even (golden only): {', '.join(graph.meta['half_even'])}"
+    note = graph.meta["half_even"] and f"; ties to even (engine built with half_even): {', '.join(graph.meta['half_even'])}"
     print(f"wrote {path} ({len(graph.layers)} layers: {', '.join(ops)}{note or ''})")
 
 

@@ -75,6 +75,18 @@ def _requant(rng, acc_max: int, cout: int, out_bits: int, edge: bool = False):
     return requant_constants(k, b, acc_max)
 
 
+def _tie_prone(rng, layer: Layer, acc_max: int, out_max: int) -> None:
+    """Make `layer` round ties to even, with constants that make ties common: y = (2·acc + B) / 2^(t+1),
+    B even, so every acc ≡ 2^(t−1) (mod 2^t) is a tie (M = ±2, S = t + 1); 2^t spreads typical
+    accumulators over the output range as `_requant` does."""
+    c = layer.params["mult"].shape[0]
+    t = max(1, round(np.log2(max(acc_max, 1) / (4 * out_max))))
+    layer.params["mult"] = (2 * rng.choice([1, 1, 1, -1], c)).astype(np.int64)
+    layer.params["bias"] = (2 * rng.randint(-out_max << t >> 1, (out_max << t) + 1, c)).astype(np.int64)
+    layer.attrs["shift"] = t + 1
+    layer.attrs["rounding"] = "half_even"
+
+
 class Builder:
     def __init__(self, h: int, w: int, edge: bool = False):
         self.tensors = {"input": TensorInfo((h, w, 3), 8, False, 1 / 255)}
@@ -180,6 +192,11 @@ def fuzz_graph(rng, p: dict) -> Graph:
         ins = [x, partner] if first_x else [partner, x]
         total = 2 * t.shape[2]
         x = g.add("cat", "concat", ins, (*t.shape[:2], total), attrs={"rotate": rot % total, "interleave": 2})
+    if p.get("half_even"):  # the fuzzed call's requants round ties to even (an engine with `half_even`)
+        for layer in g.layers:
+            if layer.name in ("conv1", "dw", "deform"):
+                _tie_prone(rng, layer, accumulator_bound(layer.params["weight"], g.tensors[layer.inputs[0]].max_value),
+                           g.tensors[layer.output].max_value)
     graph = Graph("codenet_fuzz", "input", x, g.tensors, g.layers, {})
     validate(graph)
     return graph

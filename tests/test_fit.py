@@ -143,6 +143,18 @@ def test_a_model_without_a_3x3_gets_no_spatial_unit(tiny_project):
     assert not [r for r in fit.rows if r.unit == "spatial"]
 
 
+def test_the_half_even_tie_logic_is_priced_only_where_built():
+    """hardware half_even builds round-half-to-even tie logic into every requant lane (the conv's and the
+    spatial unit's); without it (every model but a QONNX import with ties) it costs nothing."""
+    hw = HardwareConfig(po=16, spatial_unit=True)
+    assert not [r for r in code_derived(hw, [], []).rows if "half-even" in r.what]
+    with_ties = code_derived(hw.with_(half_even=True), [], [])
+    rows = [r for r in with_ties.rows if "half-even" in r.what]
+    assert [r.unit for r in rows] == ["requant", "spatial"]
+    assert all(16 * 20 <= r.cost["lut"] <= 16 * 80 and r.cost["dsp"] == 0 for r in rows)  # a few tens of LUTs a lane
+    assert with_ties.totals()["lut"] - code_derived(hw, [], []).totals()["lut"] == sum(r.cost["lut"] for r in rows)
+
+
 @pytest.mark.parametrize("board", ["kv260", "zcu104", "pynq-z2"])
 def test_diracdeltanet_engine_compile_picks_fits_every_board(board):
     """Issue #11's acceptance on the other boards (Ultra96: tests/test_cycles.py): the engine `codesign compile

@@ -9,7 +9,8 @@
 - m_axi adapters: their read and write data buffers, as memories of burst length × outstanding
   words of the port's width (the INTERFACE pragmas of the rendered top.cpp).
 - Arithmetic: PO MAC lanes of PI slice products (codesign/estimate/primitives.py, checked with
-  Yosys), PO requant lanes, and the spatial unit's 9 × PO tap products and PO requant lanes.
+  Yosys), PO requant lanes, and the spatial unit's 9 × PO tap products and PO requant lanes; with
+  hardware `half_even`, the round-half-to-even tie logic of each of those requant lanes.
 
 Control logic, address arithmetic, muxes of the views and the AXI interconnect are not in it: the
 table says so (`not modeled`), and the Vitis synthesis report is the check (hls/reports.py).
@@ -153,9 +154,14 @@ def code_derived(hw: HardwareConfig, memories: list[Memory], adapters: list[AxiA
     add("conv1x1", f"{hw.po} MAC lanes x {hw.pi} slice products", lane * hw.po)
     rq = primitives.requant_lane(hw.acc_bits, out_bits=hw.act_bits)
     add("requant", f"{hw.po} requant lanes", rq * hw.po)
+    ties = primitives.requant_ties()  # the tie logic of round-half-to-even, only where built
+    if hw.half_even:
+        add("requant", f"{hw.po} half-even tie lanes", ties * hw.po)
     if hw.spatial_unit:
         taps = primitives.multiplier(hw.weight_bits, hw.act_bits, a_signed=True, b_signed=False,
                                      impl=primitives.slice_impl(max(hw.weight_bits, hw.act_bits)))
         add("spatial", f"9 x {hw.po} tap products", taps * (9 * hw.po))
         add("spatial", f"{hw.po} requant lanes", rq * hw.po)
+        if hw.half_even:
+            add("spatial", f"{hw.po} half-even tie lanes", ties * hw.po)
     return out

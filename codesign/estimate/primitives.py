@@ -246,3 +246,17 @@ def requant_lane(acc_bits: int, mult_bits: int = 24, *, out_bits: int, wide_bits
     adds = adder(wide_bits) * 2 + Cost(lut=wide_bits)
     regs = Cost(ff=wide_bits + REQUANT_SHIFT_BITS + 2 * out_bits)
     return prod + adds + barrel_shifter(wide_bits, REQUANT_SHIFT_BITS) + clamp(wide_bits, out_bits) + regs
+
+
+def requant_ties(wide_bits: int = REQUANT_WIDE_BITS) -> Cost:
+    """One lane's round-half-to-even tie logic (requant.h, built with hardware `half_even`): the
+    low-S-bits mask decoded from the run-time S one LUT per bit (as the 2^(S−1) of `requant_lane`;
+    the same for every lane, so Vitis may share it), the masked sum's zero detect (three bit/mask
+    pairs per LUT6, then an AND tree of LUT6s), and one LUT gating bit 0 of the result (a tie
+    whose rounded-up result is odd clears it: r − 1). FF: the tie bit carried beside the shift."""
+    pairs = _cdiv(wide_bits, LUT_INPUTS // 2)
+    tree, n = 0, pairs
+    while n > 1:
+        n = _cdiv(n, LUT_INPUTS)
+        tree += n
+    return Cost(lut=wide_bits + pairs + tree + 1, ff=1)

@@ -178,7 +178,7 @@ def deform_taps(d: np.ndarray, h: int, w: int) -> list[tuple[np.ndarray, np.ndar
 
 
 def deform3x3(x: np.ndarray, d: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray,
-              out_max: int) -> np.ndarray:
+              out_max: int, half_even: bool = False) -> np.ndarray:
     """Op `deform3x3`: the limited-range square deformable depthwise 3×3 + requantization.
 
     out[h, w, c] = requant(Σ_k weight[c, k] · x[h + ky·d[h, w], w + kx·d[h, w], c]), zero outside
@@ -193,7 +193,7 @@ def deform3x3(x: np.ndarray, d: np.ndarray, weight: np.ndarray, mult_s: np.ndarr
     for k, (flat, _) in enumerate(deform_taps(d, h, w)):
         acc += table[rows, flat] * w32[:, k]
     out = np.empty(acc.shape, np.uint8)
-    requantize(acc, mult_s, offset_s, out_max, out)
+    requantize(acc, mult_s, offset_s, out_max, out, half_even)
     return out
 
 

@@ -30,7 +30,7 @@ REQUANT_M_BITS = 24
 ACC_LIMIT_BITS = 32
 # How a requant rounds a value exactly halfway between two integers: "half_up" (the default, the
 # engine's +2^(S-1) then >> S) or "half_even" (QONNX's ROUND; layers imported from QONNX whose
-# exact requant can hit a tie carry it; the engine cannot run them yet, docs/ir.md).
+# exact requant can hit a tie carry it, docs/ir.md; the engine runs them when built with `half_even`).
 ROUNDINGS = ("half_up", "half_even")
 
 

@@ -23,9 +23,7 @@ import jinja2
 import numpy as np
 
 from ..golden import run as golden_run
-from ..errors import CodesignError
 from ..graph import Graph, save
-from ..graph.ir import half_even
 from ..hw import descriptor, interface
 from ..hw.config import HardwareConfig
 from ..hw.memory import initial_fmem, read_call_output, write_call_output
@@ -104,18 +102,6 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     (vec / "calls.txt").write_text("".join(region(c.name, sched.output_view(c)) + "\n" for c in sched.calls))
 
 
-def refuse_half_even_on_engine(graph: Graph, sched: Schedule) -> None:
-    """The engine's requant rounds ties up (hls_templates/engine/requant.h); a layer imported from
-    QONNX whose exact requant can hit a tie rounds them to even (docs/ir.md). The golden model runs
-    that on the host; on the engine the C-simulation would differ, so it is refused by name."""
-    host = set(sched.host_layers) | set(sched.host_pre_layers)
-    for layer in graph.layers:
-        if half_even(layer) and layer.name not in host:
-            raise CodesignError(f"layer '{layer.name}' ({layer.op}) rounds ties to even (QONNX ROUND with exact "
-                                "power-of-two scales) and the engine "
-                                "rounds them up (half-even is not built into the engine yet); `codesign golden` runs it exactly")
-
-
 def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None,
                   keep_intermediate: bool = False) -> Project:
     """Schedule `graph` on `hw` and write every file of the project to `out_dir` (with
@@ -124,7 +110,6 @@ def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: s
     if keep_intermediate:
         shutil.rmtree(out / "intermediate", ignore_errors=True)
     sched = schedule(graph, hw, keep=out / "intermediate" if keep_intermediate else None)
-    refuse_half_even_on_engine(graph, sched)
     pname = safe_identifier(name or graph.name)
     if out.exists():
         for sub in ("src", "csim", "tb", "data"):

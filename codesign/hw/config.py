@@ -91,6 +91,10 @@ class HardwareConfig:
     # (0 for one without a k x k conv); the default takes the 8-bit image at max_width.
     max_kernel: int = 7
     window_line: int = 224 * 32
+    # Build the requant's round-half-to-even tie logic (per call by the HALF_EVEN / S_HALF_EVEN
+    # flags; QONNX's ROUND, docs/integer-contract.md "Rounding")? sized_for sets it when an
+    # engine-run layer has `rounding: half_even`; without it such a layer is refused.
+    half_even: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pi", "po", "max_channels", "max_width", "max_height", "max_line", "max_weights", "max_desc"):
@@ -112,6 +116,8 @@ class HardwareConfig:
                 raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be a non-negative integer")
         if self.max_kernel > 15:
             raise HardwareConfigError(f"max_kernel={self.max_kernel} must be at most 15")
+        if not isinstance(self.half_even, bool):
+            raise HardwareConfigError(f"half_even={self.half_even!r} must be true or false")
         if not isinstance(self.max_wtiles, int) or self.max_wtiles < 0:
             raise HardwareConfigError(f"max_wtiles={self.max_wtiles!r} must be a non-negative integer")
         if self.clock_mhz <= 0:

@@ -24,7 +24,10 @@ FIELDS: tuple[str, ...] = (
     "w_bits",
 )
 FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 4,
-                         "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8, "KXK": 9}
+                         "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8, "KXK": 9,
+                         # requant ties to even (QONNX's ROUND): the conv's (HALF_EVEN) and the spatial
+                         # unit's (S_HALF_EVEN); only on an engine built with hardware `half_even`
+                         "HALF_EVEN": 10, "S_HALF_EVEN": 11}
 WORDS = len(FIELDS)
 # Fields a descriptor may omit (0): the window word and everything added after the first engine.
 OPTIONAL: frozenset[str] = frozenset(("window",) + FIELDS[FIELDS.index("in_stride"):])

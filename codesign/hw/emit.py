@@ -8,6 +8,7 @@ from ..graph import Graph
 from ..graph.opdef import op_def
 from . import descriptor, layout
 from .config import HardwareConfig
+from ..graph.ir import half_even
 from .limits import call_window, spatial_layer
 from .plan import Buffer, Call, ScheduleError, View, call_output_view
 
@@ -75,6 +76,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["q_addr"] = q_base + first * layout.REQUANT_WORDS
             d["shift"] = conv.attrs["shift"]
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice
+            if half_even(conv):  # the requant rounds ties to even (an engine built with half_even)
+                flags.append("HALF_EVEN")
         elif vin.n != vout.n:
             raise ScheduleError(f"call '{c.name}': a copy must keep the channel count")
         if sp is not None:
@@ -87,6 +90,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["sq_addr"] = packed[sp.name][1] + first * layout.REQUANT_WORDS
             d["s_shift"] = sp.attrs["shift"]
             d["s_act_max"] = (1 << t[sp.output].bits) - 1
+            if half_even(sp):
+                flags.append("S_HALF_EVEN")
             if c.dilation:
                 vd = views[c.dilation]
                 bd = buffers[vd.buffer]

@@ -24,9 +24,16 @@ def view_channels(cbuf: int, rot: int, n: int, stride: int = 1) -> np.ndarray:
     return (rot + np.arange(n) * max(stride, 1)) % cbuf
 
 
-def requant(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, act_max: int) -> np.ndarray:
-    """clamp((acc·M + B + 2^(S−1)) >> S, 0, act_max) in int64 (docs/integer-contract.md)."""
-    return np.clip((acc * mult + bias + (1 << (shift - 1))) >> shift, 0, act_max)
+def requant(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, act_max: int,
+            half_even: bool = False) -> np.ndarray:
+    """clamp((acc·M + B + 2^(S−1)) >> S, 0, act_max) in int64 (docs/integer-contract.md); with
+    `half_even` a tie, (acc·M + B) mod 2^S = 2^(S−1), whose rounded-up result r is odd gives r − 1."""
+    t = acc * mult + bias
+    r = (t + (1 << (shift - 1))) >> shift
+    if half_even:
+        tie = (t & ((1 << shift) - 1)) == 1 << (shift - 1)
+        r = r - (tie & ((r & 1) == 1))
+    return np.clip(r, 0, act_max)
 
 
 def depthwise(x: np.ndarray, wgt: np.ndarray, stride: int, dil: np.ndarray | None) -> np.ndarray:
@@ -81,7 +88,7 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
         pw = layout.weight_slices(d.get("w_bits", 0), hw.weight_bits, hw.mac_bits)
         wgt = layout.unpack_weight_slices(wmem[d["w_addr"] * nb:], cout, cin, pw, hw.mac_bits, bus)
         mult, bias = layout.unpack_requant(wmem[d["q_addr"] * nb:], cout, bus)
-        x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"])
+        x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"], on["HALF_EVEN"])
     if on["POOL"]:
         x = ops.maxpool2x2(x)
     if on["SHIFT"]:
@@ -98,7 +105,7 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
                                       hw.act_bits, bus)
             dil = np.minimum(dbuf[..., d["d_rot"]].astype(np.int64), d["d_max"])
         acc = depthwise(x, wgt, 2 if on["STRIDE2"] else 1, dil)
-        x = requant(acc, mult, bias, d["s_shift"], d["s_act_max"])
+        x = requant(acc, mult, bias, d["s_shift"], d["s_act_max"], on["S_HALF_EVEN"])
     if on["UPSAMPLE"]:
         x = ops.upsample2x(x)
     oh, ow = x.shape[1:3]

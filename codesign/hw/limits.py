@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from ..graph import Graph, Layer
+from ..graph.ir import half_even
 from ..graph.opdef import op_def
 from . import layout
 from .config import HardwareConfig
@@ -28,6 +29,7 @@ class Requirements:
     max_dilation: int = 0  # largest deform3x3 range R (0: no deformable layer)
     max_kernel: int = 0  # largest k of a k×k conv (0: none, no window unit)
     window_line: int = 0  # the window unit's widest row: W × ⌈Cin/PI⌉·PI values of a k×k conv's input
+    half_even: bool = False  # an engine-run requant rounds ties to even (the tie logic is built)
 
 
 def call_window(graph: Graph, call: Call) -> tuple[int, int, int] | None:
@@ -73,6 +75,13 @@ def spatial_layer(graph: Graph, call: Call) -> Layer | None:
     return graph.layer(call.spatial) if call.spatial else None
 
 
+def half_even_layers(graph: Graph, call: Call) -> list[Layer]:
+    """The call's requantizing layers (its conv, its spatial layer) that round ties to even: the
+    descriptor's HALF_EVEN / S_HALF_EVEN flags, which need an engine built with `half_even`."""
+    layers = ([graph.layer(call.conv)] if call.conv else []) + [x for x in [spatial_layer(graph, call)] if x]
+    return [layer for layer in layers if half_even(layer)]
+
+
 def requirements(graph: Graph, calls: list[Call], hw: HardwareConfig | None = None) -> Requirements:
     """The buffers `calls` need; a k×k conv's MAC inputs depend on the array's PI (`hw`'s, default
     the default config's)."""
@@ -96,6 +105,7 @@ def requirements(graph: Graph, calls: list[Call], hw: HardwareConfig | None = No
         max_dilation=max((op_def(layer.op).max_dilation(layer) for layer in spatial), default=0),
         max_kernel=max((win[0] for win in windows), default=0),
         window_line=max((window_line(graph, c, pi) for c in calls), default=0),
+        half_even=any(half_even_layers(graph, c) for c in calls),
     )
 
 
@@ -141,6 +151,9 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
                     f"reach ±{r_hw}); build the engine with max_dilation >= {sp.attrs['max_dilation']}")
         if graph.tensors[c.output].bits > hw.act_bits:
             problems.append(f"{graph.tensors[c.output].bits}-bit activations > act_bits {hw.act_bits}")
+        if not hw.half_even:
+            problems += [f"'{layer.name}' ({layer.op}) rounds ties to even (QONNX ROUND) and this engine is built "
+                         "without the tie logic (half_even: false)" for layer in half_even_layers(graph, c)]
         if problems:
             raise ScheduleError(f"layer '{c.name}' does not fit the engine: {'; '.join(problems)}")
 
@@ -270,4 +283,4 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act,
                       max_wtiles=weight_tiles_needed(graph, calls, base),
                       spatial_unit=any(c.spatial for c in calls), max_kernel=req.max_kernel,
-                      window_line=req.window_line)
+                      window_line=req.window_line, half_even=req.half_even)

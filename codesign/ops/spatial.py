@@ -81,7 +81,7 @@ class Deform3x3(OpDef):
                           f"{d_bound} > max_dilation {layer.attrs['max_dilation']}")
         out_max = graph.tensors[layer.output].max_value
         fn = partial(kernels.deform3x3, weight=layer.params["weight"], mult_s=mult_s, offset_s=offset_s,
-                     out_max=out_max)
+                     out_max=out_max, half_even=half_even(layer))
         return (lambda xs: fn(xs[0], xs[1])), out_max
 
     def engine_flags(self, layer) -> tuple[str, ...]:

@@ -75,6 +75,18 @@ struct spatial_of<C, decltype(void(C::SPATIAL))> {
   static constexpr bool value = C::SPATIAL;
 };
 
+// Config::HALF_EVEN when the config defines it, else false: whether the requants have the
+// round-half-to-even tie logic (HALF_EVEN / S_HALF_EVEN calls; without it check() refuses them
+// and the compiler prunes the logic, requant.h).
+template <class C, class = void>
+struct half_even_of {
+  static constexpr bool value = false;
+};
+template <class C>
+struct half_even_of<C, decltype(void(C::HALF_EVEN))> {
+  static constexpr bool value = C::HALF_EVEN;
+};
+
 // Config::MAX_KERNEL / WINDOW_LINE when the config defines them, else 0: the window unit of k x k
 // convs (KXK calls) takes kernels up to MAX_KERNEL and input rows of WINDOW_LINE values
 // (W x ceil(C/PI) x PI); without it (0) none of it is built and KXK calls are refused.
@@ -123,6 +135,7 @@ struct engine_t {
   static constexpr bool SPATIAL = spatial_of<C>::value;
   static constexpr int SP_T = SPATIAL ? MAX_CO_T : 1;  // the spatial constants' depth (1: no unit)
   typedef spatial_unit_t<SPATIAL, C, NR> SP;
+  static constexpr bool HALF_EVEN = half_even_of<C>::value;  // the requants' tie logic is built
   static constexpr int KMAX = window_of<C>::kernel;
   typedef window_unit_t<(KMAX > 0), C> WIN;
   // stream depths between the stages: two pixels in flight
@@ -156,6 +169,8 @@ struct engine_t {
     c.stride2 = flags & FLAG_STRIDE2;
     c.upsample = flags & FLAG_UPSAMPLE;
     c.kxk = flags & FLAG_KXK;
+    c.half_even = flags & FLAG_HALF_EVEN;
+    c.s_half_even = flags & FLAG_S_HALF_EVEN;
     const unsigned win = dw[DESC_WINDOW].to_uint();
     c.kernel = c.kxk ? int(win & 0xFF) : 1;
     c.kstride = c.kxk ? int((win >> 8) & 0xFF) : 1;
@@ -213,6 +228,7 @@ struct engine_t {
     if (c.out_cbuf < 1 || c.out_rot < 0 || c.out_rot >= c.out_cbuf) return 4;
     if (c.cout < 1 || c.cout > c.out_cbuf || c.cout > MAXC) return 5;
     if (c.in_addr < 0 || c.out_addr < 0 || c.w_addr < 0 || c.q_addr < 0) return 6;
+    if ((c.half_even || c.s_half_even) && !HALF_EVEN) return 32;  // built without the tie logic
     if (c.kxk) {  // the window unit: a k x k conv, any stride, padding < k, no PREPOOL / DEFORM
       if (KMAX == 0) return 28;  // built without the window unit
       if (!c.conv || c.prepool || c.deform || c.kernel < 1 || c.kernel > KMAX || c.kstride < 1 ||
@@ -347,8 +363,9 @@ struct engine_t {
     IO::unpack_view(s_rd, s_un, c);
     before_mac(s_un, s_in, c);
     mac(s_in, s_acc, c, wbuf);
-    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
-                                                         mult, bias, c.shift_s, c.act_max);
+    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX, HALF_EVEN>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
+                                                                    mult, bias, c.shift_s, c.act_max,
+                                                                    c.half_even);
     maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
                                                                                 c.h1, c.w1, c.cout);
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
@@ -441,9 +458,9 @@ struct spatial_unit_t<true, C, NR> {
   static void run(IN& in, OUT& out, DIL& dil, const call_t& c, const ap_int<E::WB> wsp[9][E::PO][E::SP_T],
                   const rq_mult_t smult[E::PO][E::SP_T], const rq_wide_t sbias[E::PO][E::SP_T]) {
     HLS_PRAGMA(INLINE)
-    spatial_stage<E::PO, E::A, E::WB, C::ACC_BITS, E::MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR>(
+    spatial_stage<E::PO, E::A, E::WB, C::ACC_BITS, E::MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR, E::HALF_EVEN>(
         in, out, dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift, c.s_act_max, wsp,
-        smult, sbias);
+        smult, sbias, c.s_half_even);
   }
   static void load(const ap_uint<E::BUS>* wmem, const call_t& c, ap_int<E::WB> wsp[9][E::PO][E::SP_T],
                    rq_mult_t smult[E::PO][E::SP_T], rq_wide_t sbias[E::PO][E::SP_T]) {

@@ -2,6 +2,10 @@
 //
 //   y = clamp((acc * M + B + 2^(S-1)) >> S, 0, act_max)
 //
+// or, on an engine built with the hardware config's half_even (Config::HALF_EVEN) and for a call
+// whose HALF_EVEN / S_HALF_EVEN flag is set, round half to even (QONNX's ROUND): a tie,
+// (acc * M + B) mod 2^S = 2^(S-1), whose rounded-up result is odd is decremented.
+//
 // on a 48-bit signed intermediate (one DSP48E2 post-adder), >> arithmetic. The contract bounds
 // |acc*M| + |B| + 2^(S-1) < 2^47, so truncating the product and B to 48 bits is exact.
 // M: the exporter's M_BITS = 24 gives |M| < 2^23 (codesign/quant/export.py requant_constants),
@@ -97,16 +101,23 @@ load:
   CODESIGN_LOOP_DONE(STAGE_LOAD, n_load, CODESIGN_II_QLOAD, DEPTH_QLOAD);
 }
 
-// One output value. act_max <= 2^A - 1 (the descriptor's saturation value).
-template <int ACC_BITS, int A>
+// One output value. act_max <= 2^A - 1 (the descriptor's saturation value). HE: the engine has
+// the tie logic (a constant: false compiles none of it); half_even: this call rounds ties to even.
+template <int ACC_BITS, int A, bool HE = false>
 ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_wide_t& bias,
-                   int shift, const ap_uint<A>& act_max) {
+                   int shift, const ap_uint<A>& act_max, bool half_even = false) {
   HLS_PRAGMA(INLINE)
   const ap_int<ACC_BITS + RQ_MULT_BITS> p = acc * mult;  // accumulator x 24 bits
   rq_wide_t t = rq_wide_t(p);                            // |acc*M| < 2^47: exact
   t += bias;
   t += rq_wide_t(1) << (shift - 1);
+  // A tie is exactly a sum whose low S bits are now 0 (an equality compare beside the shift);
+  // its rounded-up result r = t >> S is then odd or even, and r - 1 for an odd r is r with bit
+  // 0 cleared, so "to even" is one AND on bit 0.
+  bool tie = false;
+  if (HE) tie = half_even && (t & ((rq_wide_t(1) << shift) - 1)) == 0;
   t >>= shift;  // arithmetic: t is signed
+  if (HE && tie) t[0] = 0;
   if (t < 0) return 0;
   if (t > act_max) return act_max;
   return ap_uint<A>(t);
@@ -115,10 +126,11 @@ ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_
 // The requant process of the dataflow region: npix pixels of nco = ceil(cout/PO) accumulator
 // vectors in, as many PO-vectors of A bits out (zero beyond cout). Without CONV (a copy) the
 // values pass through (they already are A-bit values, zero beyond cout). One flat loop.
-template <int PO, int ACC_BITS, int A, int MAX_CO_T, int MAXPIX>
+// HE, half_even: as requant's.
+template <int PO, int ACC_BITS, int A, int MAX_CO_T, int MAXPIX, bool HE = false>
 void requant_stage(hls::stream<acc_vec_t<PO, ACC_BITS> >& in, hls::stream<vec_t<PO, A> >& out,
                    int h, int w, int cout, bool conv, const rq_mult_t mult[PO][MAX_CO_T],
-                   const rq_wide_t bias[PO][MAX_CO_T], int shift, int act_max) {
+                   const rq_wide_t bias[PO][MAX_CO_T], int shift, int act_max, bool half_even = false) {
   HLS_PRAGMA(INLINE off)
   const int npix = h * w;  // here, not in the caller's DATAFLOW region (which holds only processes)
   const int nco = ceil_div(cout, PO);
@@ -138,7 +150,7 @@ rq:
       if (!conv)
         y.v[o] = ap_uint<A>(a.v[o]);
       else if (o < left)
-        y.v[o] = requant<ACC_BITS, A>(a.v[o], mult[o][ct], bias[o][ct], shift, amax);
+        y.v[o] = requant<ACC_BITS, A, HE>(a.v[o], mult[o][ct], bias[o][ct], shift, amax, half_even);
       else
         y.v[o] = 0;
     }

@@ -131,13 +131,15 @@ words:
 
 // enable (dw || deform) == false: a pass-through of h x w pixels. h x w is the input grid;
 // the output grid is ((h-1)/s + 1) x ((w-1)/s + 1).
-template <int P, int B, int WB, int ACC_BITS, int MAXC, int MAX_H, int MAX_W, int MAX_LINE, int NR>
+// HE: the engine has the requant's tie logic; half_even: this call's requant rounds ties to even.
+template <int P, int B, int WB, int ACC_BITS, int MAXC, int MAX_H, int MAX_W, int MAX_LINE, int NR,
+          bool HE = false>
 void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out,
                    hls::stream<ap_uint<8> >& dil_in, bool dw, bool deform, bool stride2, int h, int w,
                    int c, int d_max, int shift, int act_max,
                    const ap_int<WB> wsp[9][P][ceil_div(MAXC, P)],
                    const rq_mult_t mult[P][ceil_div(MAXC, P)],
-                   const rq_wide_t bias[P][ceil_div(MAXC, P)]) {
+                   const rq_wide_t bias[P][ceil_div(MAXC, P)], bool half_even = false) {
   HLS_PRAGMA(INLINE off)
   typedef ap_uint<P * B> word_t;     // one vector, all lanes
   typedef ap_uint<3 * P * B> col_t;  // one window column: rows y-1, y, y+1
@@ -246,7 +248,7 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
               HLS_PRAGMA(UNROLL)
               acc += wsp[t][i][k] * tap[t][i];
             }
-            y.v[i] = k * P + i < c ? requant<ACC_BITS, B>(acc, mult[i][k], bias[i][k], shift, amax)
+            y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc, mult[i][k], bias[i][k], shift, amax, half_even)
                                    : ap_uint<B>(0);  // zero beyond c (stale constants there)
           }
           out.write(y);
@@ -353,7 +355,7 @@ deform_vectors:
       deform_requant:
         for (int i = 0; i < P; ++i) {
           HLS_PRAGMA(UNROLL)
-          y.v[i] = k * P + i < c ? requant<ACC_BITS, B>(acc[i], mult[i][k], bias[i][k], shift, amax)
+          y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc[i], mult[i][k], bias[i][k], shift, amax, half_even)
                                  : ap_uint<B>(0);  // zero beyond c (stale constants there)
         }
         out.write(y);

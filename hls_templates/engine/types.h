@@ -87,6 +87,7 @@ struct forward_t {
 struct call_t {
   bool prepool, conv, pool, shift, in8;
   bool dw, deform, stride2, upsample;  // the spatial unit (depthwise / deformable 3x3) and UPSAMPLE
+  bool half_even, s_half_even;  // requant ties to even: the conv's, the spatial unit's (HE engines)
   bool kxk;  // the window unit: a k x k conv (kernel, kstride, pad from the window word)
   int kernel, kstride, pad;
   int in_addr, in_h, in_w, in_cbuf, in_rot, cin;

@@ -53,6 +53,8 @@ constexpr unsigned FLAG_DEFORM = 1u << 6;
 constexpr unsigned FLAG_STRIDE2 = 1u << 7;
 constexpr unsigned FLAG_UPSAMPLE = 1u << 8;
 constexpr unsigned FLAG_KXK = 1u << 9;
+constexpr unsigned FLAG_HALF_EVEN = 1u << 10;
+constexpr unsigned FLAG_S_HALF_EVEN = 1u << 11;
 
 }  // namespace codesign
 
