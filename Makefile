@@ -16,14 +16,14 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo demo-full demo-codenet compile csim bitstream deploy report test test-all bench clean
+.PHONY: help venv demo demo-quick demo-codenet compile csim bitstream deploy report test test-all bench clean
 
 # $(call step,NAME) COMMAND: COMMAND, then its wall time on stderr, "== NAME: 12.3 s wall" (bash's `time`)
 step = TIMEFORMAT='== $(1): %1R s wall'; time
 
 help:
 	@echo 'make demo             DiracDeltaNet W4A4 on digits: train (quick preset), export, golden, compare, project, C-sim'
-	@echo 'make demo-full        the same with the full digits preset (30 + 20 epochs instead of 20 + 14)'
+	@echo 'make demo-quick       the same with the quick digits preset (20 + 14 epochs instead of 30 + 20)'
 	@echo 'make demo-codenet     CoDeNet W4A8 (config a) on a synthetic VOC set: train, export, golden AP50, C-sim'
 	@echo 'make compile          MODEL → integer IR → HLS/Vivado project in $$(BUILD)/<model>-<board>'
 	@echo 'make csim             compile, then C-simulate the project bit for bit against the golden model'
@@ -97,23 +97,23 @@ ifneq ($(filter $(MODEL_GOALS),$(MAKECMDGOALS)),)
 endif
 
 # ---- the built-in models: trained once on their default data sets (shared with the demos) ----
-# DiracDeltaNet: the quick digits preset (make demo, MODEL=diracdeltanet); the full one for make demo-full
+# DiracDeltaNet: the digits preset (make demo, MODEL=diracdeltanet); the quick one for make demo-quick
 DEMO := $(BUILD)/demo-diracdeltanet
-DEMO_FULL := $(BUILD)/demo-diracdeltanet-full
+DEMO_QUICK := $(BUILD)/demo-diracdeltanet-quick
 CODENET := $(BUILD)/demo-codenet
 # config a lives where `make demo-codenet` puts it; the others beside it
 codenet_dir = $(CODENET)$(if $(filter-out a,$(1)),-$(1))
 
 # A user's file is never remade: with MODEL=<file> (and no demo goal) there are no training rules
 # that could match its path.
-ifneq ($(if $(FILE_MODEL),$(filter demo demo-full demo-codenet,$(MAKECMDGOALS)),yes),)
+ifneq ($(if $(FILE_MODEL),$(filter demo demo-quick demo-codenet,$(MAKECMDGOALS)),yes),)
 $(DEMO)/model.pt: | $(STAMP)
-	$(call step,train) $(CODESIGN) train --model diracdeltanet --dataset digits --preset digits-quick -o $@
-
-$(DEMO_FULL)/model.pt: | $(STAMP)
 	$(call step,train) $(CODESIGN) train --model diracdeltanet --dataset digits --preset digits -o $@
 
-$(DEMO)/model.ir $(DEMO_FULL)/model.ir: %/model.ir: %/model.pt | $(STAMP)
+$(DEMO_QUICK)/model.pt: | $(STAMP)
+	$(call step,train) $(CODESIGN) train --model diracdeltanet --dataset digits --preset digits-quick -o $@
+
+$(DEMO)/model.ir $(DEMO_QUICK)/model.ir: %/model.ir: %/model.pt | $(STAMP)
 	$(call step,export) $(CODESIGN) export $< -o $@ --qonnx $*/model.qonnx.onnx
 
 $(CODENET)/shapes/classes.txt: | $(STAMP)
@@ -187,8 +187,8 @@ endef
 demo: $(DEMO)/model.ir | $(STAMP)
 	$(call dirac_demo,$(DEMO),$(BUILD)/diracdeltanet-$(BOARD))
 
-demo-full: $(DEMO_FULL)/model.ir | $(STAMP)
-	$(call dirac_demo,$(DEMO_FULL),$(BUILD)/diracdeltanet-full-$(BOARD))
+demo-quick: $(DEMO_QUICK)/model.ir | $(STAMP)
+	$(call dirac_demo,$(DEMO_QUICK),$(BUILD)/diracdeltanet-quick-$(BOARD))
 
 # ---- demo-codenet: CoDeNet W4A8 (config a, width 0.5, 128²) on a synthetic Pascal VOC set -----
 demo-codenet: $(CODENET)/model.ir | $(STAMP)

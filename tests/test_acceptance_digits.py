@@ -1,5 +1,5 @@
 """Acceptance on scikit-learn's digits: train float → QAT W4A4 with the `digits` preset (`make
-demo-full`) and the `digits-quick` one (`make demo`), export, and compare the golden model with the
+demo`) and the `digits-quick` one (`make demo-quick`), export, and compare the golden model with the
 fake-quant model (slow: a few CPU minutes)."""
 import pytest
 

@@ -52,7 +52,7 @@ def ir_file(tiny_graph, tmp_path_factory) -> Path:
 def test_builtin_diracdeltanet_trains_on_digits_then_compiles(tmp_path):
     out = ok("-n", "csim", "MODEL=diracdeltanet", build=tmp_path)
     [train] = commands(out, "train")
-    assert "--model diracdeltanet --dataset digits --preset digits-quick " in train
+    assert "--model diracdeltanet --dataset digits --preset digits " in train
     assert f"{tmp_path}/demo-diracdeltanet/model.pt" in train
     [compile_] = commands(out, "compile")
     assert f"--model {tmp_path}/demo-diracdeltanet/model.ir --board ultra96v2 -o {tmp_path}/diracdeltanet-ultra96v2" \
@@ -79,9 +79,9 @@ def test_codenet_default_config_is_the_demo_checkpoint(tmp_path):
     assert f"--project {tmp_path}/codenet-ultra96v2" in commands(both, "bitstream")[0]
 
 
-@pytest.mark.parametrize("target, preset, suffix", [("demo", "digits-quick", ""), ("demo-full", "digits", "-full")])
+@pytest.mark.parametrize("target, preset, suffix", [("demo", "digits", ""), ("demo-quick", "digits-quick", "-quick")])
 def test_demo_is_unchanged(tmp_path, target, preset, suffix):
-    """`make demo` trains the quick digits preset, `make demo-full` the full one, each into its own
+    """`make demo` trains the digits preset, `make demo-quick` the quick one, each into its own
     folder; then the same steps, each timed ("== <step>: N s wall")."""
     out = ok("-n", target, build=tmp_path)
     lines = commands(out, r"\w+")
@@ -188,7 +188,7 @@ def test_bad_model_is_one_line_before_any_work(tmp_path, args, words, target):
 
 def test_help_lists_targets_and_variables(tmp_path):
     out = ok("help", build=tmp_path)
-    for target in ("demo", "demo-full", "demo-codenet", "compile", "csim", "bitstream", "deploy", "report", "test"):
+    for target in ("demo", "demo-quick", "demo-codenet", "compile", "csim", "bitstream", "deploy", "report", "test"):
         assert re.search(rf"^make {target}\b", out, re.M), target
     for var in ("MODEL", "CONFIG", "BOARD", "HW", "BUILD"):
         assert re.search(rf"^{var}=", out, re.M), var
