@@ -23,7 +23,7 @@ step = TIMEFORMAT='== $(1): %1R s wall'; time
 
 help:
 	@echo 'make demo             DiracDeltaNet W4A4 on digits: train (quick preset), export, golden, compare, project, C-sim'
-	@echo 'make demo-quick       the same with the quick digits preset (20 + 14 epochs instead of 30 + 20)'
+	@echo 'make demo-quick       the same with the quick digits preset (20 + 8 epochs instead of 30 + 20)'
 	@echo 'make demo-codenet     CoDeNet W4A8 (config a) on a synthetic VOC set: train, export, golden AP50, C-sim'
 	@echo 'make compile          MODEL → integer IR → HLS/Vivado project in $$(BUILD)/<model>-<board>'
 	@echo 'make csim             compile, then C-simulate the project bit for bit against the golden model'
