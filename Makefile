@@ -40,7 +40,7 @@ help:
 	@echo 'BOARD=ultra96v2       board (boards/*.yaml: $(subst $(eval) ,$(comma) ,$(BOARDS)))'
 	@echo 'HW=hw.yaml            hardware config YAML passed as --hw to compile and report (default: sized for the board)'
 	@echo 'BUILD=build           output directory'
-	@echo 'TEST_JOBS=auto        test workers (pytest-xdist: one per core, at most 4; 0: one process)'
+	@echo 'TEST_JOBS=auto        make test workers (pytest-xdist: one per core, at most 4; 0: one process)'
 
 comma := ,
 BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.yaml))))
@@ -205,8 +205,9 @@ XDIST = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --maxprocesses 4 --dist l
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
+# one process: the slow tests train with every core, and side by side they starve each other
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m '' $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m '' $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/golden_vs_torch.py
