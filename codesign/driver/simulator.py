@@ -5,6 +5,7 @@ flags and the compiler version, so re-running costs nothing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -46,15 +47,21 @@ def _compiler() -> str:
     return cxx
 
 
+@functools.lru_cache(maxsize=None)
+def _toolchain_digest(cxx: str, ap: Path) -> bytes:
+    """The compiler's version and the ap_types headers' bytes (not their path: clones and venvs share
+    builds); once per process, not once per build."""
+    h = hashlib.sha256(subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout.encode())
+    for f in sorted(ap.rglob("*.h")):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.digest()
+
+
 def build(sources: list[Path], include_dirs: list[Path], output_suffix: str, extra: tuple[str, ...]) -> Path:
     cxx = _compiler()
     ap = ap_include_dir()
-    h = hashlib.sha256()
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    for part in (version, " ".join(CXXFLAGS + extra)):
-        h.update(part.encode())
-    for f in sorted(ap.rglob("*.h")):  # the headers' bytes, not their path: clones and venvs share builds
-        h.update(f.name.encode() + f.read_bytes())
+    h = hashlib.sha256(_toolchain_digest(cxx, ap))
+    h.update(" ".join(CXXFLAGS + extra).encode())
     for d in include_dirs:
         for f in sorted(d.glob("*.h")):
             h.update(f.name.encode() + f.read_bytes())
