@@ -24,7 +24,8 @@ LAYERS = (
 )
 # The torch front end (training, QAT models, export): it may use the IR layers below, not the hardware ones.
 FRONT_END = {"data", "models", "train", "detection", "quant"}
-FRONT_END_MAY_USE = {"errors", "figures", "architectures", "images", "locations", "readers", "graph", "golden", "decode", "ops"}
+FRONT_END_MAY_USE = {"errors", "figures", "architectures", "images", "locations", "readers", "graph", "golden", "decode", "ops",
+                     "importers"}
 TOP = {"cli", "__main__", "__init__"}  # the command line: anything
 TORCH = {"torch", "brevitas", "torchvision"}
 # what a deploy package runs on the board (deploy.RUNTIME_MODULES): NumPy and PyYAML only

@@ -29,6 +29,7 @@ from ..graph.ir import MAX_BITS, MIN_BITS, requant_constants
 from ..graph.opdef import CHANNEL_RANGE, CONCATENATION, op_def
 from ..ops.movement import SHIFT_OFFSETS
 from ..readers import read_onnx
+from .qonnx_ops import DOMAIN as CODESIGN_DOMAIN, SQUARE_DEFORM
 
 LOGIT_BITS = 32
 # Dense k×k kernels the host conv2d is offered for: odd, centred on the output pixel as Brevitas
@@ -43,14 +44,17 @@ SUPPORTED = ("Quant (weights: signed, narrow range, 2..8 bits, per-tensor or per
              "MaxPool 2×2 stride 2, "
              "GlobalAveragePool/ReduceMean over H and W, Gemm/MatMul on the pooled vector, Concat/Split/Slice along "
              "channels, a channel shuffle (Unsqueeze at axis 2, Concat along it, Reshape into channels), "
-             "Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout")
+             "Flatten/Reshape/Squeeze of a pooled vector, Identity/Dropout, Resize nearest 2× (upsample), "
+             f"{SQUARE_DEFORM} ({CODESIGN_DOMAIN}: CoDeNet's deformable 3×3), a dense 1×1 Conv with quantized weights "
+             "and no output quantizer as a graph output (a detector head's output)")
 # Ops that read a tensor at positions given by another tensor. With positions computed from activations they
-# are a deformable convolution's sampling (codesign's DeformConvBNAct exports as Round/Cast/Where index
-# arithmetic feeding GatherElements, then an Einsum). No ONNX or QONNX op is the IR's deform3x3 (ONNX
-# DeformConv reads free fractional per-tap offsets bilinearly), so such a graph is refused at that node.
+# are a deformable convolution's sampling traced into index arithmetic, or ONNX DeformConv (free fractional
+# per-tap offsets read bilinearly): neither is the IR's deform3x3, which codesign's CoDeNet exports as its own
+# node (qonnx_ops.SquareDeformConv), so such a graph is refused at that node.
 SAMPLING_OPS = ("Gather", "GatherElements", "GatherND", "GridSample", "DeformConv", "ScatterElements", "ScatterND")
-SAMPLING_REASON = ("a read at positions computed from activations (a deformable convolution's sampling); no ONNX or "
-                   "QONNX op expresses the IR's limited-range square deform3x3, so the importer cannot map it")
+SAMPLING_REASON = ("a read at positions computed from activations (a deformable convolution's sampling); the IR's "
+                   f"limited-range square deform3x3 is the node {CODESIGN_DOMAIN}::{SQUARE_DEFORM}, which "
+                   "codesign's DeformConvBNAct exports")
 _ROUND_HALF_EVEN = ("ROUND", "HALF_EVEN")
 _CLASSIFIER_OPS = ("Gemm", "MatMul")
 
@@ -87,6 +91,7 @@ class _Pending:
     relu: bool = False
     clip_max: float | None = None
     onnx_op: str = ""
+    extra: list[str] = field(default_factory=list)  # IR inputs after src (deform3x3: the dilation map)
 
     @property
     def classifier(self) -> bool:
@@ -372,7 +377,7 @@ def _emit_requant(st: _State, node: Any, p: _Pending, s_out: float, bits: int, s
         attrs["rounding"] = "half_even"
         st.half_even.append(p.node)
     st.tensors[p.node] = TensorInfo(p.shape, a_bits, False, s_out)
-    st.layers.append(Layer(p.node, p.op, [p.src], p.node, attrs,
+    st.layers.append(Layer(p.node, p.op, [p.src, *p.extra], p.node, attrs,
                            {"weight": p.weight.astype(np.int8), "mult": m, "bias": b}))
     st.acts[out] = p.node
     st.onnx_names[p.node] = out
@@ -488,6 +493,77 @@ def _fixed_shift(st: _State, node: Any, a: dict[str, Any]) -> None:
     st.acts[node.output[0]] = name
 
 
+def _square_deform(st: _State, node: Any) -> None:
+    """codesign's SquareDeformConv(x, d, weight): a pending `deform3x3` whose second input is the dilation map,
+    an unsigned integer activation of scale 1 whose range 0..2^b − 1 is max_dilation (the IR clamps d with the
+    offset conv's requant, as `codesign export` writes it)."""
+    if len(node.input) != 3 or node.input[0] not in st.acts or node.input[1] not in st.acts:
+        raise _refuse(st, node, "inputs that are not (a quantized activation, a quantized dilation map, weights)")
+    qw = st.weights.get(node.input[2])
+    src, dmap = st.acts[node.input[0]], st.acts[node.input[1]]
+    h, w, c = st.tensors[src].shape
+    d = st.tensors[dmap]
+    r = int(_attrs(node).get("max_dilation", 0))
+    if qw is None or qw.values.shape != (c, 1, 3, 3):
+        raise _refuse(st, node, "weights that are not quantized depthwise 3×3 weights of the input's channels")
+    if d.shape != (h, w, 1) or d.signed or d.scale != 1.0 or d.max_value != r:
+        raise _refuse(st, node, f"a dilation map {d.shape}, {'signed' if d.signed else 'unsigned'}, scale {d.scale:g}, "
+                      f"0..{d.max_value}, for max_dilation {r}",
+                      "one unsigned channel of scale 1 whose quantizer's range 0..2^b − 1 is max_dilation")
+    name = ir_name(node.name, st.used, "deform3x3")
+    st.pending[node.output[0]] = _Pending(name, "deform3x3", src, qw.values.reshape(c, 9),
+                                          _weight_scale_per_out(st, node, qw, c, 0), qw.bits, {"max_dilation": r},
+                                          (h, w, c), np.ones(c), np.zeros(c), onnx_op=node.op_type, extra=[dmap])
+
+
+def _nearest_source(out_size: int, in_size: int, a: dict[str, Any]) -> list[int] | None:
+    """The input index each output index of a nearest Resize reads (ONNX Resize's coordinate transform and
+    nearest rounding), or None for modes not written out here."""
+    mode = a.get("coordinate_transformation_mode", "half_pixel")
+    scale = out_size / in_size
+    xs = []
+    for o in range(out_size):
+        if mode == "asymmetric":
+            x = o / scale
+        elif mode in ("half_pixel", "pytorch_half_pixel"):
+            x = (o + 0.5) / scale - 0.5
+        else:
+            return None
+        nearest = a.get("nearest_mode", "round_prefer_floor")
+        if nearest == "floor":
+            i = math.floor(x)
+        elif nearest == "ceil":
+            i = math.ceil(x)
+        elif nearest == "round_prefer_floor":  # halves go down
+            i = math.floor(x) if x - math.floor(x) == 0.5 else math.floor(x + 0.5)
+        elif nearest == "round_prefer_ceil":
+            i = math.floor(x + 0.5)
+        else:
+            return None
+        xs.append(min(max(i, 0), in_size - 1))
+    return xs
+
+
+def _resize(st: _State, node: Any, out_shape: list[int]) -> None:
+    """Resize of a quantized activation to twice its size, nearest: the IR `upsample2x` (an exact copy)."""
+    src = st.acts.get(node.input[0])
+    a = _attrs(node)
+    if src is None:
+        raise _refuse(st, node, "a resize before the activation quantizer")
+    h, w, c = st.tensors[src].shape
+    doubled = list(out_shape) == [out_shape[0], c, 2 * h, 2 * w] if len(out_shape) == 4 else False
+    if a.get("mode", "nearest") != "nearest" or not doubled or \
+            _nearest_source(2 * h, h, a) != [i // 2 for i in range(2 * h)] or \
+            _nearest_source(2 * w, w, a) != [i // 2 for i in range(2 * w)]:
+        raise _refuse(st, node, f"a resize of {h}×{w} to {out_shape[2:]} that is not out[y, x] = in[y // 2, x // 2]",
+                      "nearest 2× upsampling (torch: F.interpolate(scale_factor=2, mode='nearest'))")
+    name = ir_name(node.name, st.used, "upsample2x")
+    t = st.tensors[src]
+    st.tensors[name] = TensorInfo((2 * h, 2 * w, c), t.bits, t.signed, t.scale)
+    st.layers.append(Layer(name, "upsample2x", [src], name))
+    st.acts[node.output[0]] = name
+
+
 def _batchnorm(st: _State, node: Any) -> None:
     """BatchNormalization (inference) of a pending accumulator, folded into its per-channel map in float64:
     a = γ/sqrt(var + eps), b = β − a·μ, the exporter's `fold_bn`, so the requant constants come out equal."""
@@ -553,6 +629,22 @@ def _finish_linear(st: _State, p: _Pending, where: str) -> str:
     st.tensors[p.node] = TensorInfo((1, 1, p.weight.shape[0]), LOGIT_BITS, True, out_scale)
     st.layers.append(Layer(p.node, "linear", [p.src], p.node, {"weight_bits": p.bits},
                            {"weight": p.weight.astype(np.int8), "bias": bias}))
+    return p.node
+
+
+def _finish_head(st: _State, p: _Pending, where: str) -> str:
+    """A detector head's output: a dense 1×1 conv with its bias and no quantizer after it, op `conv1x1_head`
+    (run by the host): real value = (acc + bias) · out_scale[c], out_scale = s_in · s_w[c], as `codesign export`
+    writes it."""
+    if p.op != "conv1x1" or p.relu or p.clip_max is not None or np.any(p.a != 1):
+        raise QonnxImportError(f"{st.path}: graph output '{where}' comes from '{p.node}' ({p.onnx_op}) without an "
+                               "output quantizer; supported: outputs that are quantized activations, the "
+                               "classifier's logits, or a dense 1×1 conv's (bias, no BN or activation: a head)")
+    out_scale = st.tensors[p.src].scale * p.s_w
+    bias = np.round(p.b / out_scale).astype(np.int64)
+    st.tensors[p.node] = TensorInfo((*p.shape[:2], p.weight.shape[0]), LOGIT_BITS, True, float(np.max(out_scale)))
+    st.layers.append(Layer(p.node, "conv1x1_head", [p.src], p.node, {"weight_bits": p.bits},
+                           {"weight": p.weight.astype(np.int8), "bias": bias, "out_scale": out_scale}))
     return p.node
 
 
@@ -779,8 +871,7 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
     for node in g.node:  # before the walk: named as what it is, not as the index arithmetic in front of it
         positions = node.input[1:] if node.op_type != "DeformConv" else node.input[2:3]
         if node.op_type in SAMPLING_OPS and any(i and i not in st.consts for i in positions):
-            raise _refuse(st, node, SAMPLING_REASON, "no data-dependent reads; codesign's own CoDeNet goes through "
-                          "`codesign export` (docs/ir.md, \"Why two paths\")")
+            raise _refuse(st, node, SAMPLING_REASON, f"no data-dependent reads other than {SQUARE_DEFORM}")
     for node in g.node:
         kind = node.op_type
         ins = [i for i in node.input if i]
@@ -791,6 +882,10 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
                           "a graph input quantized by one unsigned Quant node of at most 8 bits")
         elif kind == "Conv":
             _conv(st, node)
+        elif kind == SQUARE_DEFORM and node.domain == CODESIGN_DOMAIN:
+            _square_deform(st, node)
+        elif kind == "Resize":
+            _resize(st, node, list(mw.get_tensor_shape(node.output[0]) or []))
         elif kind in ("Gemm", "MatMul"):
             _gemm(st, node)
         elif kind == "BatchNormalization":
@@ -849,11 +944,7 @@ def _walk(st: _State, mw: Any, meta: dict) -> list[str]:
     for o in g.output:
         if o.name in st.pending:
             p = st.pending[o.name]
-            if not p.classifier:
-                raise QonnxImportError(f"{st.path}: graph output '{o.name}' comes from '{p.node}' ({p.onnx_op}) without "
-                                       "an output quantizer; supported: outputs that are quantized activations or "
-                                       "the classifier's logits")
-            outputs.append(_finish_linear(st, p, f"output '{o.name}'"))
+            outputs.append(_finish_linear(st, p, f"output '{o.name}'") if p.classifier else _finish_head(st, p, o.name))
         elif o.name in st.acts:
             outputs.append(st.acts[o.name])
         else:

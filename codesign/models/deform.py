@@ -169,7 +169,10 @@ class DilationQuant(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.quant is None:
             return ste_round(x.clamp(0, self.max_dilation))
-        return self.quant(x).clamp(max=self.max_dilation)
+        d = self.quant(x)
+        # R = 2^b − 1 (the default, and what `codesign export` requires): the quantizer's own range; no clamp
+        # node in the exported graph
+        return d if self.max_dilation >= 2 ** dilation_bits(self.max_dilation) - 1 else d.clamp(max=self.max_dilation)
 
 
 def _conv_weight(conv: nn.Conv2d) -> torch.Tensor:
@@ -224,7 +227,15 @@ class DeformConvBNAct(nn.Module):
         return self.dilation_act(self.offset(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(square_deform(x, self.dilation(x), _conv_weight(self.dw))))
+        d, weight = self.dilation(x), _conv_weight(self.dw)
+        if torch.onnx.is_in_onnx_export():  # one QONNX node, not the tracer's index arithmetic
+            from ..importers.qonnx_ops import DOMAIN, SQUARE_DEFORM
+
+            y = torch.onnx.ops.symbolic(f"{DOMAIN}::{SQUARE_DEFORM}", (x, d, weight),
+                                        {"max_dilation": self.max_dilation}, dtype=x.dtype, shape=x.shape, version=1)
+        else:
+            y = square_deform(x, d, weight)
+        return self.act(self.bn(y))
 
 
 class DeformConv3x3(nn.Module):
@@ -295,7 +306,8 @@ class Upsample2x(nn.Module):
     """Nearest-neighbour 2× upsample: out[y, x] = in[y // 2, x // 2] (an exact copy)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+        # nearest with scale 2 reads in[y // 2, x // 2] exactly; exported as one ONNX Resize
+        return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
 __all__ = ["DWConvBNAct", "DeformConv3x3", "DeformConvBNAct", "DilationQuant", "MAX_DILATION", "Upsample2x",
