@@ -8,3 +8,13 @@ PAPER_PRESET = "modeled (paper-reproduction preset)"
 PUBLISHED = "published"
 SYNTHESIZED = "synthesized (parsed from the Vitis HLS / Vivado reports)"
 CODE_DERIVED = "code-derived (the rendered engine's memories and arithmetic, priced by documented rules)"
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

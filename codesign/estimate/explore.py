@@ -23,7 +23,7 @@ from ..hw.limits import check_fits, requirements, sized_for, weight_tiles_needed
 from ..hw.plan import ScheduleError
 from .cycles import estimate
 from .params import ModelParams, ResourceParams
-from .report import _plt
+from ..figures import pyplot
 from .resources import resources
 from .workload import Workload, workload
 
@@ -211,7 +211,7 @@ def explore(graph: Graph, board: str | Board = "ultra96v2", base: HardwareConfig
 
 
 def plot_pareto(result: ExploreResult, path: str | Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
 
     rank = "fps" if result.rank_batch == 1 else "fps_n"
     cap = {"lut": result.board.lut, "bram36": result.board.bram36, "dsp": result.board.dsp}

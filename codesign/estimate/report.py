@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..figures import pyplot
 from ..graph import Graph
 from ..hw.config import HardwareConfig
 from .cycles import FrameEstimate, estimate
@@ -16,15 +17,6 @@ from .params import ModelParams, ResourceParams
 from .resources import RESOURCE_KINDS, ResourceEstimate, resources
 
 BOUND_COLORS = {"compute": "tab:blue", "memory": "tab:orange", "control": "tab:red", "host": "tab:gray"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def roofline_data(est: FrameEstimate) -> dict:
@@ -45,7 +37,7 @@ def roofline_data(est: FrameEstimate) -> dict:
 
 
 def plot_roofline(est: FrameEstimate, path: str | Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     data = roofline_data(est)
     peak, bw = data["peak_gops"], data["ddr_gbps"]
     xs = [p["intensity"] for p in data["points"]] or [1.0]
@@ -86,7 +78,7 @@ def plot_roofline(est: FrameEstimate, path: str | Path) -> Path:
 
 
 def plot_resources(res: ResourceEstimate, path: str | Path) -> Path:
-    plt = _plt()
+    plt = pyplot()
     cap = res.capacity()
     comps = list(res.breakdown)
     cmap = plt.get_cmap("tab10")
