@@ -7,6 +7,7 @@ the process's LOCAL_RANK, so one node's G processes take its G GPUs.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 from dataclasses import dataclass
@@ -126,6 +127,10 @@ def make_loader(dataset: Dataset, batch_size: int, rt: Runtime, *, train: bool, 
     kwargs: dict[str, Any] = {"collate_fn": collate_fn} if collate_fn is not None else {}
     if workers > 0:
         kwargs["prefetch_factor"] = 4
+        if "fork" in multiprocessing.get_all_start_methods():
+            # workers start every epoch: forked they start at once; spawned (the default inside a process that
+            # torch.multiprocessing.spawn started) each re-imports torch and codesign, seconds per epoch
+            kwargs["multiprocessing_context"] = "fork"
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
                       pin_memory=rt.cuda, generator=torch.Generator().manual_seed(seed), **kwargs)
 

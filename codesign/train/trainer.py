@@ -478,9 +478,10 @@ def train(cfg: TrainConfig) -> Path:
             save_checkpoint(out, qat_model, metrics)
             resume_path(out).unlink(missing_ok=True)  # the run is complete: nothing left to resume
             log(f"float {run.float_acc:.2f} %, QAT {qat_acc:.2f} % in {wall:.0f} s; wrote {out}")
-        if rt.created:
+        if rt.world > 1:
             # every rank leaves together: a rank that tore gloo down while rank 0 was still saving
-            # was once killed by std::terminate (SIGABRT) in a loaded fresh-clone test run
+            # was once killed by std::terminate (SIGABRT) in a loaded fresh-clone test run; and a
+            # caller's next run must not read files rank 0 is still writing
             dist.barrier()
         return out
     finally:
@@ -491,8 +492,8 @@ def train(cfg: TrainConfig) -> Path:
 def _stopped(run: _Run) -> Path:
     path = resume_path(run.cfg.out)
     run.log(f"stopped after {run.epochs_done} epoch(s) (--stop-after); continue with --resume ({path})")
-    if run.rt.created:
-        dist.barrier()
+    if run.rt.world > 1:
+        dist.barrier()  # rank 0 has written the state before any rank returns
     return path
 
 
