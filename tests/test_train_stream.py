@@ -331,3 +331,58 @@ def test_nccl_two_gpus_under_torchrun(folder, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert load_checkpoint(out)[1]["metrics"]["world_size"] == 2
+
+
+# ---------------------------------------------------------------- detection (VOC) streamed
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory) -> Path:
+    from codesign.data.synthetic_voc import write_synthetic_voc
+
+    return Path(write_synthetic_voc(tmp_path_factory.mktemp("voc"), 80, 64, seed=0))
+
+
+def test_voc_stream_views_keep_boxes_right(voc):
+    from codesign.data.voc import VOCDataset, load_detection_set
+    from codesign.data.voc_stream import VOCStream
+
+    memory = load_detection_set(voc, "test", 64)
+    view = VOCStream(VOCDataset(voc, "test"), 64, train=False)
+    assert len(view) == len(memory)
+    for i in range(len(view)):  # the evaluation view is the in-memory set, image for image
+        image, boxes, labels = view[i]
+        assert np.array_equal(image.numpy(), memory.images[i]) and np.array_equal(boxes, memory.boxes[i])
+        assert np.array_equal(labels, memory.labels[i])
+    gt_boxes, gt_labels, _ = view.ground_truth()
+    assert all(np.array_equal(a, b) for a, b in zip(gt_boxes, memory.boxes))
+    train_view = VOCStream(VOCDataset(voc, "train"), 64, train=True, seed=1)
+    for i in range(len(train_view)):
+        image, boxes, labels = train_view[i]
+        assert image.shape == (64, 64, 3) and len(boxes) == len(labels)
+        assert (boxes >= 0).all() and (boxes <= 64).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+    train_view.set_epoch(1)
+    a = train_view[0]
+    train_view.set_epoch(2)
+    assert not torch.equal(a[0], train_view[0][0])  # a new crop every epoch
+
+
+def test_detection_streaming_training_and_a_bad_image(voc, tmp_path):
+    from codesign.detection.train import DetectionTrainConfig, train_detection
+
+    base = dict(model={"model": "codenet", "config": "a", "width": 0.25}, dataset=str(voc), resolution=64,
+                float_epochs=1, qat_epochs=1, batch_size=16, progress=False, threads=1, loader="stream", workers=2)
+    path = train_detection(DetectionTrainConfig(**base, out=str(tmp_path / "d.pt")), log=lambda msg: None)
+    _, meta = load_checkpoint(path)
+    assert [h["phase"] for h in meta["metrics"]["history"]] == ["float", "qat"]
+    assert meta["metrics"]["train_config"]["loader"] == "stream" and meta["metrics"]["train_images"] == 48
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(voc, broken)
+    first = (broken / "ImageSets" / "Main" / "train.txt").read_text().split()[0]
+    (broken / "JPEGImages" / f"{first}.jpg").write_bytes(b"\xff\xd8not really a jpeg")
+    with pytest.raises(DatasetError) as e:
+        train_detection(DetectionTrainConfig(**{**base, "dataset": str(broken)}, out=str(tmp_path / "b.pt")),
+                        log=lambda msg: None)
+    assert f"{first}.jpg" in str(e.value) and "\n" not in str(e.value)

@@ -7,6 +7,7 @@ the process's LOCAL_RANK, so one node's G processes take its G GPUs.
 """
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import random
@@ -161,5 +162,18 @@ def gather_objects(value: Any, rt: Runtime) -> list[Any]:
     return out
 
 
-__all__ = ["DEVICES", "DeviceError", "Runtime", "ShardSampler", "all_sum", "broadcast_buffers", "default_workers",
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both trainers take for where and how fast they run (unset: None, the config's value)."""
+    parser.add_argument("--device", default=None, help="cpu, cuda (under torchrun: the GPU of LOCAL_RANK) or "
+                                                        "cuda:N; default: a GPU if there is one")
+    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                        help="fp16 mixed precision in the float phase; default: on a GPU (QAT is always fp32)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="stream: DataLoader worker processes per rank (default: the host's CPUs shared by "
+                             "its ranks)")
+    parser.add_argument("--steps-per-epoch", dest="steps_per_epoch", type=int, default=None,
+                        help="at most this many batches per epoch (quick runs)")
+
+
+__all__ = ["DEVICES", "add_runtime_arguments", "DeviceError", "Runtime", "ShardSampler", "all_sum", "broadcast_buffers", "default_workers",
            "gather_objects", "init_runtime", "make_loader", "resolve_device", "seed_rank"]

@@ -50,8 +50,8 @@ from ..models import build_model
 from ..readers import read_json
 from .checkpoint import (CheckpointError, is_quantizer_key, load_training_state, load_weights, rng_state,
                          save_checkpoint, save_training_state, set_rng_state)
-from .distributed import (Runtime, all_sum, broadcast_buffers, default_workers, gather_objects, init_runtime,
-                          seed_rank)
+from .distributed import (Runtime, add_runtime_arguments, all_sum, broadcast_buffers, default_workers,
+                          gather_objects, init_runtime, seed_rank)
 from .sources import InMemorySource, StreamingSource, augment
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -510,8 +510,6 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loader", choices=LOADERS, default=None,
                         help="memory: decode the whole set once and keep it (digits' default); stream: decode and "
                              "augment per batch in DataLoader workers (an image folder's default)")
-    opt("workers", int, "stream: DataLoader worker processes per rank (default: the host's CPUs shared by its ranks)")
-    opt("steps_per_epoch", int, "at most this many batches per epoch (quick runs)")
     opt("crop_scale", float, "stream: random resized crop's smallest area fraction (ImageNet: 0.08; Synetgy: 0.2)")
     opt("eval_crop", float, "stream: evaluation centre crop as a fraction of the shorter side (0.875: 256 → 224)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None, help="per-step decay of the lr to 0")
@@ -526,9 +524,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt("shift", int, "memory: augmentation by a random shift of up to this many pixels (0: off)")
     opt("seed", int, "random seed (data split, init, shuffling, augmentation)")
     opt("threads", int, "torch CPU threads per process")
-    opt("device", str, "cpu, cuda (under torchrun: the GPU of LOCAL_RANK) or cuda:N; default: a GPU if there is one")
-    parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                        help="mixed precision (fp16) in the float phase; default: on a GPU (QAT is always fp32)")
+    add_runtime_arguments(parser)
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="STATE",
                         help="continue an interrupted run from its training state (default <out>.resume.pt, "
                              "written after every epoch)")
