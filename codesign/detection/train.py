@@ -40,7 +40,7 @@ from ..models.codenet import OUTPUT_STRIDE
 from ..train.checkpoint import load_weights, save_checkpoint
 from ..models.deform import DeformConvBNAct
 from ..train.distributed import Runtime, add_runtime_arguments, default_workers, init_runtime, make_loader
-from ..train.sources import one_line
+from ..train.sources import checked
 from ..train.trainer import LOADERS, calibrate
 from .ap import mean_ap
 from ..decode import Detections, decode_batch
@@ -243,16 +243,10 @@ class _Stream:
     def start_phase(self, phase: str) -> None:
         self.stream = 1 if phase == "qat" else 0
 
-    def _checked(self, loader: Any) -> Iterator[Any]:
-        try:
-            yield from loader
-        except CodesignError as e:
-            raise one_line(e) from None
-
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         self.train_set.set_epoch(epoch, self.stream)
         self.train_loader.sampler.set_epoch(epoch)
-        for step, batch in enumerate(self._checked(self.train_loader)):
+        for step, batch in enumerate(checked(self.train_loader)):
             if step == self.steps:
                 return
             yield batch
@@ -261,7 +255,7 @@ class _Stream:
         model.eval()
         detections: list[Detections] = []
         with torch.no_grad():
-            for images, _ in self._checked(self.test_loader):
+            for images, _ in checked(self.test_loader):
                 detections += _decode(model, images, device)
         boxes, labels, difficult = self.test_set.ground_truth()
         return mean_ap(detections, boxes, labels, difficult, len(self.class_names))
@@ -271,7 +265,7 @@ class _Stream:
         view = VOCStream(self.train_set.voc, self.train_set.resolution, train=False, limit=n)
         loader = make_loader(view, 64, Runtime(), train=False, seed=0, workers=self.workers,
                              collate_fn=DetectionCollate(len(self.class_names), (1, 1), False))
-        return (images for images, _ in self._checked(loader))
+        return (images for images, _ in checked(loader))
 
     def examples(self, n: int) -> DetectionSet:
         """The first n test images in memory (for drawing)."""

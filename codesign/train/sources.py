@@ -98,7 +98,8 @@ def one_line(error: DatasetError) -> DatasetError:
     return DatasetError(text)
 
 
-def _checked(loader: DataLoader) -> Iterator[Any]:
+def checked(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of `loader`; a worker's DatasetError re-raised as its own one line (`one_line`)."""
     try:
         yield from loader
     except DatasetError as e:
@@ -130,13 +131,13 @@ class StreamingSource:
         self.train_set.set_epoch(epoch, self.stream)
         self.train_loader.sampler.set_epoch(epoch)
         self.train_loader.generator.manual_seed(self.seed + epoch)  # worker seeds: a function of the epoch
-        for step, batch in enumerate(_checked(self.train_loader)):
+        for step, batch in enumerate(checked(self.train_loader)):
             if step == self.steps:
                 return
             yield batch
 
     def test_batches(self) -> Iterator[Batch]:
-        return _checked(self.test_loader)
+        return checked(self.test_loader)
 
     def calibration_images(self, n: int) -> Iterable[torch.Tensor]:
         """The first n training images in their evaluation view, the same on every rank."""
@@ -144,7 +145,7 @@ class StreamingSource:
                              crop_fraction=self.test_set.crop_fraction)
         loader = DataLoader(view, batch_size=self.per_rank, sampler=ShardSampler(len(view), 0, 1),
                             num_workers=self.workers, pin_memory=self.rt.cuda)
-        return (images for images, _ in _checked(loader))
+        return (images for images, _ in checked(loader))
 
     def state_dict(self) -> dict[str, Any]:
         return {}  # augmentation is a function of (seed, phase, epoch, image): nothing to carry
@@ -153,4 +154,4 @@ class StreamingSource:
         pass
 
 
-__all__ = ["InMemorySource", "StreamingSource", "augment", "one_line"]
+__all__ = ["InMemorySource", "StreamingSource", "augment", "checked", "one_line"]

@@ -52,7 +52,8 @@ from .checkpoint import (CheckpointError, is_quantizer_key, load_training_state,
                          save_checkpoint, save_training_state, set_rng_state)
 from .distributed import (Runtime, add_runtime_arguments, all_sum, broadcast_buffers, default_workers,
                           gather_objects, init_runtime, seed_rank)
-from .sources import InMemorySource, StreamingSource, augment
+# augment lived here before sources.py and is still imported from here
+from .sources import InMemorySource, StreamingSource, augment  # noqa: F401
 
 OPTIMIZERS = ("sgd", "adamw")
 LOADERS = ("memory", "stream")
