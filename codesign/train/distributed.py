@@ -175,5 +175,6 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
                         help="at most this many batches per epoch (quick runs)")
 
 
-__all__ = ["DEVICES", "add_runtime_arguments", "DeviceError", "Runtime", "ShardSampler", "all_sum", "broadcast_buffers", "default_workers",
+__all__ = ["DEVICES", "DeviceError", "Runtime", "ShardSampler", "add_runtime_arguments", "all_sum", "broadcast_buffers",
+           "default_workers",
            "gather_objects", "init_runtime", "make_loader", "resolve_device", "seed_rank"]

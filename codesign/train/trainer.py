@@ -529,7 +529,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="STATE",
                         help="continue an interrupted run from its training state (default <out>.resume.pt, "
                              "written after every epoch)")
-    opt("stop_after", int, "stop after this many epochs in this process (float and QAT together); continue later with --resume")
+    opt("stop_after", int, "stop after this many epochs in this process (float and QAT together); continue "
+                           "later with --resume")
     opt("subset", int, "use only the first n images of each split")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None, help="random flips")
