@@ -198,12 +198,13 @@ def _memory_folders(root: Path) -> tuple[Path, Path]:
     return small, big
 
 
-# What holding the extra images of the 10× folder would add at the probe's 96² training resolution:
-# 2700 × 96 × 96 × 3 bytes = 71 MiB. Run to run, the peak RSS of the same probe varied by ~2 MiB in the
-# main process and ~10 MiB in the workers (2-core host), so these bounds sit above the noise and well
-# below that growth.
-MAIN_TOLERANCE_MIB = 24
-WORKER_TOLERANCE_MIB = 32
+# Holding the extra images of the 10× folder would add 2700 × 96 × 96 × 3 bytes = 71 MiB at the probe's 96²
+# training resolution by itself; the in-memory loader measured +138 and +216 MiB on these folders (decode
+# buffers included). With streaming, the peak moved by up to +23 MiB in the main process and ±19 MiB in the
+# workers between runs on the loaded 2-core host (allocator and queue timing; the same folder twice moved it
+# as much), so the bounds sit above that noise and well below the growth they are there to catch.
+MAIN_TOLERANCE_MIB = 48
+WORKER_TOLERANCE_MIB = 48
 
 
 @pytest.mark.slow  # ~25 s: two fresh processes (torch + Brevitas imports) and 3,300 JPEGs written
