@@ -283,8 +283,9 @@ def test_training_state_loads_weights_only_and_refuses_mismatches(folder, tmp_pa
     refused("does not exist", resume=str(tmp_path / "nothing.resume.pt"))
     (tmp_path / "junk.pt").write_bytes(b"\x80\x02garbage")
     refused("not a readable training state", resume=str(tmp_path / "junk.pt"))
-    model, _ = load_checkpoint(train(config(tmp_path / "m.pt", folder, subset=64, workers=0, qat_epochs=0)))
-    save_checkpoint(tmp_path / "model.pt", model, {})
+    from codesign.models import build_model
+
+    save_checkpoint(tmp_path / "model.pt", build_model({**NET, "num_classes": 4}), {})
     refused("a model checkpoint, not a training state", resume=str(tmp_path / "model.pt"))
     assert load_training_state(state_path)["config"]["lr"] == 0.1
 
@@ -372,11 +373,12 @@ def test_detection_streaming_training_and_a_bad_image(voc, tmp_path):
     from codesign.detection.train import DetectionTrainConfig, train_detection
 
     base = dict(model={"model": "codenet", "config": "a", "width": 0.25}, dataset=str(voc), resolution=64,
-                float_epochs=1, qat_epochs=1, batch_size=16, progress=False, threads=1, loader="stream", workers=2)
+                float_epochs=1, qat_epochs=1, batch_size=16, progress=False, threads=1, loader="stream", workers=2,
+                subset=32)
     path = train_detection(DetectionTrainConfig(**base, out=str(tmp_path / "d.pt")), log=lambda msg: None)
     _, meta = load_checkpoint(path)
     assert [h["phase"] for h in meta["metrics"]["history"]] == ["float", "qat"]
-    assert meta["metrics"]["train_config"]["loader"] == "stream" and meta["metrics"]["train_images"] == 48
+    assert meta["metrics"]["train_config"]["loader"] == "stream" and meta["metrics"]["train_images"] == 32
     broken = tmp_path / "broken"
     import shutil
 

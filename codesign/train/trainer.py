@@ -451,17 +451,18 @@ def train(cfg: TrainConfig) -> Path:
 
         torch.manual_seed(cfg.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
         float_model = build_model(model_config, quantize=False)
-        qat_model = build_model(model_config, quantize=True)
         seed_rank(cfg.seed, rt.rank)
         if not state or state["phase"] == "float":
             float_acc = _fit(float_model, "float", cfg.float_epochs, cfg.lr, run)
             if float_acc is None:
                 return _stopped(run)
             run.float_acc = float_acc
-            float_model.cpu()
-            load_weights(qat_model, float_model.state_dict())
+            qat_model = build_model(model_config, quantize=True)  # its weights come from the float model
+            load_weights(qat_model, float_model.cpu().state_dict())
             qat_model.to(rt.device)
             calibrate(qat_model, data.calibration_images(CALIBRATION_IMAGES), device=rt.device)  # same on every rank
+        else:
+            qat_model = build_model(model_config, quantize=True)  # the training state holds its weights
         qat_lr = cfg.qat_lr if cfg.qat_lr is not None else cfg.lr / 10
         qat_acc = _fit(qat_model, "qat", cfg.qat_epochs, qat_lr, run)
         if qat_acc is None:
