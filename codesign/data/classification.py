@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from ..errors import CodesignError
-from ..images import load_images
+from ..images import ImageError, load_image_file, load_images
 
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.2
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class DatasetError(CodesignError):
@@ -75,7 +74,7 @@ class ImageSet(PerImageData):
         self.labels = self.labels.astype(np.int64, copy=False)
 
 
-def _check_split(split: str) -> None:
+def check_split(split: str) -> None:
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r} (use one of: {', '.join(SPLITS)})")
 
@@ -87,7 +86,7 @@ def stratified_split(labels: np.ndarray, split: str, seed: int = 0,
     ceil(test_fraction · N) images go to test, shared among classes in proportion to their size
     (largest remainders get the leftovers), so every class keeps its share in both splits.
     """
-    _check_split(split)
+    check_split(split)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     n_test = math.ceil(test_fraction * len(labels) - 1e-9)
@@ -119,7 +118,7 @@ def load_digits(resolution: int = 32, split: str = "train", seed: int = 0) -> Im
     resolution × resolution, rounded to uint8 and replicated to 3 channels. The stratified 80/20
     split gives 1437 train / 360 test images.
     """
-    _check_split(split)
+    check_split(split)
     images, target = _sklearn_digits()
     idx = stratified_split(target, split, seed)
     gray = torch.from_numpy(images[idx]).float().mul(255.0 / 16.0).unsqueeze(1)  # (N, 1, 8, 8)
@@ -138,20 +137,15 @@ def load_image(path: str | Path, resolution: int, resize: str = FIT) -> np.ndarr
     """One image file → (resolution, resolution, 3) uint8 RGB. resize "fit" (training): the shorter side
     is resized to `resolution` (bilinear), then the centre is cropped; otherwise the one image policy
     of the inference tools (codesign/images.py: refuse another size, or nearest / bilinear)."""
-    from PIL import Image, ImageOps
+    from .transforms import center_crop
 
     if resize != FIT:
         return load_images([path], (resolution, resolution, 3), resize)[0]
-
     try:
-        with Image.open(path) as im:
-            im = ImageOps.fit(im.convert("RGB"), (resolution, resolution), method=Image.Resampling.BILINEAR)
-    except FileNotFoundError:
-        raise DatasetError(f"image {path} does not exist") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DatasetError(f"cannot read image {path}: {reason}") from None
-    return np.asarray(im, dtype=np.uint8)
+        image = load_image_file(path, 3)  # codesign/images.py: the one reader (bombs, corrupt files)
+    except ImageError as e:
+        raise DatasetError(str(e)) from None
+    return center_crop(image, resolution)
 
 
 def load_image_files(paths: Sequence[str | Path], resolution: int, resize: str = FIT) -> np.ndarray:
@@ -161,50 +155,19 @@ def load_image_files(paths: Sequence[str | Path], resolution: int, resize: str =
     return np.stack([load_image(p, resolution, resize) for p in paths])
 
 
-def _class_dirs(root: Path) -> list[Path]:
-    if not root.is_dir():
-        raise DatasetError(f"dataset directory {root} does not exist (built-in data sets: digits)")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        raise DatasetError(f"{root} has no class sub-directories (expected {root}/<class>/*.png|jpg)")
-    return dirs
-
-
-def _image_files(class_dir: Path) -> list[Path]:
-    files = sorted(f for f in class_dir.iterdir()
-                   if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not f.name.startswith("."))
-    if not files:
-        raise DatasetError(f"class directory {class_dir} has no images ({'/'.join(IMAGE_SUFFIXES)})")
-    return files
-
-
 def load_image_folder(root: str | Path, resolution: int, split: str = "train", seed: int = 0,
                       resize: str = FIT) -> ImageSet:
-    """An ImageFolder tree, root/<class>/*.jpg|png; class names are the sorted directory names.
+    """An ImageFolder tree, root/<class>/*.jpg|png, decoded into memory; class names are the sorted
+    directory names (`folder.index_image_folder`; `folder.FolderDataset` streams it instead).
 
     If root/train and root/val exist they are the train and test splits (val's classes must be
     train's); otherwise each class is split 80/20 with `seed` (`stratified_split`).
     """
-    _check_split(split)
-    root = Path(root)
-    presplit = (root / "train").is_dir() and (root / "val").is_dir()
-    class_names = [d.name for d in _class_dirs(root / "train" if presplit else root)]
-    split_root = (root / ("train" if split == "train" else "val")) if presplit else root
-    files: list[Path] = []
-    labels: list[int] = []
-    for d in _class_dirs(split_root):
-        if d.name not in class_names:
-            raise DatasetError(f"class {d.name!r} of {split_root} is not a class of {root / 'train'}")
-        found = _image_files(d)
-        files += found
-        labels += [class_names.index(d.name)] * len(found)
-    label_arr = np.asarray(labels, dtype=np.int64)
-    if presplit:
-        idx = np.random.default_rng(seed).permutation(len(files))
-    else:
-        idx = stratified_split(label_arr, split, seed)
-    images = load_image_files([files[i] for i in idx], resolution, resize)
-    return ImageSet(images, label_arr[idx], class_names)
+    from .folder import index_image_folder  # folder.py builds on this module's split and errors
+
+    index = index_image_folder(root, split, seed)
+    images = load_image_files(index.paths(), resolution, resize)
+    return ImageSet(images, index.labels.astype(np.int64), index.class_names)
 
 
 def load_dataset(name_or_path: str | Path, resolution: int, split: str = "train", seed: int = 0,

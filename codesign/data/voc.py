@@ -28,6 +28,7 @@ from ..errors import CodesignError
 from ..images import ImageError, load_image_file
 from ..readers import read_text, read_xml
 from .classification import DatasetError, PerImageData
+from .transforms import resize_exact
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -215,8 +216,6 @@ def load_detection_set(root: str | Path, split: str, resolution: int, on_error: 
     """A split of a VOC directory, every image resized (bilinear) to resolution × resolution,
     boxes scaled with it; `limit` reads only the first n images of the split. Unreadable images
     are errors or (on_error="skip") skipped, like bad annotations."""
-    from PIL import Image
-
     voc = VOCDataset(root, split, on_error)
     n = len(voc) if limit is None else min(limit, len(voc))
     images, anns, boxes = [], [], []
@@ -227,7 +226,7 @@ def load_detection_set(root: str | Path, split: str, resolution: int, on_error: 
         except AnnotationError as e:
             voc.skip(e)
             continue
-        images.append(np.asarray(Image.fromarray(image).resize((resolution, resolution), Image.Resampling.BILINEAR)))
+        images.append(resize_exact(image, resolution))
         boxes.append(ann.boxes * np.array([resolution / ann.width, resolution / ann.height] * 2, np.float32))
         anns.append(ann)
     if sum(voc.skipped.values()) > skipped_before:

@@ -1,12 +1,15 @@
-"""Training checkpoints: the model config (to rebuild the model), its weights and metrics.
+"""Training checkpoints: the model config (to rebuild the model), its weights and metrics; and the
+training state that `--resume` continues from (optimizer, LR schedule, GradScaler, RNG states).
 
-A checkpoint holds only tensors and JSON-like values, so it loads with `weights_only=True`
-(no code from the file is ever run).
+Both hold only tensors and plain values (RNG states included: packed into tensors here), so they
+load with `weights_only=True` (no code from the file is ever run). Both are written to a temporary
+file beside the target and moved over it (os.replace), so a crash never leaves half a file.
 """
 from __future__ import annotations
 
 import json
 import os
+import random
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,11 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
+import numpy as np
+
 from ..errors import CodesignError
 from ..models import ModelConfigError, build_model
 
 FORMAT = "codesign-checkpoint"
 VERSION = 1
+STATE_FORMAT = "codesign-train-state"
+STATE_VERSION = 1
 
 
 class CheckpointError(CodesignError):
@@ -56,13 +63,34 @@ def save_checkpoint(path: str | Path, model: nn.Module, metrics: dict[str, Any])
     """Write `model` (rebuildable from `model.config`) and JSON-able `metrics` to `path`."""
     json.dumps(metrics)  # fail now, not at load time, on values weights_only loading would refuse
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "version": VERSION, "config": model.config,
                "state_dict": model.state_dict(), "metrics": metrics}
-    tmp = path.with_name(path.name + ".tmp")
+    return _atomic_save(payload, path)
+
+
+def _atomic_save(payload: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")  # same directory: os.replace is then an atomic rename
     torch.save(payload, tmp)
     os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint behind
     return path
+
+
+def _load_payload(path: Path, what: str) -> Any:
+    """torch.load(weights_only=True) of `path`; every failure is one CheckpointError line."""
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        with warnings.catch_warnings():  # torch's own notes about the pickle would precede our one line
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for bad bytes (RuntimeError, UnpicklingError, EOFError...)
+        if "Weights only load failed" in str(e):  # a pickle of objects other than tensors and plain data
+            raise CheckpointError(f"{path} is not a readable {what}: corrupt, or holding Python objects "
+                                  "beyond tensors and plain data (a weights-only load refuses them; nothing in it "
+                                  "was run)") from None
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable {what} (corrupt or truncated?): {reason}") from None
 
 
 def load_checkpoint(path: str | Path, quantize: bool | None = None) -> tuple[nn.Module, dict[str, Any]]:
@@ -71,19 +99,7 @@ def load_checkpoint(path: str | Path, quantize: bool | None = None) -> tuple[nn.
     `quantize` overrides the checkpoint's quantization (False loads the float twin).
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with warnings.catch_warnings():  # torch's own notes about the pickle would precede our one line
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bad bytes (RuntimeError, UnpicklingError, EOFError...)
-        if "Weights only load failed" in str(e):  # a pickle of objects other than tensors and plain data
-            raise CheckpointError(f"{path} is not a readable checkpoint: corrupt, or holding Python objects "
-                                  "beyond tensors and plain data (a weights-only load refuses them; nothing in it "
-                                  "was run)") from None
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt or truncated?): {reason}") from None
+    payload = _load_payload(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a codesign checkpoint")
     if payload.get("version") != VERSION:
@@ -99,3 +115,50 @@ def load_checkpoint(path: str | Path, quantize: bool | None = None) -> tuple[nn.
         raise CheckpointError(f"{path}: {e}") from None
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model.eval(), meta
+
+
+def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write the state `--resume` continues from (tensors and plain values only)."""
+    return _atomic_save({"format": STATE_FORMAT, "version": STATE_VERSION, **state}, Path(path))
+
+
+def load_training_state(path: str | Path) -> dict[str, Any]:
+    """The state written by `save_training_state`; a missing, corrupt or foreign file is one line."""
+    path = Path(path)
+    payload = _load_payload(path, "training state")
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        what = "a model checkpoint, not a training state" if isinstance(payload, dict) and \
+            payload.get("format") == FORMAT else "not a codesign training state"
+        raise CheckpointError(f"{path} is {what} (--resume takes the .resume.pt file a run writes after "
+                              "every epoch)")
+    if payload.get("version") != STATE_VERSION:
+        raise CheckpointError(f"{path}: training state version {payload.get('version')!r} is not supported "
+                              f"(this codesign reads version {STATE_VERSION})")
+    return payload
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's torch (CPU and CUDA), NumPy and Python global generator states, as tensors and
+    plain values (a weights-only load accepts them; NumPy's and Python's own tuples hold arrays)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
