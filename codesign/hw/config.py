@@ -5,6 +5,7 @@ the estimator, so they cannot disagree (TVM-VTA's idea).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -48,12 +49,20 @@ class Board:
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in BOARDS_DIR.glob("*.yaml")))
             raise HardwareConfigError(f"unknown board '{name}' (known: {known})")
-        data = read_yaml(path, "board file", HardwareConfigError)
-        try:
-            data["hp_ports"] = tuple(data["hp_ports"])
-            return cls(**data)
-        except (TypeError, KeyError) as e:
-            raise HardwareConfigError(f"{path}: malformed board file ({e})") from None
+        stat = path.stat()
+        return _parsed_board(cls, path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_board(cls: type[Board], path: Path, mtime_ns: int, size: int) -> Board:
+    """A board file parsed once per version of it: the estimator asks for the board's AXI latency on every
+    call it models, and re-parsing the YAML each time was 80 % of an explore."""
+    data = read_yaml(path, "board file", HardwareConfigError)
+    try:
+        data["hp_ports"] = tuple(data["hp_ports"])
+        return cls(**data)
+    except (TypeError, KeyError) as e:
+        raise HardwareConfigError(f"{path}: malformed board file ({e})") from None
 
 
 @dataclass(frozen=True)
