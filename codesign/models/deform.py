@@ -306,8 +306,11 @@ class Upsample2x(nn.Module):
     """Nearest-neighbour 2× upsample: out[y, x] = in[y // 2, x // 2] (an exact copy)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # nearest with scale 2 reads in[y // 2, x // 2] exactly; exported as one ONNX Resize
-        return F.interpolate(x, scale_factor=2, mode="nearest")
+        if torch.onnx.is_in_onnx_export():  # the same values as one ONNX Resize (nearest, scale 2)
+            return F.interpolate(x, scale_factor=2, mode="nearest")
+        # training keeps repeat_interleave: interpolate's backward sums the four copies' gradients in
+        # another order, and those last-bit differences change a trained model's results
+        return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
 
 
 __all__ = ["DWConvBNAct", "DeformConv3x3", "DeformConvBNAct", "DilationQuant", "MAX_DILATION", "Upsample2x",
