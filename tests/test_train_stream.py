@@ -1,7 +1,6 @@
 """Training at scale: the streaming folder pipeline, its transforms, memory, DDP + --resume, devices."""
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ from codesign.train.checkpoint import load_training_state, save_checkpoint
 from codesign.train.distributed import DeviceError, Runtime, make_loader, resolve_device
 from codesign.train.sources import one_line
 from codesign.train.trainer import resume_path
+
+from .ranks import assert_resumed_like_whole, run_ranks
 
 NET = {"model": "diracdeltanet", "width": 0.125, "stage_blocks": [1], "resolution": 16}
 REPO = Path(__file__).resolve().parents[1]
@@ -232,38 +233,19 @@ def test_memory_probe_sees_the_in_memory_loader_grow(tmp_path):
 # ---------------------------------------------------------------- DDP and --resume
 
 
-def _ddp_worker(rank: int, world: int, port: int, root: str, out_dir: str) -> None:
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        base = dict(float_epochs=1, qat_epochs=1, workers=1, subset=128)
-        train(config(Path(out_dir) / "whole.pt", Path(root), **base))  # uninterrupted
-        train(config(Path(out_dir) / "parts.pt", Path(root), **base, stop_after=1))  # float epoch, then stop
-        train(config(Path(out_dir) / "parts.pt", Path(root), **base, resume="auto"))  # QAT epoch
-    finally:
-        dist.destroy_process_group()
+def _ddp_runs(root: str, out_dir: str) -> None:
+    base = dict(float_epochs=1, qat_epochs=1, workers=1, subset=128)
+    train(config(Path(out_dir) / "whole.pt", Path(root), **base))  # uninterrupted
+    train(config(Path(out_dir) / "parts.pt", Path(root), **base, stop_after=1))  # float epoch, then stop
+    train(config(Path(out_dir) / "parts.pt", Path(root), **base, resume="auto"))  # QAT epoch
 
 
 @pytest.mark.slow  # ~30 s on 2 cores: three 2-rank runs
 def test_ddp_streaming_resume_is_bit_identical(folder, tmp_path):
     """2 ranks (gloo) on the streaming path: a run stopped after its float epoch and resumed ends with
     exactly the weights of the uninterrupted run (same seed, CPU: every operation is deterministic)."""
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(folder), str(tmp_path)), nprocs=2, join=True)
-    whole, meta = load_checkpoint(tmp_path / "whole.pt")
-    parts, meta_parts = load_checkpoint(tmp_path / "parts.pt")
-    assert meta["metrics"]["world_size"] == 2 and meta["metrics"]["train_images"] == 128
-    a, b = whole.state_dict(), parts.state_dict()
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "images_per_s")} for e in h]  # noqa: E731
-    assert strip(meta["metrics"]["history"]) == strip(meta_parts["metrics"]["history"])
-    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".pt", ".tmp")) == ["parts.pt", "whole.pt"]
+    run_ranks(_ddp_runs, 2, str(folder), str(tmp_path))
+    assert_resumed_like_whole(tmp_path, world=2, train_images=128)
 
 
 def test_training_state_loads_weights_only_and_refuses_mismatches(folder, tmp_path):

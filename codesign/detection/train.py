@@ -1,9 +1,21 @@
 """Detection training: float pre-training of CoDeNet, then W4A8 QAT from its weights, then one
 checkpoint (`codesign.train.checkpoint`), as the classification trainer does for DiracDeltaNet.
 
-Single process (no DDP), on the CPU or a GPU (`--device`; the float phase under fp16 autocast +
-GradScaler on a GPU, QAT in fp32). Data: a VOC-format directory, or "synthetic" — the synthetic
-shapes set (`codesign.data.synthetic_voc`), generated into a temporary directory for the run.
+One process or data-parallel under torchrun, as the classifier trainer (`codesign.train.distributed`):
+gloo on CPU, NCCL on GPUs, the batch size global (each of W ranks takes batch_size // W), BN on each
+rank's own batch statistics with rank 0's buffers broadcast before every forward (DDP's default), the
+training set sharded, evaluation sharded too: each rank decodes its share of the test images, the
+detections are gathered in image order and every rank scores the same list (AP50 is not a sum of
+per-shard figures, so the detections travel, not the scores). Rank 0 prints and writes files. On the
+CPU or a GPU (`--device`; the float phase under fp16 autocast + GradScaler on a GPU, QAT in fp32).
+
+After every epoch rank 0 writes `<out>.resume.pt` (weights, optimizer, LR schedule, GradScaler, every
+rank's RNG states, the in-memory augmentation generator, phase and epoch); `--resume` continues from it,
+and a run resumed in the QAT phase takes the QAT weights (calibrated scales included) from the state,
+not from a new calibration. On the CPU the result is bit-identical to the uninterrupted run.
+
+Data: a VOC-format directory, or "synthetic" — the synthetic shapes set (`codesign.data.synthetic_voc`),
+generated into a temporary directory for the run.
 In memory (the default; the synthetic preset): images resized to the input once, augmented by a
 random horizontal flip and translation (zero fill), boxes moved with the pixels. Streamed
 (`--loader stream`, the `voc` preset): each image decoded in DataLoader workers, CenterNet's random
@@ -16,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import os
 import sys
 import tempfile
 import time
@@ -26,6 +37,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..data.classification import to_input
@@ -34,14 +46,16 @@ from ..data.transforms import keep_visible_boxes
 from ..data.voc import DetectionSet, VOCDataset, load_detection_set
 from ..data.voc_stream import VOCStream
 from ..errors import CodesignError
-from ..models import build_model
 from ..architectures import add_quant_arguments, quant_overrides
 from ..models.codenet import OUTPUT_STRIDE
-from ..train.checkpoint import load_weights, save_checkpoint
+from ..train.checkpoint import (RUN_ONLY as TRAIN_RUN_ONLY, add_resume_arguments, resumable_state, resume_path,
+                                save_checkpoint, stopped)
 from ..models.deform import DeformConvBNAct
-from ..train.distributed import Runtime, add_runtime_arguments, default_workers, init_runtime, make_loader
+from ..train.distributed import (Runtime, add_runtime_arguments, all_sum, broadcast_buffers, data_parallel,
+                                 default_workers, gather_objects, init_runtime, make_loader, sync_replicas)
 from ..train.sources import checked
-from ..train.trainer import LOADERS, calibrate
+from ..train.phases import Run, float_then_qat
+from ..train.trainer import LOADERS
 from .ap import mean_ap
 from ..decode import Detections, decode_batch
 from .draw import draw_detections
@@ -57,6 +71,7 @@ GRAD_CLIP = 10.0  # the dilation's straight-through gradient can spike early on
 # 8×8 maps of a 128² input the dilations then ran to R, where every tap but the centre reads
 # zero padding and the straight-through gradient is 0, so they never came back.
 OFFSET_LR_MULT = 0.01
+RUN_ONLY = TRAIN_RUN_ONLY | {"draw"}  # drawing the examples changes no weight
 
 
 @dataclass
@@ -75,7 +90,7 @@ class DetectionTrainConfig:
     resolution: int | None = 128
     float_epochs: int = 40
     qat_epochs: int = 3
-    batch_size: int = 32
+    batch_size: int = 32  # global across DDP ranks
     lr: float = 5e-3
     qat_lr: float | None = None  # None: lr / 10
     weight_decay: float = 1e-4  # conv weights only
@@ -92,6 +107,8 @@ class DetectionTrainConfig:
     steps_per_epoch: int | None = None  # cap on the batches of an epoch (quick runs, tests)
     device: str | None = None  # "cpu", "cuda", "cuda:N"; None: the GPU when there is one
     amp: bool | None = None  # fp16 autocast + GradScaler in the float phase; None: on a GPU only
+    resume: str | None = None  # a training state to continue from ("auto": <out>.resume.pt)
+    stop_after: int | None = None  # stop after this many epochs in this process (continue with --resume)
 
 
 # CoDeNet config a at width 0.5, 128², on 2000 synthetic images (1200 train / 400 test), one CPU
@@ -183,12 +200,41 @@ class DetectionCollate:
                                      self.out_hw, OUTPUT_STRIDE)
 
 
-class _Memory:
-    """The splits in memory: a seeded permutation per epoch, shift + flip augmentation (unchanged)."""
+def _in_image_order(mine: list[Detections], n: int, rt: Runtime) -> list[Detections]:
+    """Every rank's detections of its shard (images rank, rank + W, ...), gathered into image order."""
+    if rt.world == 1:
+        return mine
+    out: list[Detections] = [None] * n  # type: ignore[list-item]
+    for rank, part in enumerate(gather_objects(mine, rt)):
+        out[rank::rt.world] = part
+    return out
 
-    def __init__(self, train_set: DetectionSet, test_set: DetectionSet, cfg: DetectionTrainConfig):
-        self.train_set, self.test_set, self.cfg = train_set, test_set, cfg
-        full = len(train_set) // cfg.batch_size
+
+def _evaluate(model: nn.Module, data: "_Memory | _Stream", rt: Runtime) -> tuple[float, list[float]]:
+    """VOC07 AP50 (mean, per class) over the whole test set: each rank decodes its shard (of the model
+    itself, not its DDP wrapper: shards of unequal length must not meet in DDP's collectives)."""
+    broadcast_buffers(model, rt)  # every rank evaluates rank 0's model (BN statistics included)
+    model.eval()
+    detections: list[Detections] = []
+    with torch.no_grad():
+        for images in data.test_batches():
+            detections += _decode(model, images, rt.device)
+    boxes, labels, difficult = data.ground_truth()
+    detections = _in_image_order(detections, len(boxes), rt)
+    return mean_ap(detections, boxes, labels, difficult, len(data.class_names))
+
+
+class _Memory:
+    """The splits in memory: a seeded permutation per epoch, shift + flip augmentation (unchanged).
+
+    Under DDP every rank draws the permutation and the augmentation of the whole global batch from the
+    same generator and keeps its share: the generators stay in step on all ranks, and a global batch is
+    the same whatever the number of ranks (augmenting is pixel copies, cheap beside the model)."""
+
+    def __init__(self, train_set: DetectionSet, test_set: DetectionSet, cfg: DetectionTrainConfig, rt: Runtime):
+        self.train_set, self.test_set, self.cfg, self.rt = train_set, test_set, cfg, rt
+        self.per_rank = max(1, cfg.batch_size // rt.world)
+        full = len(train_set) // (self.per_rank * rt.world)
         self.steps = min(full, cfg.steps_per_epoch or full)
         self.rng = np.random.default_rng(cfg.seed)
 
@@ -199,17 +245,23 @@ class _Memory:
         self.rng = np.random.default_rng(self.cfg.seed + (1000 if phase == "qat" else 0))
 
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
-        data, cfg = self.train_set, self.cfg
+        data, cfg, n = self.train_set, self.cfg, self.per_rank * self.rt.world
         order = self.rng.permutation(len(data))
         out_hw = (data.resolution // OUTPUT_STRIDE,) * 2
+        mine = slice(self.rt.rank * self.per_rank, (self.rt.rank + 1) * self.per_rank)
         for step in range(self.steps):
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            idx = order[step * n:(step + 1) * n]
             images, boxes, labels = augment(data.images[idx], [data.boxes[i] for i in idx],
                                             [data.labels[i] for i in idx], cfg.shift, cfg.hflip, self.rng)
-            yield images, batch_targets(boxes, labels, len(data.class_names), out_hw, OUTPUT_STRIDE)
+            yield images[mine], batch_targets(boxes[mine], labels[mine], len(data.class_names), out_hw,
+                                              OUTPUT_STRIDE)
 
-    def evaluate(self, model: nn.Module, device: torch.device) -> tuple[float, list[float]]:
-        return evaluate_ap(model, self.test_set, device=device)
+    def test_batches(self) -> Iterator[np.ndarray]:
+        shard = self.test_set.images[self.rt.rank::self.rt.world]
+        return (shard[i:i + 64] for i in range(0, len(shard), 64))
+
+    def ground_truth(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        return self.test_set.boxes, self.test_set.labels, self.test_set.difficult
 
     def calibration_images(self, n: int) -> Iterator[np.ndarray]:
         sample = self.train_set.take(n)
@@ -217,6 +269,12 @@ class _Memory:
 
     def examples(self, n: int) -> DetectionSet:
         return self.test_set
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}  # plain dict of ints and strings: a weights-only load takes it
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
 
 
 class _Stream:
@@ -228,11 +286,13 @@ class _Stream:
                                    hflip=cfg.hflip, limit=cfg.subset)
         self.test_set = VOCStream(VOCDataset(root, cfg.test_split), resolution, train=False, limit=cfg.subset)
         self.workers = default_workers(rt) if cfg.workers is None else cfg.workers
+        self.per_rank = max(1, cfg.batch_size // rt.world)
         out_hw = (resolution // OUTPUT_STRIDE,) * 2
         n = len(self.train_set.class_names)
-        self.train_loader = make_loader(self.train_set, cfg.batch_size, rt, train=True, seed=cfg.seed,
+        # DistributedSampler (a seeded shuffle split across ranks, full batches) and ShardSampler (rank::W)
+        self.train_loader = make_loader(self.train_set, self.per_rank, rt, train=True, seed=cfg.seed,
                                         workers=self.workers, collate_fn=DetectionCollate(n, out_hw, True))
-        self.test_loader = make_loader(self.test_set, cfg.batch_size, rt, train=False, seed=cfg.seed,
+        self.test_loader = make_loader(self.test_set, self.per_rank, rt, train=False, seed=cfg.seed,
                                        workers=self.workers, collate_fn=DetectionCollate(n, out_hw, False))
         self.steps = min(len(self.train_loader), cfg.steps_per_epoch or len(self.train_loader))
         self.stream = 0
@@ -246,19 +306,17 @@ class _Stream:
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
         self.train_set.set_epoch(epoch, self.stream)
         self.train_loader.sampler.set_epoch(epoch)
+        self.train_loader.generator.manual_seed(self.cfg.seed + epoch)  # worker seeds: a function of the epoch
         for step, batch in enumerate(checked(self.train_loader)):
             if step == self.steps:
                 return
             yield batch
 
-    def evaluate(self, model: nn.Module, device: torch.device) -> tuple[float, list[float]]:
-        model.eval()
-        detections: list[Detections] = []
-        with torch.no_grad():
-            for images, _ in checked(self.test_loader):
-                detections += _decode(model, images, device)
-        boxes, labels, difficult = self.test_set.ground_truth()
-        return mean_ap(detections, boxes, labels, difficult, len(self.class_names))
+    def test_batches(self) -> Iterator[torch.Tensor]:
+        return (images for images, _ in checked(self.test_loader))
+
+    def ground_truth(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+        return self.test_set.ground_truth()
 
     def calibration_images(self, n: int) -> Iterator[torch.Tensor]:
         """The first n training images in their evaluation view (resized whole)."""
@@ -275,19 +333,31 @@ class _Stream:
                             [s[2] for s in samples], [a.difficult for a in anns], self.class_names,
                             [a.image_id for a in anns])
 
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # augmentation is a function of (seed, phase, epoch, image): nothing to carry
 
-def _fit(model: nn.Module, phase: str, epochs: int, lr: float, cfg: DetectionTrainConfig, data: _Memory | _Stream,
-         rt: Runtime, history: list[dict], log: Callable[[str], None]) -> float:
-    """Train for `epochs` (warm-up, then cosine decay to 0); returns the final test AP50."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: Run) -> float | None:
+    """Train for `epochs` (warm-up, then cosine decay to 0); returns the final test AP50, or None when
+    `stop_after` stopped the run (its state is saved)."""
     from tqdm import tqdm
 
+    cfg, rt, data = run.cfg, run.rt, run.data
     steps_per_epoch = data.steps
+    global_batch = data.per_rank * rt.world
     if steps_per_epoch == 0:
-        raise CodesignError(f"{data.sizes[0]} training images do not fill one batch of {cfg.batch_size}")
+        raise CodesignError(f"{data.sizes[0]} training images do not fill one batch of {global_batch}")
     amp = (rt.cuda if cfg.amp is None else cfg.amp) and phase == "float"  # Brevitas' QAT stays fp32
     if amp and not rt.cuda:
         raise CodesignError("--amp needs a CUDA device (fp16 autocast + GradScaler)")
     model.to(rt.device)
+    resumed = run.resumed(phase)
+    if resumed:  # the weights of the epoch it stopped after (QAT: calibrated and trained scales included)
+        model.load_state_dict({k: v.to(rt.device) for k, v in resumed["model"].items()})
+    net = data_parallel(model, rt)
     optimizer = torch.optim.AdamW(param_groups(model, lr, cfg.weight_decay), lr=lr)
     scaler = torch.amp.GradScaler(rt.device.type, enabled=amp)
     total = epochs * steps_per_epoch
@@ -300,23 +370,30 @@ def _fit(model: nn.Module, phase: str, epochs: int, lr: float, cfg: DetectionTra
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     data.start_phase(phase)
-    ap = data.evaluate(model, rt.device)[0] if epochs == 0 else float("nan")
-    for epoch in range(1, epochs + 1):
+    ap, start_epoch = float("nan"), 0
+    if resumed:
+        start_epoch, ap = run.restore(resumed, optimizer, schedule, scaler)
+    elif epochs == 0:
+        ap = _evaluate(model, data, rt)[0]
+    for epoch in range(start_epoch + 1, epochs + 1):
+        if run.stopping():
+            return None
         start = time.perf_counter()
-        model.train()
+        net.train()
         sums = {"loss": 0.0, "heatmap": 0.0, "size": 0.0, "offset": 0.0}
-        bar = tqdm(total=steps_per_epoch * cfg.batch_size, desc=f"{phase} {epoch}/{epochs}", unit="img",
-                   unit_scale=True, leave=False, disable=not (cfg.progress and sys.stderr.isatty()))
+        bar = tqdm(total=steps_per_epoch * global_batch, desc=f"{phase} {epoch}/{epochs}", unit="img",
+                   unit_scale=True, leave=False, disable=not (cfg.progress and rt.main and sys.stderr.isatty()))
         for step, (images, targets) in enumerate(data.batches(epoch)):
             x = to_input(images).to(rt.device, non_blocking=True)
             targets = {k: v.to(rt.device, non_blocking=True) for k, v in targets.items()}
             with torch.autocast(rt.device.type, dtype=torch.float16, enabled=amp):
-                outputs = model(x)
-            # the loss in fp32: the focal loss sums a whole heatmap of log-sigmoids
+                outputs = net(x)
+            # the loss in fp32: the focal loss sums a whole heatmap of log-sigmoids. Under DDP each rank
+            # normalises by its own objects and DDP averages the gradients (CenterNet's multi-GPU does the same)
             loss, parts = detection_loss({k: v.float() for k, v in outputs.items()}, targets)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones (all-reduced: same on all ranks)
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             scaler.step(optimizer)
             scaler.update()
@@ -324,18 +401,24 @@ def _fit(model: nn.Module, phase: str, epochs: int, lr: float, cfg: DetectionTra
             sums["loss"] += float(loss.detach())
             for k, v in parts.items():
                 sums[k] += v
-            bar.update(cfg.batch_size)
+            bar.update(global_batch)
             bar.set_postfix(loss=f"{sums['loss'] / (step + 1):.3f}", refresh=False)
         bar.close()
+        if rt.world > 1:  # the mean over ranks of each rank's losses
+            sums = dict(zip(sums, (v / rt.world for v in all_sum(list(sums.values()), rt))))
         seconds = time.perf_counter() - start
-        ap = data.evaluate(model, rt.device)[0]
+        ap = _evaluate(model, data, rt)[0]
         entry = {"phase": phase, "epoch": epoch, **{k: round(v / steps_per_epoch, 5) for k, v in sums.items()},
                  "ap50": round(ap, 3), "seconds": round(time.perf_counter() - start, 2),
-                 "images_per_s": round(steps_per_epoch * cfg.batch_size / max(seconds, 1e-9), 1)}
-        history.append(entry)
-        log(f"{phase} epoch {epoch}/{epochs}: loss {entry['loss']:.4f} (heatmap {entry['heatmap']:.3f}, "
-            f"size {entry['size']:.3f}, offset {entry['offset']:.3f}), AP50 {ap:.2f} % ({entry['seconds']:.1f} s, "
-            f"{entry['images_per_s']:.0f} images/s)")
+                 "images_per_s": round(steps_per_epoch * global_batch / max(seconds, 1e-9), 1)}
+        run.history.append(entry)
+        run.log(f"{phase} epoch {epoch}/{epochs}: loss {entry['loss']:.4f} (heatmap {entry['heatmap']:.3f}, "
+                f"size {entry['size']:.3f}, offset {entry['offset']:.3f}), AP50 {ap:.2f} % ({entry['seconds']:.1f} s, "
+                f"{entry['images_per_s']:.0f} images/s)")
+        run.epochs_done += 1
+        run.save_state(phase, epoch, model, optimizer, schedule, scaler, ap)
+    if rt.world > 1:
+        sync_replicas(model)
     return ap
 
 
@@ -381,57 +464,62 @@ def _check_config(cfg: DetectionTrainConfig) -> int:
                             "ImageSets/Main/<split>.txt)")
     if cfg.loader == "stream" and cfg.dataset == SYNTHETIC:
         raise CodesignError(f"--loader stream reads a VOC directory; '{SYNTHETIC}' is generated in memory")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise CodesignError("CoDeNet training runs in one process (no DDP yet): run it without torchrun")
     return resolution
 
 
 def train_detection(cfg: DetectionTrainConfig, log: Callable[[str], None] = print) -> Path:
-    """Float pre-training, then QAT from its weights; writes and returns the QAT checkpoint."""
+    """Float pre-training, then QAT from its weights; writes the QAT checkpoint (rank 0) and returns its path
+    on every rank, or the training state's path when `stop_after` ended the run early."""
     resolution = _check_config(cfg)
     rt = init_runtime(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    start = time.perf_counter()
-    data: _Memory | _Stream
-    if cfg.loader == "stream":
-        data = _Stream(cfg.dataset, cfg, resolution, rt)
-    else:
-        data = _Memory(*load_data(cfg, resolution), cfg)
-    model_cfg = _model_config(cfg, data.class_names, resolution)
-    n_train, n_test = data.sizes
-    log(f"{cfg.dataset}: {n_train} train / {n_test} test images, {resolution}×{resolution}, "
-        f"{len(data.class_names)} classes, {'streamed' if cfg.loader == 'stream' else 'in memory'} on {rt.device.type}")
-    history: list[dict] = []
+    log = log if rt.main else (lambda msg: None)
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        start = time.perf_counter()
+        state = resumable_state(cfg, rt.world, RUN_ONLY)
+        data: _Memory | _Stream
+        if cfg.loader == "stream":
+            data = _Stream(cfg.dataset, cfg, resolution, rt)
+        else:
+            data = _Memory(*load_data(cfg, resolution), cfg, rt)
+        model_cfg = _model_config(cfg, data.class_names, resolution)
+        n_train, n_test = data.sizes
+        log(f"{cfg.dataset}: {n_train} train / {n_test} test images, {resolution}×{resolution}, "
+            f"{len(data.class_names)} classes, {'streamed' if cfg.loader == 'stream' else 'in memory'}; "
+            f"{rt.world} process(es) on {rt.device.type}"
+            + (f", resuming {state['phase']} epoch {state['epoch']}" if state else ""))
+        run = Run(cfg, rt, data, model_cfg, log, state, "ap50")
+        result = float_then_qat(run, _fit, CALIBRATION_IMAGES)
+        if result is None:
+            return stopped(cfg.out, run.epochs_done, rt, log)
+        qat_model, qat_ap = result
+        _, per_class = _evaluate(qat_model, data, rt)
+        qat_model.cpu()
 
-    torch.manual_seed(cfg.seed)
-    float_model = build_model(model_cfg, quantize=False)
-    float_ap = _fit(float_model, "float", cfg.float_epochs, cfg.lr, cfg, data, rt, history, log)
-
-    qat_model = build_model(model_cfg, quantize=True)
-    load_weights(qat_model, float_model.cpu().state_dict())
-    qat_model.to(rt.device)
-    calibrate(qat_model, data.calibration_images(CALIBRATION_IMAGES), device=rt.device)
-    qat_lr = cfg.qat_lr if cfg.qat_lr is not None else cfg.lr / 10
-    qat_ap = _fit(qat_model, "qat", cfg.qat_epochs, qat_lr, cfg, data, rt, history, log)
-    _, per_class = data.evaluate(qat_model, rt.device)
-    qat_model.cpu()
-
-    out = Path(cfg.out)
-    wall = time.perf_counter() - start
-    metrics = {"float_ap50": float_ap, "qat_ap50": qat_ap,
-               "qat_class_ap50": {name: (None if math.isnan(a) else round(a, 3))
-                                  for name, a in zip(data.class_names, per_class)},
-               "epochs": {"float": cfg.float_epochs, "qat": cfg.qat_epochs}, "history": history,
-               "wall_s": round(wall, 1), "train_images": n_train, "test_images": n_test,
-               "class_names": data.class_names, "train_config": dataclasses.asdict(cfg)}
-    save_checkpoint(out, qat_model, metrics)
-    log(f"float AP50 {float_ap:.2f} %, QAT AP50 {qat_ap:.2f} % in {wall:.0f} s; wrote {out}")
-    if cfg.draw:
-        paths = draw_examples(qat_model, data.examples(cfg.draw), cfg.draw,
-                              out.with_suffix("").with_name(out.stem + "-detections"))
-        log(f"drew {len(paths)} test images to {paths[0].parent}")
-    return out
+        out = Path(cfg.out)
+        if rt.main:
+            wall = time.perf_counter() - start
+            metrics = {"float_ap50": run.float_score, "qat_ap50": qat_ap,
+                       "qat_class_ap50": {name: (None if math.isnan(a) else round(a, 3))
+                                          for name, a in zip(data.class_names, per_class)},
+                       "epochs": {"float": cfg.float_epochs, "qat": cfg.qat_epochs}, "history": run.history,
+                       "world_size": rt.world, "wall_s": round(wall, 1), "train_images": n_train,
+                       "test_images": n_test, "class_names": data.class_names,
+                       "train_config": dataclasses.asdict(cfg)}
+            save_checkpoint(out, qat_model, metrics)
+            resume_path(out).unlink(missing_ok=True)  # the run is complete: nothing left to resume
+            log(f"float AP50 {run.float_score:.2f} %, QAT AP50 {qat_ap:.2f} % in {wall:.0f} s; wrote {out}")
+            if cfg.draw:
+                paths = draw_examples(qat_model, data.examples(cfg.draw), cfg.draw,
+                                      out.with_suffix("").with_name(out.stem + "-detections"))
+                log(f"drew {len(paths)} test images to {paths[0].parent}")
+        if rt.world > 1:
+            dist.barrier()  # every rank leaves together, after rank 0 has written its files
+        return out
+    finally:
+        if rt.created:
+            dist.destroy_process_group()
 
 
 def add_detection_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -458,19 +546,20 @@ def add_detection_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt("resolution", int, "input resolution (multiple of 32)")
     opt("float_epochs", int, "epochs of float pre-training")
     opt("qat_epochs", int, "epochs of quantization-aware fine-tuning")
-    opt("batch_size", int, "batch size")
+    opt("batch_size", int, "global batch size (split across DDP ranks)")
     opt("lr", float, "peak learning rate of float training (AdamW, cosine decay)")
     opt("qat_lr", float, "peak learning rate of QAT (default lr / 10)")
     opt("weight_decay", float, "weight decay of conv weights")
     opt("shift", int, "augmentation: random translation by up to this many pixels (0: off)")
     opt("seed", int, "random seed (synthetic data, init, shuffling, augmentation)")
-    opt("threads", int, "torch CPU threads")
+    opt("threads", int, "torch CPU threads per process")
     opt("subset", int, "use only the first n images of each split")
     opt("draw", int, "draw the detections on the first n test images (PNG next to the checkpoint)")
     parser.add_argument("--loader", choices=LOADERS, default=None,
                         help="memory: resize the splits once and keep them (default); stream: decode and augment "
                              "per batch in DataLoader workers (random scale crop + flip; the voc preset)")
     add_runtime_arguments(parser)
+    add_resume_arguments(parser)
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None, help="random flips")
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.add_argument("-o", "--out", default=None, help="checkpoint to write")

@@ -7,25 +7,29 @@ file beside the target and moved over it (os.replace), so a crash never leaves h
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import warnings
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import Any, Callable, Collection
 
 import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
 
 from ..errors import CodesignError
 from ..models import ModelConfigError, build_model
+from .distributed import Runtime, gather_objects
 
 FORMAT = "codesign-checkpoint"
 VERSION = 1
 STATE_FORMAT = "codesign-train-state"
 STATE_VERSION = 1
+# Options that do not change what a run computes: `--resume` may differ in them from the run it continues.
+RUN_ONLY = frozenset({"out", "threads", "progress", "resume", "stop_after", "workers", "device"})
 
 
 class CheckpointError(CodesignError):
@@ -162,3 +166,88 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------- --resume, shared by both trainers
+
+
+def resume_path(out: str | Path) -> Path:
+    """Where a run writes the state `--resume` continues from: beside its checkpoint."""
+    out = Path(out)
+    return out.with_name(out.stem + ".resume.pt")
+
+
+def to_cpu(value: Any) -> Any:
+    """`value` with every tensor in it (nested dicts, lists, tuples) on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def resumable_state(cfg: Any, world: int, run_only: Collection[str] = RUN_ONLY) -> dict[str, Any] | None:
+    """The training state `cfg.resume` names ("auto": `<cfg.out>.resume.pt`), checked against this run:
+    every setting of the dataclass `cfg` but `run_only` equal, and the same number of processes."""
+    if not cfg.resume:
+        return None
+    path = resume_path(cfg.out) if cfg.resume == "auto" else Path(cfg.resume)
+    state = load_training_state(path)
+    saved = state.get("config", {})
+    mine = dataclasses.asdict(cfg)
+    differ = [k for k in mine if k not in run_only and saved.get(k, mine[k]) != mine[k]]
+    if differ:
+        k = differ[0]
+        raise CheckpointError(f"{path} was written by a run with {k}={saved[k]!r}, this one has {k}={mine[k]!r} "
+                              f"({len(differ)} setting(s) differ; resume with the same settings)")
+    if state.get("world_size") != world:
+        raise CheckpointError(f"{path} was written by {state.get('world_size')} process(es), this run has {world} "
+                              "(the shuffle and the per-rank batches depend on it)")
+    return state
+
+
+def write_training_state(cfg: Any, rt: Runtime, model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any,
+                         scaler: torch.amp.GradScaler, data_state: dict[str, Any], **fields: Any) -> None:
+    """Rank 0 writes `<cfg.out>.resume.pt`: the settings, the model, optimizer, LR schedule and scaler, and
+    every rank's RNG states and `data_state` (gathered: each rank draws its own streams), plus `fields`
+    (phase, epoch, history...). Every rank must call it (the gather is collective)."""
+    per_rank = gather_objects({"rng": rng_state(), "data": data_state}, rt)
+    if rt.main:
+        save_training_state(resume_path(cfg.out), {
+            "config": dataclasses.asdict(cfg), "world_size": rt.world, **fields,
+            "model": {k: v.cpu() for k, v in model.state_dict().items()},
+            "optimizer": to_cpu(optimizer.state_dict()), "schedule": schedule.state_dict(),
+            "scaler": scaler.state_dict(), "ranks": to_cpu(per_rank)})
+
+
+def restore_training_state(state: dict[str, Any], rank: int, optimizer: torch.optim.Optimizer, schedule: Any,
+                           scaler: torch.amp.GradScaler) -> dict[str, Any]:
+    """Load what `write_training_state` saved into the optimizer, schedule, scaler and this rank's global
+    generators; returns this rank's data state (the caller's data source restores it)."""
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    scaler.load_state_dict(state["scaler"])
+    mine = state["ranks"][rank]
+    set_rng_state(mine["rng"])
+    return mine["data"]
+
+
+def stopped(out: str | Path, epochs_done: int, rt: Runtime, log: Callable[[str], None]) -> Path:
+    """End a run that `--stop-after` stopped; returns the state's path, once rank 0 has written it."""
+    path = resume_path(out)
+    log(f"stopped after {epochs_done} epoch(s) (--stop-after); continue with --resume ({path})")
+    if rt.world > 1:
+        dist.barrier()  # rank 0 has written the state before any rank returns
+    return path
+
+
+def add_resume_arguments(parser: Any) -> None:
+    """`--resume [STATE]` and `--stop-after N` (an argparse parser; unset: None)."""
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="STATE",
+                        help="continue an interrupted run from its training state (default <out>.resume.pt, "
+                             "written after every epoch)")
+    parser.add_argument("--stop-after", dest="stop_after", type=int, default=None,
+                        help="stop after this many epochs in this process (float and QAT together); continue "
+                             "later with --resume")

@@ -153,6 +153,33 @@ def broadcast_buffers(model: nn.Module, rt: Runtime) -> None:
             dist.broadcast(buf, src=0)
 
 
+def data_parallel(model: nn.Module, rt: Runtime) -> nn.Module:
+    """`model` under DDP when there are several ranks (itself otherwise). broadcast_buffers stays on: rank 0's
+    buffers (BN running statistics, Brevitas' statistics) reach every replica before each forward, while
+    BN normalises with each rank's own batch statistics."""
+    if rt.world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[rt.device.index] if rt.cuda else None)
+
+
+def sync_replicas(model: nn.Module) -> None:
+    """After DDP training: take rank 0's buffers (each rank's last forward updated its own BN
+    running statistics) and check that the parameters agree. DDP keeps parameters equal only if
+    every rank applies the same update; e.g. a Brevitas activation scale initialised from
+    per-rank statistics (without broadcast_buffers) would diverge silently."""
+    for buf in model.buffers():
+        dist.broadcast(buf, src=0)
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max()
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)  # every rank fails together, rank 0 saves nothing
+    if diff > 0:
+        raise RuntimeError(f"DDP replicas diverged: parameters differ by up to {diff.item():g} between ranks")
+
+
 def gather_objects(value: Any, rt: Runtime) -> list[Any]:
     """`value` of every rank, in rank order (all ranks get the list)."""
     if rt.world == 1:
@@ -176,5 +203,5 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 __all__ = ["DEVICES", "DeviceError", "Runtime", "ShardSampler", "add_runtime_arguments", "all_sum", "broadcast_buffers",
-           "default_workers",
-           "gather_objects", "init_runtime", "make_loader", "resolve_device", "seed_rank"]
+           "data_parallel", "default_workers",
+           "gather_objects", "init_runtime", "make_loader", "resolve_device", "seed_rank", "sync_replicas"]

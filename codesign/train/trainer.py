@@ -29,29 +29,28 @@ import json
 import math
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..architectures import add_quant_arguments, quant_overrides
 from ..data import ImageSet, load_dataset, to_input
-from ..data.classification import PerImageData
 from ..data.folder import FolderDataset, index_image_folder
 from ..data.transforms import EVAL_CROP_FRACTION
 from ..errors import CodesignError
-from ..models import build_model
 from ..readers import read_json
-from .checkpoint import (CheckpointError, is_quantizer_key, load_training_state, load_weights, rng_state,
-                         save_checkpoint, save_training_state, set_rng_state)
-from .distributed import (Runtime, add_runtime_arguments, all_sum, broadcast_buffers, default_workers,
-                          gather_objects, init_runtime, seed_rank)
+# resume_path lived here and is still imported from here
+from .checkpoint import (add_resume_arguments, is_quantizer_key, resumable_state, resume_path,  # noqa: F401
+                         save_checkpoint, stopped)
+from .distributed import (Runtime, add_runtime_arguments, all_sum, broadcast_buffers, data_parallel, default_workers,
+                          init_runtime, sync_replicas)
+# calibrate lived here before phases.py and is still imported from here
+from .phases import Run, calibrate, float_then_qat  # noqa: F401
 # augment lived here before sources.py and is still imported from here
 from .sources import InMemorySource, StreamingSource, augment  # noqa: F401
 
@@ -60,8 +59,6 @@ LOADERS = ("memory", "stream")
 LR_SCHEDULES = ("cosine", "linear")
 PHASES = ("float", "qat")
 CALIBRATION_IMAGES = 1024  # training images that initialise the activation scales before QAT
-# Options that do not change what a run computes: `--resume` may differ in them from the run it continues.
-RUN_ONLY = {"out", "threads", "progress", "resume", "stop_after", "workers", "device"}
 
 
 @dataclass
@@ -190,76 +187,13 @@ def lr_factor(schedule: str, total: int) -> Callable[[int], float]:
     return lambda step: 0.5 * (1 + math.cos(math.pi * step / total))
 
 
-def _sync_replicas(model: nn.Module) -> None:
-    """After DDP training: take rank 0's buffers (each rank's last forward updated its own BN
-    running statistics) and check that the parameters agree. DDP keeps parameters equal only if
-    every rank applies the same update; e.g. a Brevitas activation scale initialised from
-    per-rank statistics (without broadcast_buffers) would diverge silently."""
-    for buf in model.buffers():
-        dist.broadcast(buf, src=0)
-    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    ref = flat.clone()
-    dist.broadcast(ref, src=0)
-    diff = (flat - ref).abs().max()
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)  # every rank fails together, rank 0 saves nothing
-    if diff > 0:
-        raise RuntimeError(f"DDP replicas diverged: parameters differ by up to {diff.item():g} between ranks")
-
-
-def resume_path(out: str | Path) -> Path:
-    """Where a run writes the state `--resume` continues from: beside its checkpoint."""
-    out = Path(out)
-    return out.with_name(out.stem + ".resume.pt")
-
-
-@dataclass
-class _Run:
-    """What the phases of one run share: where it stands, for the training state and `stop_after`."""
-
-    cfg: TrainConfig
-    rt: Runtime
-    data: InMemorySource | StreamingSource
-    model_config: dict[str, Any]
-    log: Callable[[str], None]
-    state: dict[str, Any] | None  # the training state resumed from, None for a fresh run
-    history: list[dict] = field(default_factory=list)
-    float_acc: float = float("nan")
-    epochs_done: int = 0  # in this process (stop_after counts these)
-
-    def stopping(self) -> bool:
-        return self.cfg.stop_after is not None and self.epochs_done >= self.cfg.stop_after
-
-    def save_state(self, phase: str, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                   schedule: Any, scaler: torch.amp.GradScaler, acc: float) -> None:
-        """Rank 0 writes where the run stands after `epoch` of `phase`, with every rank's RNG and data state."""
-        per_rank = gather_objects({"rng": rng_state(), "data": self.data.state_dict()}, self.rt)
-        if self.rt.main:
-            save_training_state(resume_path(self.cfg.out), {
-                "config": dataclasses.asdict(self.cfg), "model_config": self.model_config,
-                "world_size": self.rt.world, "phase": phase, "epoch": epoch, "acc": acc,
-                "float_acc": self.float_acc, "history": self.history,
-                "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                "optimizer": _to_cpu(optimizer.state_dict()), "schedule": schedule.state_dict(),
-                "scaler": scaler.state_dict(), "ranks": _to_cpu(per_rank)})
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
-
-
 def _use_amp(cfg: TrainConfig, rt: Runtime, phase: str) -> bool:
     if phase == "qat":
         return False  # Brevitas' fake quantization needs fp32
     return rt.cuda if cfg.amp is None else cfg.amp
 
 
-def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: _Run) -> float | None:
+def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: Run) -> float | None:
     """Train `model` for `epochs` (lr decays per step from `lr` to 0); returns the final test accuracy,
     or None when `stop_after` stopped the run (its state is saved)."""
     cfg, rt, data = run.cfg, run.rt, run.data
@@ -270,11 +204,10 @@ def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: _Run) -> flo
     channels_last = rt.cuda and phase == "float"  # cuDNN's fast NHWC kernels; Brevitas' QAT stays NCHW
     if rt.cuda:
         model.to(rt.device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    resumed = run.state if run.state and run.state["phase"] == phase else None
+    resumed = run.resumed(phase)
     if resumed:
         model.load_state_dict({k: v.to(rt.device) for k, v in resumed["model"].items()})
-    net = (DistributedDataParallel(model, device_ids=[rt.device.index] if rt.cuda else None)
-           if rt.world > 1 else model)  # broadcast_buffers=True: see module doc
+    net = data_parallel(model, rt)  # broadcast_buffers=True: see module doc
     if data.steps == 0:
         n = data.sizes[0]
         raise CodesignError(f"{n} training images do not fill one batch of {cfg.batch_size}")
@@ -286,13 +219,7 @@ def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: _Run) -> flo
     start_epoch = 0
     acc = float("nan")
     if resumed:
-        optimizer.load_state_dict(resumed["optimizer"])
-        schedule.load_state_dict(resumed["schedule"])
-        scaler.load_state_dict(resumed["scaler"])
-        mine = resumed["ranks"][rt.rank]
-        data.load_state_dict(mine["data"])
-        set_rng_state(mine["rng"])
-        start_epoch, acc = resumed["epoch"], resumed["acc"]
+        start_epoch, acc = run.restore(resumed, optimizer, schedule, scaler)
     elif epochs == 0:
         acc = _evaluate(model, data, rt)
     global_batch = (cfg.batch_size // rt.world) * rt.world
@@ -333,33 +260,10 @@ def _fit(model: nn.Module, phase: str, epochs: int, lr: float, run: _Run) -> flo
         run.epochs_done += 1
         run.save_state(phase, epoch, model, optimizer, schedule, scaler, acc)
     if rt.world > 1:
-        _sync_replicas(model)
+        sync_replicas(model)
     if channels_last:
         model.to(memory_format=torch.contiguous_format)
     return acc
-
-
-def calibrate(model: nn.Module, data: PerImageData | Iterable[torch.Tensor], batch_size: int = 256,
-              device: torch.device | None = None) -> None:
-    """Initialise every activation scale from the float activations of `data` (Brevitas
-    calibration: a true average of per-batch statistics, BN in eval mode), so QAT trains the
-    learned scales from its first step. Without it, Brevitas collects statistics during the first
-    300 training calls of each quantizer; on a small data set that is most of the QAT run.
-
-    `data`: images in memory, or uint8 NHWC batches (a streaming source's calibration images)."""
-    with warnings.catch_warnings():  # brevitas.graph's import warns about optional packages
-        warnings.simplefilter("ignore")
-        from brevitas.graph.calibrate import calibration_mode
-
-    if isinstance(data, PerImageData):
-        batches: Iterable[torch.Tensor] = (torch.from_numpy(data.images[i:i + batch_size])
-                                           for i in range(0, len(data), batch_size))
-    else:
-        batches = data
-    model.eval()
-    with torch.no_grad(), calibration_mode(model):
-        for images in batches:
-            model(to_input(images).to(device or "cpu"))
 
 
 def _model_config(cfg: TrainConfig, data: InMemorySource | StreamingSource) -> dict[str, Any]:
@@ -407,25 +311,6 @@ def _load_source(cfg: TrainConfig, rt: Runtime, resolution: int) -> InMemorySour
     return StreamingSource(train_set, test_set, rt, per_rank, cfg.seed, workers, cfg.steps_per_epoch)
 
 
-def _resume_state(cfg: TrainConfig, rt: Runtime) -> dict[str, Any] | None:
-    """The training state `cfg.resume` names, checked against this run (same settings, same world size)."""
-    if not cfg.resume:
-        return None
-    path = resume_path(cfg.out) if cfg.resume == "auto" else Path(cfg.resume)
-    state = load_training_state(path)
-    saved = state.get("config", {})
-    mine = dataclasses.asdict(cfg)
-    differ = [k for k in mine if k not in RUN_ONLY and saved.get(k, mine[k]) != mine[k]]
-    if differ:
-        k = differ[0]
-        raise CheckpointError(f"{path} was written by a run with {k}={saved[k]!r}, this one has {k}={mine[k]!r} "
-                              f"({len(differ)} setting(s) differ; resume with the same settings)")
-    if state.get("world_size") != rt.world:
-        raise CheckpointError(f"{path} was written by {state.get('world_size')} process(es), this run has {rt.world} "
-                              "(the shuffle and the per-rank batches depend on it)")
-    return state
-
-
 def train(cfg: TrainConfig) -> Path:
     """Float pre-training of the float twin, then QAT from its weights; returns the checkpoint path
     (written by rank 0 only; every rank returns it), or the training state's path when `stop_after`
@@ -437,7 +322,7 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         start = time.perf_counter()
-        state = _resume_state(cfg, rt)
+        state = resumable_state(cfg, rt.world)
         data = _load_source(cfg, rt, resolution)
         model_config = _model_config(cfg, data)
         n_train, n_test = data.sizes
@@ -445,41 +330,24 @@ def train(cfg: TrainConfig) -> Path:
             f"{len(data.class_names)} classes, {'streamed' if data.streaming else 'in memory'}; "
             f"{rt.world} process(es) on {rt.device.type}" + (f", resuming {state['phase']} epoch {state['epoch']}"
                                                              if state else ""))
-        run = _Run(cfg, rt, data, model_config, log, state)
-        if state:
-            run.history, run.float_acc = list(state["history"]), state["float_acc"]
-
-        torch.manual_seed(cfg.seed)  # same initial weights everywhere (DDP also broadcasts rank 0's)
-        float_model = build_model(model_config, quantize=False)
-        seed_rank(cfg.seed, rt.rank)
-        if not state or state["phase"] == "float":
-            float_acc = _fit(float_model, "float", cfg.float_epochs, cfg.lr, run)
-            if float_acc is None:
-                return _stopped(run)
-            run.float_acc = float_acc
-            qat_model = build_model(model_config, quantize=True)  # its weights come from the float model
-            load_weights(qat_model, float_model.cpu().state_dict())
-            qat_model.to(rt.device)
-            calibrate(qat_model, data.calibration_images(CALIBRATION_IMAGES), device=rt.device)  # same on every rank
-        else:
-            qat_model = build_model(model_config, quantize=True)  # the training state holds its weights
-        qat_lr = cfg.qat_lr if cfg.qat_lr is not None else cfg.lr / 10
-        qat_acc = _fit(qat_model, "qat", cfg.qat_epochs, qat_lr, run)
-        if qat_acc is None:
-            return _stopped(run)
+        run = Run(cfg, rt, data, model_config, log, state, "acc")
+        result = float_then_qat(run, _fit, CALIBRATION_IMAGES)
+        if result is None:
+            return stopped(cfg.out, run.epochs_done, rt, log)
+        qat_model, qat_acc = result
 
         out = Path(cfg.out)
         qat_model.cpu()
         if rt.main:
             wall = time.perf_counter() - start
-            metrics = {"float_acc": run.float_acc, "qat_acc": qat_acc,
+            metrics = {"float_acc": run.float_score, "qat_acc": qat_acc,
                        "epochs": {"float": cfg.float_epochs, "qat": cfg.qat_epochs},
                        "history": run.history, "world_size": rt.world, "wall_s": round(wall, 1),
                        "train_images": n_train, "test_images": n_test,
                        "class_names": data.class_names, "train_config": dataclasses.asdict(cfg)}
             save_checkpoint(out, qat_model, metrics)
             resume_path(out).unlink(missing_ok=True)  # the run is complete: nothing left to resume
-            log(f"float {run.float_acc:.2f} %, QAT {qat_acc:.2f} % in {wall:.0f} s; wrote {out}")
+            log(f"float {run.float_score:.2f} %, QAT {qat_acc:.2f} % in {wall:.0f} s; wrote {out}")
         if rt.world > 1:
             # every rank leaves together: a rank that tore gloo down while rank 0 was still saving
             # was once killed by std::terminate (SIGABRT) in a loaded fresh-clone test run; and a
@@ -489,14 +357,6 @@ def train(cfg: TrainConfig) -> Path:
     finally:
         if rt.created:
             dist.destroy_process_group()
-
-
-def _stopped(run: _Run) -> Path:
-    path = resume_path(run.cfg.out)
-    run.log(f"stopped after {run.epochs_done} epoch(s) (--stop-after); continue with --resume ({path})")
-    if run.rt.world > 1:
-        dist.barrier()  # rank 0 has written the state before any rank returns
-    return path
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -527,11 +387,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt("seed", int, "random seed (data split, init, shuffling, augmentation)")
     opt("threads", int, "torch CPU threads per process")
     add_runtime_arguments(parser)
-    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="STATE",
-                        help="continue an interrupted run from its training state (default <out>.resume.pt, "
-                             "written after every epoch)")
-    opt("stop_after", int, "stop after this many epochs in this process (float and QAT together); continue "
-                           "later with --resume")
+    add_resume_arguments(parser)
     opt("subset", int, "use only the first n images of each split")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None)
     parser.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None, help="random flips")
