@@ -142,12 +142,15 @@ def test_concatenated_halves_share_one_quantizer():
     assert block.branch_proj[1].act is block.branch_main[2].act is model.backbone.stage3_1.branch_main[2].act
 
 
-def test_linear_depthwise_ablation_is_float_only():
-    model = CoDeNet(num_classes=3, config="a", width=0.25, resolution=64, spec=QuantSpec(quantize=False),
-                    dw_relu=False)
-    assert model(torch.rand(1, 3, 64, 64))["heatmap"].shape == (1, 3, 16, 16)
-    with pytest.raises(ModelConfigError, match="float-only"):
-        build_model({**TINY, "dw_relu": False})
+def test_depthwise_convs_are_linear_as_published():
+    """ShuffleNetV2's depthwise convs end in BN and a signed quantizer (no ReLU); dw_relu=True
+    builds the old variant with the ReLU after them."""
+    model = build_model(TINY)
+    for act in (model.backbone.stage2_0.branch_proj[0].act, model.backbone.stage3_1.branch_main[1].act):
+        assert act.act_quant.is_signed and type(act).__name__ == "QuantIdentity"
+    relu = build_model({**TINY, "dw_relu": True})
+    assert not relu.backbone.stage3_1.branch_main[1].act.act_quant.is_signed
+    assert type(build_model(TINY, quantize=False).backbone.stage3_1.branch_main[1].act).__name__ == "Identity"
 
 
 @pytest.mark.parametrize("bad, match", [({"config": "z"}, "config"), ({"resolution": 100}, "multiple of 32"),

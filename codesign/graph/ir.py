@@ -52,6 +52,16 @@ class TensorInfo:
     def max_value(self) -> int:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
+    @property
+    def min_value(self) -> int:
+        """−2^(b−1) for a signed (two's complement) tensor, 0 for an unsigned one."""
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def magnitude(self) -> int:
+        """The largest |value| the tensor can hold: 2^(b−1) signed (its minimum), 2^b − 1 unsigned."""
+        return max(self.max_value, -self.min_value)
+
 
 @dataclass
 class Layer:
@@ -208,7 +218,7 @@ def validate(graph: Graph) -> None:
             if a not in layer.attrs:
                 fail(layer, f"missing attribute '{a}'")
         if op.unsigned_input and t[layer.inputs[0]].signed:
-            fail(layer, f"input '{layer.inputs[0]}' must be unsigned")
+            fail(layer, f"input '{layer.inputs[0]}' is signed and op '{layer.op}' takes only unsigned inputs")
         op.check(graph, layer)
         defined.add(layer.output)
     for o in graph.outputs:
@@ -222,8 +232,6 @@ def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
     cout = out.shape[2]
     check_bits(f"tensor '{layer.output}'", out.bits)
     check_bits(f"tensor '{layer.inputs[0]}'", x.bits)
-    if out.signed:
-        fail(layer, "requantized output must be unsigned (ReLU)")
     for p in ("mult", "bias"):
         if layer.params[p].shape != (cout,):
             fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
@@ -272,7 +280,8 @@ def half_even(layer: Layer) -> bool:
 
 
 def accumulator_bound(weight: np.ndarray, x_max: int) -> int:
-    """Largest |sum_i w[o, i] * x[i]| over all outputs o and all inputs 0 <= x <= x_max."""
+    """Largest |sum_i w[o, i] * x[i]| over all outputs o and all inputs |x| <= x_max (pass a
+    tensor's `magnitude`: a signed tensor's bound is its minimum, −2^(b−1))."""
     if weight.size == 0:
         return 0
     return int(np.abs(weight.astype(np.int64)).sum(axis=1).max()) * int(x_max)

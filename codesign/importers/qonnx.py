@@ -361,7 +361,7 @@ def _emit_requant(st: _State, node: Any, p: _Pending, s_out: float, bits: int, s
     k = x.scale * p.s_w * p.a / s_out
     bq = p.b / s_out
     try:
-        m, b, shift = requant_constants(k, bq, accumulator_bound(p.weight, x.max_value))
+        m, b, shift = requant_constants(k, bq, accumulator_bound(p.weight, x.magnitude))
     except IRError as e:
         raise _refuse(st, node, str(e)) from None
     exact = bool(np.all(m * 2.0 ** -shift == k) and np.all(b * 2.0 ** -shift == bq))
