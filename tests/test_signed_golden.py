@@ -250,3 +250,63 @@ def test_op_that_takes_only_unsigned_inputs_is_refused_by_name(monkeypatch):
     g.add("maxpool2x2", ["s"], (1, 1, 3))
     with pytest.raises(IRError, match=r"input 's' is signed and op 'maxpool2x2' takes only unsigned inputs"):
         validate(Graph("g", "x", "t1", g.tensors, g.layers))
+
+
+# ---- IR versions --------------------------------------------------------------------------------
+
+def _graph_with_signed(signed: bool) -> Graph:
+    g = Builder((3, 3, 3))
+    g.add("conv1x1", ["x"], (3, 3, 2), bits=8, signed=signed, attrs={"shift": 4, "weight_bits": 4},
+          params={"weight": np.array([[1, -2, 3], [-4, 5, -6]], np.int8), "mult": np.array([3, -5]),
+                  "bias": np.array([7, -9])})
+    return Graph("v", "x", "t0", g.tensors, g.layers)
+
+
+def _rewrite_json(src, dst, edit) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "graph.json":
+                doc = json.loads(data)
+                edit(doc)
+                data = json.dumps(doc).encode()
+            zout.writestr(name, data)
+
+
+def test_ir_version_1_without_signedness_loads_unsigned(tmp_path):
+    """A version-1 file (no signed activations) whose tensors lack "signed" loads with its meaning
+    unchanged: every tensor unsigned, the same outputs; an unsigned graph is still written as v1."""
+    import json
+    import zipfile
+
+    from codesign.graph import load, save
+
+    graph = _graph_with_signed(False)
+    good = save(graph, tmp_path / "good.ir")
+    assert json.loads(zipfile.ZipFile(good).read("graph.json"))["version"] == 1
+    old = tmp_path / "old.ir"
+    _rewrite_json(good, old, lambda doc: [t.pop("signed") for t in doc["tensors"].values()])
+    loaded = load(old)
+    assert not any(t.signed for t in loaded.tensors.values())
+    images = np.random.default_rng(0).integers(0, 256, (2, 3, 3, 3)).astype(np.uint8)
+    assert np.array_equal(run(loaded, images), run(graph, images))
+
+
+def test_signed_graph_is_version_2_and_newer_versions_are_refused_in_one_line(tmp_path):
+    import json
+    import zipfile
+
+    from codesign.graph import load, save
+
+    graph = _graph_with_signed(True)
+    path = save(graph, tmp_path / "signed.ir")
+    assert json.loads(zipfile.ZipFile(path).read("graph.json"))["version"] == 2
+    assert load(path) == graph
+    newer = tmp_path / "v3.ir"
+    _rewrite_json(path, newer, lambda doc: doc.update(version=3))
+    with pytest.raises(IRError, match=r"IR version 3 is not supported \(this codesign reads versions 1, 2\)") as e:
+        load(newer)
+    assert "\n" not in str(e.value)

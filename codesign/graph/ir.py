@@ -17,7 +17,12 @@ from ..errors import CodesignError
 from .opdef import OPS
 
 FORMAT = "codesign-ir"
-VERSION = 1
+# Version 2 added signed (two's complement) activations: a requantized tensor may be signed. A file is
+# written as version 1 when it has none (so it stays readable by codesign before version 2, and
+# unchanged byte for byte); version 1 files load with their meaning unchanged (a tensor without
+# "signed" is unsigned). `ir_version` picks the version a graph needs.
+VERSION = 2
+READ_VERSIONS = (1, 2)
 
 MIN_BITS, MAX_BITS = 2, 8
 # Widest intermediate of the requantizer, acc * M + B + 2^(S-1); the HLS engine maps it to one
@@ -32,6 +37,12 @@ ACC_LIMIT_BITS = 32
 # engine's +2^(S-1) then >> S) or "half_even" (QONNX's ROUND; layers imported from QONNX whose
 # exact requant can hit a tie carry it, docs/ir.md; the engine runs them when built with `half_even`).
 ROUNDINGS = ("half_up", "half_even")
+
+
+def ir_version(tensors: dict[str, "TensorInfo"]) -> int:
+    """The oldest IR version that holds these tensors: 2 with a signed activation (a signed tensor
+    of at most MAX_BITS bits; logits and head outputs were signed in version 1 already), else 1."""
+    return 2 if any(t.signed and t.bits <= MAX_BITS for t in tensors.values()) else 1
 
 
 class IRError(CodesignError):

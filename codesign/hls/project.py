@@ -89,7 +89,10 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     initial_fmem(sched, image, graph).tofile(vec / "fmem_in.bin")
     expected, intact, per_call = expected_fmem(sched, graph, image)
     expected.tofile(vec / "expected.bin")
-    np.concatenate([v.reshape(-1) for v in per_call]).astype(np.uint8).tofile(vec / "expected_calls.bin")
+    # the stored bits (a signed value two's complement in act_bits, as the testbench unpacks it)
+    mask = (1 << sched.hw.act_bits) - 1
+    np.concatenate([v.reshape(-1).astype(np.int64) & mask for v in per_call]).astype(np.uint8).tofile(
+        vec / "expected_calls.bin")
 
     def region(label: str, v) -> str:
         # name, word address, H, W, Cbuf, rot, n, store bits [, channel stride when not 1]
