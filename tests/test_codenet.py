@@ -159,3 +159,17 @@ def test_depthwise_convs_are_linear_as_published():
 def test_bad_settings(bad, match):
     with pytest.raises(ModelConfigError, match=match):
         build_model({**TINY, **bad}, quantize=False)
+
+
+def test_exported_depthwise_outputs_are_signed_and_summary_shows_no_relu_after_them():
+    """The exported CoDeNet: every backbone depthwise conv writes a signed tensor, and `codesign summary`
+    lists it as linear (no ReLU); the neck's deformable convs and the 1×1 convs keep their ReLU."""
+    from codesign.graph.stats import format_graph_summary
+    from codesign.quant.export import export_model
+
+    graph = export_model(build_model(TINY))
+    rows = {line.split()[0]: line for line in format_graph_summary(graph).splitlines()[2:-1]}
+    dws = [layer for layer in graph.layers if layer.op == "dwconv3x3" and layer.name.startswith("backbone")]
+    assert dws and all(graph.tensors[layer.output].signed for layer in dws)
+    assert all(" linear " in rows[layer.name] and "ReLU" not in rows[layer.name] for layer in dws)
+    assert all(" ReLU " in rows[layer.name] for layer in graph.layers if layer.op in ("conv1x1", "deform3x3"))
