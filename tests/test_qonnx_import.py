@@ -87,6 +87,7 @@ def test_mobilenet_w4a4_imports_runs_exactly_schedules_and_csims(mobilenet):
     assert _csim(graph, d).startswith("PASS")
 
 
+@pytest.mark.slow  # a Brevitas export and an engine build: ~90 s on 2 cores (the fast fuzz covers signed C-sim)
 def test_linear_bottleneck_signed_activations_import_exactly_and_csim(tmp_path):
     """Signed Quant nodes between layers (a depthwise conv without a ReLU, MobileNetV2-style) become
     signed tensors: the golden model equals the qonnx executor bit for bit, and the engine sized for
