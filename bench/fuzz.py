@@ -4,7 +4,9 @@ Each case is the graph of tests/test_codenet_csim.py's fuzz (image → conv0 →
 [prepool][conv][pool][dw stride 1|2 | deform][upsample] → an interleaved, rotated concat), drawn from a
 seeded NumPy generator; `--edge` (default on) puts the requant constants at the IR's limits (S at the
 ends of 1..46, |M| up to 2^23 − 1, |B| up to what the 48-bit intermediate leaves) in half of the cases,
-a third get a weight buffer shallow enough to split their conv, and a third round their call's requant
+a third get a weight buffer shallow enough to split their conv, half draw signed (two's complement)
+activations for the call's input, its conv's and its spatial op's outputs (the engine is built with
+`signed_acts`), and a third round their call's requant
 ties to even (the engine is built with `half_even`; those requants get tie-prone constants,
 test_codenet_csim._tie_prone: M = ±2, S = t + 1, B even, so about one accumulator in 2^t is a tie). Every case is scheduled, run on one C-simulation library (the engine built once for the
 fuzz configuration) and compared with the
@@ -36,7 +38,8 @@ from codesign.hw.verify import verify  # noqa: E402
 from tests.conftest import split_wtiles  # noqa: E402
 from tests.test_codenet_csim import FUZZ_MAX_HW, HW, fuzz_graph, kxk_fits, KXK_MAX_INPUTS  # noqa: E402  (the fuzz's graphs, one definition)
 
-FUZZ_HW = HW.with_(half_even=True)  # the tests' fuzz engine, with the round-half-to-even tie logic
+# the tests' fuzz engine (with the signed-activation path), with the round-half-to-even tie logic
+FUZZ_HW = HW.with_(half_even=True)
 
 
 def draw_case(rng: np.random.Generator, edge: bool) -> dict:
@@ -61,6 +64,9 @@ def draw_case(rng: np.random.Generator, edge: bool) -> dict:
         p["prepool"] = False
         p["cin"] = min(p["cin"], KXK_MAX_INPUTS // (k * k) // HW.pi * HW.pi)
     p["half_even"] = bool(rng.integers(3) == 0)  # the call's requants round ties to even (QONNX ROUND)
+    # signed activations in half the cases: the call's input (conv0's output), its conv's and its
+    # spatial op's outputs, each signed or not (so every op reads and writes both kinds)
+    p["signed"] = tuple(bool(b) for b in rng.integers(2, size=3)) if rng.integers(2) else None
     return p
 
 
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         first = fuzz_graph(np.random.RandomState(0), draw_case(np.random.default_rng(0), False) | {"split": False})
         engine = CsimEngine(write_project(first, FUZZ_HW, Path(tmp) / "p").path, FUZZ_HW.bus_bits)
-    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "kxk": 0, "half_even": 0, "mismatches": 0}
+    counts = {"cases": 0, "skipped": 0, "edge": 0, "split": 0, "kxk": 0, "half_even": 0, "signed": 0, "mismatches": 0}
     t0 = time.perf_counter()
     bar = tqdm(total=args.cases, desc="fuzz", unit="case")
     k = -1
@@ -97,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         counts["split"] += any(c.channels for c in sched.calls)
         counts["kxk"] += bool(p.get("kxk"))
         counts["half_even"] += p["half_even"]
+        counts["signed"] += any(graph.tensors[t].signed for t in graph.tensors)
         if not report.ok:
             counts["mismatches"] += 1
             args.out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     dt = time.perf_counter() - t0
     print(f"{counts['cases']} cases ({counts['edge']} with edge requant constants, {counts['split']} split, "
           f"{counts['kxk']} k×k convs, {counts['half_even']} rounding ties to even, "
+          f"{counts['signed']} with signed activations, "
           f"{counts['skipped']} redrawn), {counts['mismatches']} mismatches, {dt:.1f} s "
           f"({counts['cases'] / dt:.0f} cases/s) [golden model vs C-simulation, per call]")
     return 1 if counts["mismatches"] else 0

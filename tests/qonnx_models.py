@@ -11,8 +11,8 @@ from torch import nn
 import brevitas.nn as qnn
 from brevitas.graph.calibrate import calibration_mode
 from brevitas.export import export_qonnx
-from brevitas.quant import (Int8ActPerTensorFloat, Int8WeightPerTensorFixedPoint, Int8WeightPerTensorFloat,
-                            Uint8ActPerTensorFixedPoint, Uint8ActPerTensorFloat)
+from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8ActPerTensorFloat, Int8WeightPerTensorFixedPoint,
+                            Int8WeightPerTensorFloat, Uint8ActPerTensorFixedPoint, Uint8ActPerTensorFloat)
 
 
 class Int8WeightPerChannelFixedPoint(Int8WeightPerTensorFixedPoint):
@@ -51,10 +51,12 @@ SHORT_BLOCKS = ((2, 1), (2, 2), (2, 2))
 class MobileNetV1ish(nn.Module):
     """Dense 3×3 stride-2 stem, depthwise-separable blocks (dw 3×3 + 1×1), global average pool, FC.
     `bn`: a BatchNorm after every conv (float scales only: a BN's γ/σ is not a power of two);
-    `blocks`: (channels / width, stride) per block; `stem_bits`: the stem's weight bits (FINN's 8)."""
+    `blocks`: (channels / width, stride) per block; `stem_bits`: the stem's weight bits (FINN's 8);
+    `linear_dw`: the depthwise convs end in a signed quantizer, no ReLU (MobileNetV2's linear
+    bottleneck, ShuffleNetV2's depthwise convs): signed activations into the 1×1 convs."""
 
     def __init__(self, w_bits=4, a_bits=4, po2=True, width=16, classes=10, bn=False, blocks=SHORT_BLOCKS,
-                 stem_bits=None):
+                 stem_bits=None, linear_dw=False):
         super().__init__()
         self.inp = qnn.QuantIdentity(act_quant=quantizers(po2)[2], bit_width=8)
         layers = [_conv(3, width, 3, 2, stem_bits or w_bits, po2)]
@@ -64,7 +66,9 @@ class MobileNetV1ish(nn.Module):
         for mult, stride in blocks:
             cout = mult * width
             layers += [_conv(c, c, 3, stride, w_bits, po2, groups=c)] + ([nn.BatchNorm2d(c)] if bn else [])
-            layers += [_act(a_bits, po2), _conv(c, cout, 1, 1, w_bits, po2)]
+            dw_act = qnn.QuantIdentity(act_quant=Int8ActPerTensorFixedPoint if po2 else Int8ActPerTensorFloat,
+                                       bit_width=a_bits, return_quant_tensor=False) if linear_dw else _act(a_bits, po2)
+            layers += [dw_act, _conv(c, cout, 1, 1, w_bits, po2)]
             layers += ([nn.BatchNorm2d(cout)] if bn else []) + [_act(a_bits, po2)]
             c = cout
         self.features = nn.Sequential(*layers)

@@ -142,12 +142,15 @@ def test_concatenated_halves_share_one_quantizer():
     assert block.branch_proj[1].act is block.branch_main[2].act is model.backbone.stage3_1.branch_main[2].act
 
 
-def test_linear_depthwise_ablation_is_float_only():
-    model = CoDeNet(num_classes=3, config="a", width=0.25, resolution=64, spec=QuantSpec(quantize=False),
-                    dw_relu=False)
-    assert model(torch.rand(1, 3, 64, 64))["heatmap"].shape == (1, 3, 16, 16)
-    with pytest.raises(ModelConfigError, match="float-only"):
-        build_model({**TINY, "dw_relu": False})
+def test_depthwise_convs_are_linear_as_published():
+    """ShuffleNetV2's depthwise convs end in BN and a signed quantizer (no ReLU); dw_relu=True
+    builds the old variant with the ReLU after them."""
+    model = build_model(TINY)
+    for act in (model.backbone.stage2_0.branch_proj[0].act, model.backbone.stage3_1.branch_main[1].act):
+        assert act.act_quant.is_signed and type(act).__name__ == "QuantIdentity"
+    relu = build_model({**TINY, "dw_relu": True})
+    assert not relu.backbone.stage3_1.branch_main[1].act.act_quant.is_signed
+    assert type(build_model(TINY, quantize=False).backbone.stage3_1.branch_main[1].act).__name__ == "Identity"
 
 
 @pytest.mark.parametrize("bad, match", [({"config": "z"}, "config"), ({"resolution": 100}, "multiple of 32"),
@@ -156,3 +159,17 @@ def test_linear_depthwise_ablation_is_float_only():
 def test_bad_settings(bad, match):
     with pytest.raises(ModelConfigError, match=match):
         build_model({**TINY, **bad}, quantize=False)
+
+
+def test_exported_depthwise_outputs_are_signed_and_summary_shows_no_relu_after_them():
+    """The exported CoDeNet: every backbone depthwise conv writes a signed tensor, and `codesign summary`
+    lists it as linear (no ReLU); the neck's deformable convs and the 1×1 convs keep their ReLU."""
+    from codesign.graph.stats import format_graph_summary
+    from codesign.quant.export import export_model
+
+    graph = export_model(build_model(TINY))
+    rows = {line.split()[0]: line for line in format_graph_summary(graph).splitlines()[2:-1]}
+    dws = [layer for layer in graph.layers if layer.op == "dwconv3x3" and layer.name.startswith("backbone")]
+    assert dws and all(graph.tensors[layer.output].signed for layer in dws)
+    assert all(" linear " in rows[layer.name] and "ReLU" not in rows[layer.name] for layer in dws)
+    assert all(" ReLU " in rows[layer.name] for layer in graph.layers if layer.op in ("conv1x1", "deform3x3"))

@@ -31,9 +31,10 @@ from .conftest import split_wtiles
 # MAC array (PI=4, PO=8) that random channel counts rarely fill, a 64-bit bus (8 lanes per word, so
 # strided views straddle words), the default max_dilation 7 (a 15-row line buffer) and the default
 # window unit (kernels to 7); 1024 channels: a 7×7 window of 20 channels is 980 MAC inputs; 128
-# wide: the reduced CoDeNet's stem reads its 128² image.
+# wide: the reduced CoDeNet's stem reads its 128² image; the signed-activation path (the fuzz draws
+# signed tensors, CoDeNet's depthwise outputs are signed).
 HW = HardwareConfig(pi=4, po=8, act_bits=8, weight_bits=8, bus_bits=64, max_channels=1024, max_width=128,
-                    max_line=32 * 256, max_weights=256 * 256)
+                    max_line=32 * 256, max_weights=256 * 256, signed_acts=True)
 FUZZ_MAX_HW = 12  # fuzzed maps are at most 12 × 12 (24 × 24 after an upsample)
 # The reduced CoDeNet: width 0.25 (channels 8/28/56/116/256, neck 64/32/16), 128² input.
 REDUCED = {"model": "codenet", "width": 0.25, "resolution": 128, "num_classes": 4,
@@ -55,7 +56,7 @@ def funcsim_executor(hw):
 
 # ---- random graphs -------------------------------------------------------------------------------
 
-def _requant(rng, acc_max: int, cout: int, out_bits: int, edge: bool = False):
+def _requant(rng, acc_max: int, cout: int, out_bits: int, edge: bool = False, signed: bool = False):
     """(M, B, S) that spread typical accumulators over the output range, saturating at both ends; with
     `edge`, constants at the IR's limits instead: S from the ends of 1..46, |M| up to 2^23 − 1 and |B|
     up to what the 48-bit intermediate leaves (max|acc|·|M| + |B| + 2^(S−1) < 2^47)."""
@@ -70,6 +71,9 @@ def _requant(rng, acc_max: int, cout: int, out_bits: int, edge: bool = False):
         bias = rng.randint(-b_max, b_max + 1, cout) if b_max else np.zeros(cout, np.int64)
         return mult.astype(np.int64), bias.astype(np.int64), s
     out_max = (1 << out_bits) - 1
+    if signed:  # centred on 0: both clamps, −2^(b−1) and 2^(b−1) − 1, are reached
+        k = rng.uniform(-1.5, 1.5, cout) * 2 * out_max / max(acc_max, 1)
+        return requant_constants(k, rng.uniform(-0.6, 0.6, cout) * out_max / 2, acc_max)
     k = rng.uniform(-0.5, 1.5, cout) * 4 * out_max / max(acc_max, 1)
     b = rng.uniform(-0.5, 0.8, cout) * out_max
     return requant_constants(k, b, acc_max)
@@ -93,31 +97,33 @@ class Builder:
         self.layers: list[Layer] = []
         self.edge = edge  # requant constants at the IR's limits (_requant)
 
-    def add(self, name, op, inputs, shape, bits=None, scale=None, attrs=None, params=None) -> str:
+    def add(self, name, op, inputs, shape, bits=None, scale=None, attrs=None, params=None, signed=None) -> str:
+        """Without `signed` the output keeps the input's signedness (value-preserving ops)."""
         src = self.tensors[inputs[0]]
-        self.tensors[name] = TensorInfo(tuple(shape), bits or src.bits, False, scale or src.scale)
+        self.tensors[name] = TensorInfo(tuple(shape), bits or src.bits, src.signed if signed is None else signed,
+                                        scale or src.scale)
         self.layers.append(Layer(name, op, list(inputs), name, attrs or {}, params or {}))
         return name
 
-    def conv(self, rng, name, x, cout, out_bits, w_bits=8, scale=None) -> str:
+    def conv(self, rng, name, x, cout, out_bits, w_bits=8, scale=None, signed=False) -> str:
         t = self.tensors[x]
         lim = (1 << (w_bits - 1)) - 1
         w = rng.randint(-lim, lim + 1, (cout, t.shape[2])).astype(np.int8)
-        m, b, s = _requant(rng, accumulator_bound(w, t.max_value), cout, out_bits, self.edge)
+        m, b, s = _requant(rng, accumulator_bound(w, t.magnitude), cout, out_bits, self.edge, signed)
         return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), out_bits, scale or 0.1 + rng.rand(),
-                        {"shift": s, "weight_bits": w_bits}, {"weight": w, "mult": m, "bias": b})
+                        {"shift": s, "weight_bits": w_bits}, {"weight": w, "mult": m, "bias": b}, signed)
 
-    def conv2d(self, rng, name, x, cout, out_bits, kernel, stride, padding, w_bits=8) -> str:
+    def conv2d(self, rng, name, x, cout, out_bits, kernel, stride, padding, w_bits=8, signed=False) -> str:
         """A dense k×k conv (the window unit), weights [Cout][Cin·k·k] in the IR's (c, ky, kx) order."""
         t = self.tensors[x]
         h, w, c = t.shape
         lim = (1 << (w_bits - 1)) - 1
         wt = rng.randint(-lim, lim + 1, (cout, c * kernel * kernel)).astype(np.int8)
-        m, b, s = _requant(rng, accumulator_bound(wt, t.max_value), cout, out_bits, self.edge)
+        m, b, s = _requant(rng, accumulator_bound(wt, t.magnitude), cout, out_bits, self.edge, signed)
         shape = ((h + 2 * padding - kernel) // stride + 1, (w + 2 * padding - kernel) // stride + 1, cout)
         return self.add(name, "conv2d", [x], shape, out_bits, 0.1 + rng.rand(),
                         {"kernel": kernel, "stride": stride, "padding": padding, "shift": s, "weight_bits": w_bits},
-                        {"weight": wt, "mult": m, "bias": b})
+                        {"weight": wt, "mult": m, "bias": b}, signed)
 
     def dilation(self, rng, name, x, cout, bits) -> str:
         """A conv1x1 whose outputs spread over 0..R = 2^bits − 1 (positive weights, the accumulator
@@ -130,14 +136,14 @@ class Builder:
         return self.add(name, "conv1x1", [x], (*t.shape[:2], cout), bits, 1.0,
                         {"shift": s, "weight_bits": 8}, {"weight": w, "mult": m, "bias": b})
 
-    def spatial(self, rng, name, op, inputs, out_bits, stride=1, max_dilation=None) -> str:
+    def spatial(self, rng, name, op, inputs, out_bits, stride=1, max_dilation=None, signed=False) -> str:
         t = self.tensors[inputs[0]]
         h, w, c = t.shape
         wb = int(rng.randint(2, 9))
         lim = (1 << (wb - 1)) - 1
         weight = rng.randint(-lim, lim + 1, (c, 9)).astype(np.int8)
-        m, b, s = _requant(rng, accumulator_bound(weight, t.max_value) // (1 if self.edge else 3), c, out_bits,
-                           self.edge)
+        m, b, s = _requant(rng, accumulator_bound(weight, t.magnitude) // (1 if self.edge else 3), c, out_bits,
+                           self.edge, signed)
         attrs = {"shift": s, "weight_bits": wb}
         if op == "dwconv3x3":
             attrs["stride"] = stride
@@ -146,13 +152,15 @@ class Builder:
             attrs["max_dilation"] = max_dilation
             shape = (h, w, c)
         return self.add(name, op, inputs, shape, out_bits, 0.1 + rng.rand(), attrs,
-                        {"weight": weight, "mult": m, "bias": b})
+                        {"weight": weight, "mult": m, "bias": b}, signed)
 
 
 def fuzz_graph(rng, p: dict) -> Graph:
     """image → [dilation map] → conv0 → one fuzzed call [prepool][conv][pool][dw s1|s2 | deform][upsample]
-    → (interleaved concat with a 1×1 conv of itself, rotated)."""
+    → (interleaved concat with a 1×1 conv of itself, rotated). p["signed"] = (conv0, conv1, spatial):
+    which of those outputs are signed (two's complement) activations."""
     h, w, a = p["h"], p["w"], p["a_bits"]
+    s0, s1, s2 = p.get("signed") or (False, False, False)
     g = Builder(h, w, p.get("edge", False))
     d = None
     if p["spatial"] == "deform":
@@ -162,24 +170,24 @@ def fuzz_graph(rng, p: dict) -> Graph:
         if p["d_ch"] > 1:
             k = int(rng.randint(p["d_ch"]))
             d = g.add("dmap", "slice", [src], (h, w, 1), attrs={"start": k, "stop": k + 1})
-    x = "input" if p["from_image"] else g.conv(rng, "conv0", "input", p["cin"], a)
+    x = "input" if p["from_image"] else g.conv(rng, "conv0", "input", p["cin"], a, signed=s0)
     if not p["conv"] and x != "input":
         g.add("keep", "slice", [x], (h, w, 1), attrs={"start": 0, "stop": 1})  # a second user: no fusion
     if p["prepool"]:
         hh, ww, c = g.tensors[x].shape
         x = g.add("prepool", "maxpool2x2", [x], (hh // 2, ww // 2, c))
     if p["conv"] and p.get("kxk"):  # a k×k conv through the window unit (no PREPOOL, no DEFORM after it)
-        x = g.conv2d(rng, "conv1", x, p["cout"], a, *p["kxk"], w_bits=int(rng.randint(2, 9)))
+        x = g.conv2d(rng, "conv1", x, p["cout"], a, *p["kxk"], w_bits=int(rng.randint(2, 9)), signed=s1)
     elif p["conv"]:
-        x = g.conv(rng, "conv1", x, p["cout"], a, w_bits=int(rng.randint(2, 9)))
+        x = g.conv(rng, "conv1", x, p["cout"], a, w_bits=int(rng.randint(2, 9)), signed=s1)
     if p["pool"]:
         hh, ww, c = g.tensors[x].shape
         x = g.add("pool", "maxpool2x2", [x], (hh // 2, ww // 2, c))
     sp = p["spatial"]
     if sp in ("dw1", "dw2"):
-        x = g.spatial(rng, "dw", "dwconv3x3", [x], a, stride=1 if sp == "dw1" else 2)
+        x = g.spatial(rng, "dw", "dwconv3x3", [x], a, stride=1 if sp == "dw1" else 2, signed=s2)
     elif sp == "deform":
-        x = g.spatial(rng, "deform", "deform3x3", [x, d], a, max_dilation=(1 << p["d_bits"]) - 1)
+        x = g.spatial(rng, "deform", "deform3x3", [x, d], a, max_dilation=(1 << p["d_bits"]) - 1, signed=s2)
     if p["upsample"]:
         hh, ww, c = g.tensors[x].shape
         x = g.add("up", "upsample2x", [x], (2 * hh, 2 * ww, c))
@@ -187,7 +195,7 @@ def fuzz_graph(rng, p: dict) -> Graph:
         # concat(x, conv(x)) interleaved: x is written with channel stride 2 and read back through
         # that strided view by the partner conv
         t = g.tensors[x]
-        partner = g.conv(rng, "partner", x, t.shape[2], t.bits, scale=t.scale)
+        partner = g.conv(rng, "partner", x, t.shape[2], t.bits, scale=t.scale, signed=t.signed)
         first_x, rot = p["interleave"]
         ins = [x, partner] if first_x else [partner, x]
         total = 2 * t.shape[2]
@@ -195,7 +203,7 @@ def fuzz_graph(rng, p: dict) -> Graph:
     if p.get("half_even"):  # the fuzzed call's requants round ties to even (an engine with `half_even`)
         for layer in g.layers:
             if layer.name in ("conv1", "dw", "deform"):
-                _tie_prone(rng, layer, accumulator_bound(layer.params["weight"], g.tensors[layer.inputs[0]].max_value),
+                _tie_prone(rng, layer, accumulator_bound(layer.params["weight"], g.tensors[layer.inputs[0]].magnitude),
                            g.tensors[layer.output].max_value)
     graph = Graph("codenet_fuzz", "input", x, g.tensors, g.layers, {})
     validate(graph)
@@ -219,6 +227,8 @@ def fuzz_params(draw):
         p["upsample"] = True  # (without conv: a lone upsample, a copy that writes each pixel to 2×2)
     p["split"] = draw(st.sampled_from([False, False, True]))  # a weight buffer too shallow for some conv
     p["edge"] = draw(st.booleans())  # requant constants at the IR's limits
+    # signed activations (half the cases): the call's input (conv0), its conv's and its spatial op's outputs
+    p["signed"] = draw(st.tuples(st.booleans(), st.booleans(), st.booleans())) if draw(st.booleans()) else None
     if conv and spatial != "deform" and draw(st.booleans()):  # the conv a k×k one (the window unit)
         k = draw(st.sampled_from([1, 3, 5, 7]))
         p["kxk"] = (k, draw(st.integers(1, 3)), draw(st.integers(0, k - 1)))

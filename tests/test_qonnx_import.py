@@ -87,6 +87,22 @@ def test_mobilenet_w4a4_imports_runs_exactly_schedules_and_csims(mobilenet):
     assert _csim(graph, d).startswith("PASS")
 
 
+@pytest.mark.slow  # a Brevitas export and an engine build: ~90 s on 2 cores (the fast fuzz covers signed C-sim)
+def test_linear_bottleneck_signed_activations_import_exactly_and_csim(tmp_path):
+    """Signed Quant nodes between layers (a depthwise conv without a ReLU, MobileNetV2-style) become
+    signed tensors: the golden model equals the qonnx executor bit for bit, and the engine sized for
+    the graph (signed_acts) C-simulates it bit-exactly."""
+    onnx_path = export(calibrated(MobileNetV1ish(w_bits=4, a_bits=4, linear_dw=True), 32), tmp_path / "lin.onnx", 32)
+    graph = load(_import(onnx_path, tmp_path))
+    signed = [layer.op for layer in graph.layers if graph.tensors[layer.output].signed and layer.op != "linear"]
+    assert signed == ["dwconv3x3"] * 3
+    assert all(graph.tensors[layer.output].bits == 4 for layer in graph.layers if layer.op == "dwconv3x3")
+    same, total, outputs_equal = _agreement(onnx_path, graph, 4)
+    assert same == total and outputs_equal, f"{same}/{total}"
+    assert sized_for(graph).signed_acts
+    assert _csim(graph, tmp_path).startswith("PASS")
+
+
 @pytest.mark.parametrize("bits", [2, 4])
 def test_vgg_imports_and_runs_exactly(bits, tmp_path):
     onnx_path = export(calibrated(VGGish(w_bits=bits, a_bits=bits), 32, seed=bits), tmp_path / f"vgg_w{bits}.onnx", 32)

@@ -10,7 +10,8 @@
   words of the port's width (the INTERFACE pragmas of the rendered top.cpp).
 - Arithmetic: PO MAC lanes of PI slice products (codesign/estimate/primitives.py, checked with
   Yosys), PO requant lanes, and the spatial unit's 9 × PO tap products and PO requant lanes; with
-  hardware `half_even`, the round-half-to-even tie logic of each of those requant lanes.
+  hardware `half_even`, the round-half-to-even tie logic of each of those requant lanes; with
+  `signed_acts`, the MAC array's and the taps' activation operands one bit wider and signed.
 
 Control logic, address arithmetic, muxes of the views and the AXI interconnect are not in it: the
 table says so (`not modeled`), and the Vitis synthesis report is the check (hls/reports.py).
@@ -150,7 +151,8 @@ def code_derived(hw: HardwareConfig, memories: list[Memory], adapters: list[AxiA
     def add(unit: str, what: str, c: primitives.Cost) -> None:
         out.rows.append(FitRow(unit, what, {"lut": c.lut, "ff": c.ff, "dsp": c.dsp}))
 
-    lane = primitives.mac_lane(hw.pi, hw.mac_bits, hw.acc_bits, weight_bits=hw.weight_bits)
+    lane = primitives.mac_lane(hw.pi, hw.mac_bits, hw.acc_bits, weight_bits=hw.weight_bits,
+                               signed_acts=hw.signed_acts)
     add("conv1x1", f"{hw.po} MAC lanes x {hw.pi} slice products", lane * hw.po)
     rq = primitives.requant_lane(hw.acc_bits, out_bits=hw.act_bits)
     add("requant", f"{hw.po} requant lanes", rq * hw.po)
@@ -158,7 +160,9 @@ def code_derived(hw: HardwareConfig, memories: list[Memory], adapters: list[AxiA
     if hw.half_even:
         add("requant", f"{hw.po} half-even tie lanes", ties * hw.po)
     if hw.spatial_unit:
-        taps = primitives.multiplier(hw.weight_bits, hw.act_bits, a_signed=True, b_signed=False,
+        # spatial.h act_value: with signed_acts the tap's activation operand is A + 1 bits, signed
+        taps = primitives.multiplier(hw.weight_bits, hw.act_bits + int(hw.signed_acts), a_signed=True,
+                                     b_signed=hw.signed_acts,
                                      impl=primitives.slice_impl(max(hw.weight_bits, hw.act_bits)))
         add("spatial", f"9 x {hw.po} tap products", taps * (9 * hw.po))
         add("spatial", f"{hw.po} requant lanes", rq * hw.po)

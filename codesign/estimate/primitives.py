@@ -204,16 +204,18 @@ def accumulator(bits: int, *, in_bits: int | None = None, n_shifts: int = 1, shi
 
 
 def mac_lane(pi: int, mac_bits: int, acc_bits: int, *, in_bits: int = ENGINE_IN_BITS, weight_bits: int = 8,
-             levels_per_stage: int = 2) -> Cost:
+             levels_per_stage: int = 2, signed_acts: bool = False) -> Cost:
     """One output lane of the PI × PO array: PI slice products ((MB+1)-bit signed weight slice ×
-    MB-bit unsigned activation slice, slice_impl), the adder tree of their 2·MB+1-bit products
+    MB-bit unsigned activation slice, slice_impl; with `signed_acts` the activation slice is
+    (MB+1)-bit signed too: conv1x1.h slice_x_t), the adder tree of their 2·MB+1-bit (+1) products
     (its sum registered before the accumulate), and the accumulator with the passes' shifts.
     Not included: the weight-slice select per product and the activation slices shared by all
     lanes (the model that enumerates the array counts those)."""
     mb = mac_bits
-    prod = multiplier(mb + 1, mb, a_signed=True, b_signed=False, impl=slice_impl(mb))
-    tree = adder_tree(pi, 2 * mb + 1, levels_per_stage=levels_per_stage)
-    acc = accumulator(acc_bits, in_bits=adder_tree_out_bits(pi, 2 * mb + 1),
+    xb = mb + int(signed_acts)  # a signed activation's top slice: one more bit, signed
+    prod = multiplier(mb + 1, xb, a_signed=True, b_signed=signed_acts, impl=slice_impl(mb))
+    tree = adder_tree(pi, mb + 1 + xb, levels_per_stage=levels_per_stage)
+    acc = accumulator(acc_bits, in_bits=adder_tree_out_bits(pi, mb + 1 + xb),
                       n_shifts=pass_shifts(mb, in_bits=in_bits, weight_bits=weight_bits), shift_step=mb)
     return prod * pi + tree + acc
 

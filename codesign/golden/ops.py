@@ -50,18 +50,25 @@ def requant_constants(mult: np.ndarray, bias: np.ndarray, shift: int) -> tuple[n
     return mult.astype(np.float64) * scale, (bias.astype(np.float64) + 2.0 ** (shift - 1)) * scale
 
 
+def act_dtype(out_min: int) -> np.dtype:
+    """The golden model's storage of an activation: uint8, or int8 for a signed one (out_min < 0)."""
+    return np.dtype(np.int8 if out_min < 0 else np.uint8)
+
+
 def requantize(acc: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int, out: np.ndarray,
-               half_even: bool = False) -> None:
-    """out = clamp((acc·M + B + 2^(S−1)) >> S, 0, out_max), constants from `requant_constants`;
+               half_even: bool = False, out_min: int = 0) -> None:
+    """out = clamp((acc·M + B + 2^(S−1)) >> S, out_min, out_max), constants from `requant_constants`
+    (out_min = 0: the ReLU of an unsigned output; −2^(A−1) for a signed one);
     with `half_even`, a value exactly halfway, (acc·M + B) mod 2^S = 2^(S−1), goes to the even
     integer instead of up (QONNX's ROUND, docs/integer-contract.md "Rounding").
 
     Exact in float64: acc·M + B + 2^(S−1) is an integer below 2^47 in magnitude (checked by
     `codesign.graph.validate`), so t = acc·(M·2^−S) + (B + 2^(S−1))·2^−S is that integer times
     2^−S: both the product and the sum are representable (53-bit significand, no underflow as
-    S <= 46), so neither rounds. floor(t) is then the arithmetic shift, and clamping before
-    the float→int cast (which truncates) gives the same result as floor-then-clamp, because
-    floor is monotonic and 0 and out_max are integers. Measured faster than int64 arithmetic.
+    S <= 46), so neither rounds. floor(t) is then the arithmetic shift. For an unsigned output,
+    clamping before the float→int cast (which truncates) gives the same result as floor-then-clamp,
+    because floor is monotonic and 0 and out_max are integers; a signed output (out_min < 0) is
+    floored first, as truncation rounds negative values up. Measured faster than int64 arithmetic.
     """
     t = np.multiply(acc, mult_s, dtype=np.float64)
     t += offset_s
@@ -70,13 +77,15 @@ def requantize(acc: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_ma
         floor = np.floor(t)
         floor -= (floor == t) & (np.fmod(floor, 2) != 0)
         t = floor
-    np.clip(t, 0, out_max, out=t)
+    elif out_min < 0:
+        np.floor(t, out=t)  # the cast truncates toward zero: floor first where t can be negative
+    np.clip(t, out_min, out_max, out=t)
     np.copyto(out, t, casting="unsafe")
 
 
 def conv1x1(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray,
-            out_max: int, half_even: bool = False) -> np.ndarray:
-    """Op `conv1x1`: 1×1 convolution + requantization to uint8 (N, H, W, Cout).
+            out_max: int, half_even: bool = False, out_min: int = 0) -> np.ndarray:
+    """Op `conv1x1`: 1×1 convolution + requantization to uint8 (int8 when signed) (N, H, W, Cout).
 
     `weight_t` is Wᵀ (Cin, Cout) in the GEMM dtype from `exact_dtype`; `mult_s`, `offset_s`
     come from `requant_constants`.
@@ -84,13 +93,14 @@ def conv1x1(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: n
     n, h, w, cin = x.shape
     cout = weight_t.shape[1]
     rows = x.reshape(-1, cin)
-    out = np.empty((rows.shape[0], cout), np.uint8)
+    out = np.empty((rows.shape[0], cout), act_dtype(out_min))
     gemm_rows, requant_rows = max(1, _GEMM_BLOCK // cout), max(1, _REQUANT_BLOCK // cout)
     for i in range(0, rows.shape[0], gemm_rows):
         acc = rows[i:i + gemm_rows].astype(weight_t.dtype) @ weight_t
         out_block = out[i:i + gemm_rows]
         for j in range(0, acc.shape[0], requant_rows):
-            requantize(acc[j:j + requant_rows], mult_s, offset_s, out_max, out_block[j:j + requant_rows], half_even)
+            requantize(acc[j:j + requant_rows], mult_s, offset_s, out_max, out_block[j:j + requant_rows], half_even,
+                       out_min)
     return out.reshape(n, h, w, cout)
 
 
@@ -144,7 +154,7 @@ def _taps3x3():
 
 
 def dwconv3x3(x: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
-              stride: int, half_even: bool = False) -> np.ndarray:
+              stride: int, half_even: bool = False, out_min: int = 0) -> np.ndarray:
     """Op `dwconv3x3`: depthwise 3×3, zero padding 1, stride 1 or 2, + requantization (uint8).
 
     out[h, w, c] = requant(Σ_k weight[c, k] · x[h·s + ky, w·s + kx, c]); |acc| < 2^31 (the IR's
@@ -158,8 +168,8 @@ def dwconv3x3(x: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: n
     acc = np.zeros((n, ho, wo, c), np.int32)
     for k, (ky, kx) in enumerate(_taps3x3()):
         acc += xp[:, 1 + ky:2 + ky + stride * (ho - 1):stride, 1 + kx:2 + kx + stride * (wo - 1):stride] * w32[:, k]
-    out = np.empty(acc.shape, np.uint8)
-    requantize(acc, mult_s, offset_s, out_max, out, half_even)
+    out = np.empty(acc.shape, act_dtype(out_min))
+    requantize(acc, mult_s, offset_s, out_max, out, half_even, out_min)
     return out
 
 
@@ -178,7 +188,7 @@ def deform_taps(d: np.ndarray, h: int, w: int) -> list[tuple[np.ndarray, np.ndar
 
 
 def deform3x3(x: np.ndarray, d: np.ndarray, weight: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray,
-              out_max: int, half_even: bool = False) -> np.ndarray:
+              out_max: int, half_even: bool = False, out_min: int = 0) -> np.ndarray:
     """Op `deform3x3`: the limited-range square deformable depthwise 3×3 + requantization.
 
     out[h, w, c] = requant(Σ_k weight[c, k] · x[h + ky·d[h, w], w + kx·d[h, w], c]), zero outside
@@ -192,8 +202,8 @@ def deform3x3(x: np.ndarray, d: np.ndarray, weight: np.ndarray, mult_s: np.ndarr
     acc = np.zeros((n, h, w, c), np.int32)
     for k, (flat, _) in enumerate(deform_taps(d, h, w)):
         acc += table[rows, flat] * w32[:, k]
-    out = np.empty(acc.shape, np.uint8)
-    requantize(acc, mult_s, offset_s, out_max, out, half_even)
+    out = np.empty(acc.shape, act_dtype(out_min))
+    requantize(acc, mult_s, offset_s, out_max, out, half_even, out_min)
     return out
 
 
@@ -224,9 +234,9 @@ def im2col(x: np.ndarray, kernel: int, stride: int, padding: int) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, weight_t: np.ndarray, mult_s: np.ndarray, offset_s: np.ndarray, out_max: int,
-           kernel: int, stride: int, padding: int, half_even: bool = False) -> np.ndarray:
+           kernel: int, stride: int, padding: int, half_even: bool = False, out_min: int = 0) -> np.ndarray:
     """Op `conv2d`: dense k×k convolution (zero padding) + requantization, as a 1×1 conv of im2col."""
-    return conv1x1(im2col(x, kernel, stride, padding), weight_t, mult_s, offset_s, out_max, half_even)
+    return conv1x1(im2col(x, kernel, stride, padding), weight_t, mult_s, offset_s, out_max, half_even, out_min)
 
 
 def conv1x1_head(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import FORMAT, VERSION, Graph, IRError, Layer, TensorInfo, validate
+from .ir import FORMAT, READ_VERSIONS, VERSION, Graph, IRError, Layer, TensorInfo, ir_version, validate
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -36,7 +36,7 @@ def _member(layer: str, param: str) -> str:
 def to_json(graph: Graph) -> dict:
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": ir_version(graph.tensors),
         "name": graph.name,
         "input": graph.input,
         "output": graph.output,  # the first output, for readers of single-output files
@@ -116,11 +116,13 @@ def load(path: str | Path) -> Graph:
 def _from_json(path: Path, doc: dict, zf: zipfile.ZipFile, names: set[str]) -> Graph:
     _require(isinstance(doc, dict) and doc.get("format") == FORMAT, f"{path}: not a codesign IR file")
     ver = doc.get("version")
-    _require(ver == VERSION, f"{path}: IR version {ver!r} is not supported (this codesign reads version {VERSION}); "
-                             "re-export the model with `codesign export`")
+    _require(ver in READ_VERSIONS, f"{path}: IR version {ver!r} is not supported (this codesign reads versions "
+                                   f"{', '.join(map(str, READ_VERSIONS))}); re-export the model with `codesign export`")
     tensors = {}
     for k, v in doc["tensors"].items():
-        tensors[k] = TensorInfo(tuple(int(d) for d in v["shape"]), v["bits"], bool(v["signed"]), float(v["scale"]))
+        # version 1 had no signed activations: a tensor without "signed" is unsigned
+        signed = bool(v["signed"]) if ver >= 2 or "signed" in v else False
+        tensors[k] = TensorInfo(tuple(int(d) for d in v["shape"]), v["bits"], signed, float(v["scale"]))
     layers = []
     for ld in doc["layers"]:
         params = {}

@@ -17,7 +17,12 @@ from ..errors import CodesignError
 from .opdef import OPS
 
 FORMAT = "codesign-ir"
-VERSION = 1
+# Version 2 added signed (two's complement) activations: a requantized tensor may be signed. A file is
+# written as version 1 when it has none (so it stays readable by codesign before version 2, and
+# unchanged byte for byte); version 1 files load with their meaning unchanged (a tensor without
+# "signed" is unsigned). `ir_version` picks the version a graph needs.
+VERSION = 2
+READ_VERSIONS = (1, 2)
 
 MIN_BITS, MAX_BITS = 2, 8
 # Widest intermediate of the requantizer, acc * M + B + 2^(S-1); the HLS engine maps it to one
@@ -32,6 +37,12 @@ ACC_LIMIT_BITS = 32
 # engine's +2^(S-1) then >> S) or "half_even" (QONNX's ROUND; layers imported from QONNX whose
 # exact requant can hit a tie carry it, docs/ir.md; the engine runs them when built with `half_even`).
 ROUNDINGS = ("half_up", "half_even")
+
+
+def ir_version(tensors: dict[str, "TensorInfo"]) -> int:
+    """The oldest IR version that holds these tensors: 2 with a signed activation (a signed tensor
+    of at most MAX_BITS bits; logits and head outputs were signed in version 1 already), else 1."""
+    return 2 if any(t.signed and t.bits <= MAX_BITS for t in tensors.values()) else 1
 
 
 class IRError(CodesignError):
@@ -51,6 +62,16 @@ class TensorInfo:
     @property
     def max_value(self) -> int:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    @property
+    def min_value(self) -> int:
+        """−2^(b−1) for a signed (two's complement) tensor, 0 for an unsigned one."""
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def magnitude(self) -> int:
+        """The largest |value| the tensor can hold: 2^(b−1) signed (its minimum), 2^b − 1 unsigned."""
+        return max(self.max_value, -self.min_value)
 
 
 @dataclass
@@ -208,7 +229,7 @@ def validate(graph: Graph) -> None:
             if a not in layer.attrs:
                 fail(layer, f"missing attribute '{a}'")
         if op.unsigned_input and t[layer.inputs[0]].signed:
-            fail(layer, f"input '{layer.inputs[0]}' must be unsigned")
+            fail(layer, f"input '{layer.inputs[0]}' is signed and op '{layer.op}' takes only unsigned inputs")
         op.check(graph, layer)
         defined.add(layer.output)
     for o in graph.outputs:
@@ -222,8 +243,6 @@ def check_requant(graph: Graph, layer: Layer, acc_max: int) -> None:
     cout = out.shape[2]
     check_bits(f"tensor '{layer.output}'", out.bits)
     check_bits(f"tensor '{layer.inputs[0]}'", x.bits)
-    if out.signed:
-        fail(layer, "requantized output must be unsigned (ReLU)")
     for p in ("mult", "bias"):
         if layer.params[p].shape != (cout,):
             fail(layer, f"'{p}' shape {layer.params[p].shape} != ({cout},)")
@@ -272,7 +291,8 @@ def half_even(layer: Layer) -> bool:
 
 
 def accumulator_bound(weight: np.ndarray, x_max: int) -> int:
-    """Largest |sum_i w[o, i] * x[i]| over all outputs o and all inputs 0 <= x <= x_max."""
+    """Largest |sum_i w[o, i] * x[i]| over all outputs o and all inputs |x| <= x_max (pass a
+    tensor's `magnitude`: a signed tensor's bound is its minimum, −2^(b−1))."""
     if weight.size == 0:
         return 0
     return int(np.abs(weight.astype(np.int64)).sum(axis=1).max()) * int(x_max)

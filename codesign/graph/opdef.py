@@ -39,7 +39,9 @@ class OpDef:
     n_inputs: ClassVar[int | None] = 1  # None: any number
     params: ClassVar[dict[str, str]] = {}  # parameter → dtype kind ("i" integer, "f" float)
     attrs: ClassVar[tuple[str, ...]] = ()  # required attributes
-    unsigned_input: ClassVar[bool] = True  # its first input must be unsigned
+    # Its first input must be unsigned (validate refuses a signed one by the op's name). Every built-in
+    # op takes signed (two's complement) activations too (docs/integer-contract.md, "Signed activations").
+    unsigned_input: ClassVar[bool] = False
     stage: ClassVar[str] = HOST
     view: ClassVar[str] = ""  # for a VIEW op: CHANNEL_RANGE or CONCATENATION
     spatial_kind: ClassVar[str] = ""  # for a SPATIAL op: "dw" or "deform" (the estimator's call model)

@@ -89,7 +89,10 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
     initial_fmem(sched, image, graph).tofile(vec / "fmem_in.bin")
     expected, intact, per_call = expected_fmem(sched, graph, image)
     expected.tofile(vec / "expected.bin")
-    np.concatenate([v.reshape(-1) for v in per_call]).astype(np.uint8).tofile(vec / "expected_calls.bin")
+    # the stored bits (a signed value two's complement in act_bits, as the testbench unpacks it)
+    mask = (1 << sched.hw.act_bits) - 1
+    np.concatenate([v.reshape(-1).astype(np.int64) & mask for v in per_call]).astype(np.uint8).tofile(
+        vec / "expected_calls.bin")
 
     def region(label: str, v) -> str:
         # name, word address, H, W, Cbuf, rot, n, store bits [, channel stride when not 1]
@@ -100,6 +103,44 @@ def _write_vectors(vec: Path, sched: Schedule, graph: Graph, image: np.ndarray) 
 
     (vec / "regions.txt").write_text("".join(region(t, sched.views[t]) + "\n" for t in intact))
     (vec / "calls.txt").write_text("".join(region(c.name, sched.output_view(c)) + "\n" for c in sched.calls))
+
+
+SIGNED_IF = "#if CODESIGN_SIGNED_ACTS"
+
+
+def resolve_signed(text: str, signed_acts: bool) -> str:
+    """The engine header `text` for an engine with or without the signed-activation path: every
+    `#if CODESIGN_SIGNED_ACTS` block (with its optional `#else`) is replaced by the branch the
+    engine takes, as unifdef would. The signed path is compiled in only where the hardware config
+    needs it (`signed_acts`), and an unsigned engine's sources are the headers as they were before
+    the path existed, byte for byte. (Compiled as they are, the headers take the macro's value:
+    undefined is 0, an unsigned engine; tests/cpp builds both.)"""
+    out: list[str] = []
+    stack: list[tuple[bool, int]] = []  # per open signed block: (in its #else branch, nesting depth inside)
+    for line in text.splitlines(keepends=True):
+        s = line.strip()
+        if stack:
+            in_else, depth = stack[-1]
+            if s.startswith("#if"):  # #if, #ifdef, #ifndef: a nested conditional, kept as written
+                stack[-1] = (in_else, depth + 1)
+            elif s.startswith("#endif") and depth:
+                stack[-1] = (in_else, depth - 1)
+            elif s.startswith("#else") and not depth:
+                stack[-1] = (True, 0)
+                continue
+            elif s.startswith("#endif"):
+                stack.pop()
+                continue
+            if in_else != signed_acts:
+                out.append(line)
+            continue
+        if s == SIGNED_IF:
+            stack.append((False, 0))
+            continue
+        out.append(line)
+    if stack:
+        raise ValueError(f"unterminated {SIGNED_IF} block")
+    return "".join(out)
 
 
 def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: str | None = None,
@@ -119,7 +160,7 @@ def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: s
     env = _env()
     ctx = {"hw": hw_context(hw), "project": pname, **interface.template_context(),
            "fields": [(f.upper(), i) for i, f in enumerate(descriptor.FIELDS)],
-           "flags": sorted((n, b) for n, b in descriptor.FLAGS.items()),
+           "flags": sorted((n, b) for n, b in descriptor.engine_flags(hw.signed_acts).items()),
            "desc_words": descriptor.WORDS}
     for template, target in (("engine/config.h.j2", "src/config.h"), ("engine/descriptor.h.j2", "src/descriptor.h"),
                              ("engine/codesign_engine.h.j2", "src/codesign_engine.h"),
@@ -128,7 +169,7 @@ def write_project(graph: Graph, hw: HardwareConfig, out_dir: str | Path, name: s
                              ("engine/testbench.cpp.j2", "tb/testbench.cpp")):
         (out / target).write_text(env.get_template(template).render(**ctx))
     for header in sorted((TEMPLATES / "engine").glob("*.h")):
-        shutil.copyfile(header, out / "src" / header.name)
+        (out / "src" / header.name).write_text(resolve_signed(header.read_text(), hw.signed_acts))
     image = test_image(graph)
     _write_vectors(out / "tb" / "vectors", sched, graph, image)
     sched.descriptor_table.astype("<u4").tofile(out / "data" / "desc.bin")

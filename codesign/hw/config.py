@@ -104,6 +104,11 @@ class HardwareConfig:
     # flags; QONNX's ROUND, docs/integer-contract.md "Rounding")? sized_for sets it when an
     # engine-run layer has `rounding: half_even`; without it such a layer is refused.
     half_even: bool = False
+    # Build the signed-activation path (two's complement feature maps: IN_SIGNED / SIGNED / S_SIGNED
+    # calls, docs/integer-contract.md "Signed activations")? sized_for sets it when an engine call
+    # reads or writes a signed tensor; without it such a call is refused, and the generated sources
+    # are those of an unsigned engine, byte for byte (hls/project.py resolves the signed blocks).
+    signed_acts: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pi", "po", "max_channels", "max_width", "max_height", "max_line", "max_weights", "max_desc"):
@@ -125,8 +130,9 @@ class HardwareConfig:
                 raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be a non-negative integer")
         if self.max_kernel > 15:
             raise HardwareConfigError(f"max_kernel={self.max_kernel} must be at most 15")
-        if not isinstance(self.half_even, bool):
-            raise HardwareConfigError(f"half_even={self.half_even!r} must be true or false")
+        for name in ("half_even", "signed_acts"):
+            if not isinstance(getattr(self, name), bool):
+                raise HardwareConfigError(f"{name}={getattr(self, name)!r} must be true or false")
         if not isinstance(self.max_wtiles, int) or self.max_wtiles < 0:
             raise HardwareConfigError(f"max_wtiles={self.max_wtiles!r} must be a non-negative integer")
         if self.clock_mhz <= 0:
@@ -172,7 +178,11 @@ class HardwareConfig:
         return math.ceil(self.board_info().axi_latency_ns * self.clock_mhz / 1000)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields; `signed_acts` only when set, so the hw.yaml of an unsigned engine is unchanged."""
+        d = asdict(self)
+        if not self.signed_acts:
+            del d["signed_acts"]
+        return d
 
     def with_(self, **changes: Any) -> "HardwareConfig":
         return replace(self, **changes)

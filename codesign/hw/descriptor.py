@@ -27,7 +27,19 @@ FLAGS: dict[str, int] = {"PREPOOL": 0, "CONV": 1, "POOL": 2, "SHIFT": 3, "IN8": 
                          "DW": 5, "DEFORM": 6, "STRIDE2": 7, "UPSAMPLE": 8, "KXK": 9,
                          # requant ties to even (QONNX's ROUND): the conv's (HALF_EVEN) and the spatial
                          # unit's (S_HALF_EVEN); only on an engine built with hardware `half_even`
-                         "HALF_EVEN": 10, "S_HALF_EVEN": 11}
+                         "HALF_EVEN": 10, "S_HALF_EVEN": 11,
+                         # signed (two's complement) activations: the input read (IN_SIGNED), the
+                         # conv's requant output (SIGNED), the spatial unit's (S_SIGNED); only on an
+                         # engine built with hardware `signed_acts`
+                         "IN_SIGNED": 12, "SIGNED": 13, "S_SIGNED": 14}
+# The flags an engine built without `signed_acts` does not have: its descriptor.h leaves them out, so
+# the generated sources of an unsigned engine are unchanged by them (hls/project.py).
+SIGNED_FLAGS: frozenset[str] = frozenset(("IN_SIGNED", "SIGNED", "S_SIGNED"))
+
+
+def engine_flags(signed_acts: bool) -> dict[str, int]:
+    """The flags an engine has: FLAGS, less SIGNED_FLAGS on one built without `signed_acts`."""
+    return {n: b for n, b in FLAGS.items() if signed_acts or n not in SIGNED_FLAGS}
 WORDS = len(FIELDS)
 # Fields a descriptor may omit (0): the window word and everything added after the first engine.
 OPTIONAL: frozenset[str] = frozenset(("window",) + FIELDS[FIELDS.index("in_stride"):])

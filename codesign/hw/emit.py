@@ -48,6 +48,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
         sp = spatial_layer(graph, c)
         flags = [n for n, on in (("PREPOOL", c.prepool), ("CONV", bool(c.conv)), ("POOL", c.pool),
                                  ("SHIFT", c.shift), ("IN8", bin_.store_bits == 8), ("UPSAMPLE", c.upsample)) if on]
+        if t[c.input].signed:  # the values read are two's complement (an engine built with signed_acts)
+            flags.append("IN_SIGNED")
         if sp is not None:  # what the spatial op's stage needs (its op class)
             flags += op_def(sp.op).engine_flags(sp)
         win = call_window(graph, c)
@@ -55,7 +57,7 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
         d = {"flags": 0, "in_addr": bin_.addr, "in_h": bin_.h, "in_w": bin_.w,
              "in_cbuf": bin_.cbuf, "in_rot": vin.rot, "cin": vin.n, "out_addr": bout.addr,
              "out_cbuf": bout.cbuf, "out_rot": vout.rot, "cout": vout.n, "w_addr": 0, "q_addr": 0,
-             "shift": 0, "act_max": (1 << t[act_src].bits) - 1,
+             "shift": 0, "act_max": t[act_src].max_value,
              "in_stride": _log2_stride(vin.stride, f"call '{c.name}' input"),
              "out_stride": _log2_stride(vout.stride, f"call '{c.name}' output")}
         if c.conv:
@@ -78,6 +80,8 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
             d["w_bits"] = conv.attrs["weight_bits"]  # the MAC array runs one pass per mac_bits slice
             if half_even(conv):  # the requant rounds ties to even (an engine built with half_even)
                 flags.append("HALF_EVEN")
+            if t[conv.output].signed:  # clamp to [-(act_max + 1), act_max], two's complement
+                flags.append("SIGNED")
         elif vin.n != vout.n:
             raise ScheduleError(f"call '{c.name}': a copy must keep the channel count")
         if sp is not None:
@@ -89,7 +93,9 @@ def emit(graph: Graph, hw: HardwareConfig, calls: list[Call], buffers: dict[str,
                 packed[sp.name] = (0, put(layout.pack_requant(sp.params["mult"], sp.params["bias"], hw.bus_bits)))
             d["sq_addr"] = packed[sp.name][1] + first * layout.REQUANT_WORDS
             d["s_shift"] = sp.attrs["shift"]
-            d["s_act_max"] = (1 << t[sp.output].bits) - 1
+            d["s_act_max"] = t[sp.output].max_value
+            if t[sp.output].signed:  # clamp to [-(s_act_max + 1), s_act_max], two's complement
+                flags.append("S_SIGNED")
             if half_even(sp):
                 flags.append("S_HALF_EVEN")
             if c.dilation:

@@ -25,15 +25,16 @@ def view_channels(cbuf: int, rot: int, n: int, stride: int = 1) -> np.ndarray:
 
 
 def requant(acc: np.ndarray, mult: np.ndarray, bias: np.ndarray, shift: int, act_max: int,
-            half_even: bool = False) -> np.ndarray:
+            half_even: bool = False, signed: bool = False) -> np.ndarray:
     """clamp((acc·M + B + 2^(S−1)) >> S, 0, act_max) in int64 (docs/integer-contract.md); with
-    `half_even` a tie, (acc·M + B) mod 2^S = 2^(S−1), whose rounded-up result r is odd gives r − 1."""
+    `half_even` a tie, (acc·M + B) mod 2^S = 2^(S−1), whose rounded-up result r is odd gives r − 1;
+    `signed` (flags SIGNED / S_SIGNED) clamps to [−(act_max + 1), act_max] instead."""
     t = acc * mult + bias
     r = (t + (1 << (shift - 1))) >> shift
     if half_even:
         tie = (t & ((1 << shift) - 1)) == 1 << (shift - 1)
         r = r - (tie & ((r & 1) == 1))
-    return np.clip(r, 0, act_max)
+    return np.clip(r, -act_max - 1 if signed else 0, act_max)
 
 
 def depthwise(x: np.ndarray, wgt: np.ndarray, stride: int, dil: np.ndarray | None) -> np.ndarray:
@@ -77,7 +78,8 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
     h, w = d["in_h"], d["in_w"]
     in_words = layout.fmap_words(h, w, d["in_cbuf"], store_in, bus)
     buf = layout.unpack_fmap(fmem[_region(fmem, d["in_addr"], in_words, bus)], h, w, d["in_cbuf"], store_in, bus)
-    x = buf[..., view_channels(d["in_cbuf"], d["in_rot"], d["cin"], d.get("in_stride", 1))][None].astype(np.int64)
+    x = buf[..., view_channels(d["in_cbuf"], d["in_rot"], d["cin"], d.get("in_stride", 1))][None]
+    x = (layout.sign_extend(x, store_in) if on["IN_SIGNED"] else x).astype(np.int64)
     if on["PREPOOL"]:
         x = ops.maxpool2x2(x)
     if on["KXK"]:
@@ -88,7 +90,8 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
         pw = layout.weight_slices(d.get("w_bits", 0), hw.weight_bits, hw.mac_bits)
         wgt = layout.unpack_weight_slices(wmem[d["w_addr"] * nb:], cout, cin, pw, hw.mac_bits, bus)
         mult, bias = layout.unpack_requant(wmem[d["q_addr"] * nb:], cout, bus)
-        x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"], on["HALF_EVEN"])
+        x = requant(np.einsum("nhwc,oc->nhwo", x, wgt), mult, bias, d["shift"], d["act_max"], on["HALF_EVEN"],
+                    on["SIGNED"])
     if on["POOL"]:
         x = ops.maxpool2x2(x)
     if on["SHIFT"]:
@@ -105,14 +108,16 @@ def run_call(d: dict[str, int], wmem: np.ndarray, fmem: np.ndarray, hw: Hardware
                                       hw.act_bits, bus)
             dil = np.minimum(dbuf[..., d["d_rot"]].astype(np.int64), d["d_max"])
         acc = depthwise(x, wgt, 2 if on["STRIDE2"] else 1, dil)
-        x = requant(acc, mult, bias, d["s_shift"], d["s_act_max"], on["S_HALF_EVEN"])
+        x = requant(acc, mult, bias, d["s_shift"], d["s_act_max"], on["S_HALF_EVEN"], on["S_SIGNED"])
     if on["UPSAMPLE"]:
         x = ops.upsample2x(x)
     oh, ow = x.shape[1:3]
     out_words = layout.fmap_words(oh, ow, d["out_cbuf"], hw.act_bits, bus)
     region = _region(fmem, d["out_addr"], out_words, bus)
     out = layout.unpack_fmap(fmem[region], oh, ow, d["out_cbuf"], hw.act_bits, bus)
-    out[..., view_channels(d["out_cbuf"], d["out_rot"], d["cout"], d.get("out_stride", 1))] = x[0]
+    # two's complement: a negative value is stored as its low act_bits bits
+    out[..., view_channels(d["out_cbuf"], d["out_rot"], d["cout"], d.get("out_stride", 1))] = \
+        x[0] & ((1 << hw.act_bits) - 1)
     fmem[region] = layout.pack_fmap(out, hw.act_bits, bus)
 
 

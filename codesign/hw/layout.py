@@ -54,16 +54,27 @@ def _pad_last(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def pack_fmap(values: np.ndarray, store_bits: int, bus_bits: int) -> np.ndarray:
-    """(H, W, Cbuf) unsigned integers → bytes of H·W·wpp bus words."""
+    """(H, W, Cbuf) integers → bytes of H·W·wpp bus words; negative values (a signed activation)
+    are stored two's complement in store_bits."""
     h, w, c = values.shape
-    if values.size and int(values.max()) >= 1 << store_bits:
-        raise ValueError(f"feature map value {int(values.max())} does not fit {store_bits} bits")
+    if values.size and (int(values.max()) >= 1 << store_bits or int(values.min()) < -(1 << (store_bits - 1))):
+        raise ValueError(f"feature map values {int(values.min())}..{int(values.max())}: one does not fit "
+                         f"{store_bits} bits")
+    if values.size and int(values.min()) < 0:
+        values = (values.astype(np.int64) & ((1 << store_bits) - 1)).astype(np.uint8)
     slots = words_per_pixel(c, store_bits, bus_bits) * (bus_bits // store_bits)
     return _pack_slots(_pad_last(values.reshape(h * w, c), slots), store_bits).reshape(-1)
 
 
+def sign_extend(values: np.ndarray, bits: int) -> np.ndarray:
+    """Stored two's complement `bits`-bit values (unsigned patterns) → the int8 they stand for."""
+    v = values.astype(np.int16)
+    return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.int8)
+
+
 def unpack_fmap(data: np.ndarray, h: int, w: int, cbuf: int, store_bits: int, bus_bits: int) -> np.ndarray:
-    """Inverse of pack_fmap: bytes → (H, W, Cbuf) uint8."""
+    """Inverse of pack_fmap: bytes → (H, W, Cbuf) uint8 (the stored patterns; `sign_extend` for a
+    signed activation)."""
     nbytes = words_per_pixel(cbuf, store_bits, bus_bits) * bus_bits // 8
     return _unpack_slots(np.asarray(data, dtype=np.uint8).reshape(h * w, nbytes), store_bits, cbuf).reshape(h, w, cbuf)
 

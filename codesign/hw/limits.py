@@ -30,6 +30,7 @@ class Requirements:
     max_kernel: int = 0  # largest k of a k×k conv (0: none, no window unit)
     window_line: int = 0  # the window unit's widest row: W × ⌈Cin/PI⌉·PI values of a k×k conv's input
     half_even: bool = False  # an engine-run requant rounds ties to even (the tie logic is built)
+    signed_acts: bool = False  # an engine call reads or writes a signed activation (two's complement)
 
 
 def call_window(graph: Graph, call: Call) -> tuple[int, int, int] | None:
@@ -82,6 +83,15 @@ def half_even_layers(graph: Graph, call: Call) -> list[Layer]:
     return [layer for layer in layers if half_even(layer)]
 
 
+def signed_tensors(graph: Graph, call: Call) -> list[str]:
+    """The signed activations a call reads or writes (its input, its conv's and its spatial op's
+    outputs, its output): IN_SIGNED / SIGNED / S_SIGNED, which need an engine built with `signed_acts`."""
+    names = [call.input, call.output] + [layer.output for layer in
+                                         ([graph.layer(call.conv)] if call.conv else []) +
+                                         [x for x in [spatial_layer(graph, call)] if x]]
+    return [n for n in dict.fromkeys(names) if graph.tensors[n].signed]
+
+
 def requirements(graph: Graph, calls: list[Call], hw: HardwareConfig | None = None) -> Requirements:
     """The buffers `calls` need; a k×k conv's MAC inputs depend on the array's PI (`hw`'s, default
     the default config's)."""
@@ -106,6 +116,7 @@ def requirements(graph: Graph, calls: list[Call], hw: HardwareConfig | None = No
         max_kernel=max((win[0] for win in windows), default=0),
         window_line=max((window_line(graph, c, pi) for c in calls), default=0),
         half_even=any(half_even_layers(graph, c) for c in calls),
+        signed_acts=any(signed_tensors(graph, c) for c in calls),
     )
 
 
@@ -154,6 +165,9 @@ def check_fits(req: Requirements, hw: HardwareConfig, graph: Graph, calls: list[
         if not hw.half_even:
             problems += [f"'{layer.name}' ({layer.op}) rounds ties to even (QONNX ROUND) and this engine is built "
                          "without the tie logic (half_even: false)" for layer in half_even_layers(graph, c)]
+        if not hw.signed_acts:
+            problems += [f"'{n}' is a signed activation and this engine is built without the signed path "
+                         "(signed_acts: false)" for n in signed_tensors(graph, c)]
         if problems:
             raise ScheduleError(f"layer '{c.name}' does not fit the engine: {'; '.join(problems)}")
 
@@ -283,4 +297,5 @@ def sized_for(graph: Graph, hw: HardwareConfig | None = None) -> HardwareConfig:
                       max_weights=req.max_weights, weight_bits=wb, act_bits=act,
                       max_wtiles=weight_tiles_needed(graph, calls, base),
                       spatial_unit=any(c.spatial for c in calls), max_kernel=req.max_kernel,
-                      window_line=req.window_line, half_even=req.half_even)
+                      window_line=req.window_line, half_even=req.half_even,
+                      signed_acts=req.signed_acts)

@@ -48,13 +48,14 @@ def read_view(schedule: Schedule, fmem: np.ndarray, view) -> np.ndarray:
     """The (H, W, n) integers of a view's channels as they are in `fmem`."""
     region, buf = _buffer_region(schedule, view)
     full = layout.unpack_fmap(fmem[region], buf.h, buf.w, buf.cbuf, buf.store_bits, schedule.hw.bus_bits)
-    return full[..., _channels(view, buf.cbuf)]
+    values = full[..., _channels(view, buf.cbuf)]
+    return layout.sign_extend(values, buf.store_bits) if buf.signed else values
 
 
 def write_view(schedule: Schedule, fmem: np.ndarray, view, values: np.ndarray) -> None:
     region, buf = _buffer_region(schedule, view)
     full = layout.unpack_fmap(fmem[region], buf.h, buf.w, buf.cbuf, buf.store_bits, schedule.hw.bus_bits)
-    full[..., _channels(view, buf.cbuf)] = values
+    full[..., _channels(view, buf.cbuf)] = np.asarray(values, np.int64) & ((1 << buf.store_bits) - 1)
     fmem[region] = layout.pack_fmap(full, buf.store_bits, schedule.hw.bus_bits)
 
 

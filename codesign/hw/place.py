@@ -29,7 +29,7 @@ def place(graph: Graph, calls: list[Call], hw: HardwareConfig) -> tuple[dict[str
 
     def new_buffer(name: str, cbuf: int, store_bits: int) -> Buffer:
         h, w, _ = t[name].shape
-        buf = Buffer(f"buf{len(buffers)}", h, w, cbuf, store_bits)
+        buf = Buffer(f"buf{len(buffers)}", h, w, cbuf, store_bits, signed=t[name].signed)
         buffers[buf.name] = buf
         return buf
 

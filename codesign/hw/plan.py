@@ -56,6 +56,7 @@ class Buffer:
     cbuf: int
     store_bits: int
     addr: int = 0  # word offset in fmem
+    signed: bool = False  # two's complement values (a signed activation; every view of it shares it)
 
     def words(self, bus_bits: int) -> int:
         return layout.fmap_words(self.h, self.w, self.cbuf, self.store_bits, bus_bits)
@@ -135,8 +136,8 @@ class Schedule:
             "fmem_words": self.fmem_words,
             "wmem_bytes": int(self.wmem.size),
             "descriptor_fields": list(descriptor.FIELDS),
-            "descriptor_flags": descriptor.FLAGS,
-            "buffers": {k: asdict(v) for k, v in self.buffers.items()},
+            "descriptor_flags": descriptor.engine_flags(self.hw.signed_acts),
+            "buffers": {k: buffer_json(v) for k, v in self.buffers.items()},
             "views": {k: asdict(v) for k, v in self.views.items()},
             "calls": [asdict(c) for c in self.calls],
             "host_layers": self.host_layers,
@@ -147,6 +148,14 @@ class Schedule:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=True)
+
+
+def buffer_json(buf: Buffer) -> dict:
+    """A buffer's fields; `signed` only when set, so an unsigned design's schedule.json is unchanged."""
+    d = asdict(buf)
+    if not buf.signed:
+        del d["signed"]
+    return d
 
 
 def call_output_view(call: Call, views: dict[str, View], buffers: dict[str, Buffer]) -> View:
@@ -176,6 +185,6 @@ class Plan:
 
     def to_json(self) -> dict:
         return {"host_pre_layers": self.pre, "host_layers": self.host, "calls": [asdict(c) for c in self.calls],
-                "buffers": {k: asdict(v) for k, v in self.buffers.items()},
+                "buffers": {k: buffer_json(v) for k, v in self.buffers.items()},
                 "views": {k: asdict(v) for k, v in self.views.items()}}
 

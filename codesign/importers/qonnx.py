@@ -37,7 +37,8 @@ LOGIT_BITS = 32
 CONV2D_KERNELS = (1, 3, 5, 7)
 QUANT_OPS = ("Quant",)
 SUPPORTED = ("Quant (weights: signed, narrow range, 2..8 bits, per-tensor or per-channel scale; activations: "
-             "unsigned or signed after a ReLU, per-tensor scale, zero point 0), Conv (dense 1×1; dense k×k for k in "
+             "unsigned, signed after a ReLU, or signed full-range without one (a signed tensor), per-tensor scale, "
+             "zero point 0), Conv (dense 1×1; dense k×k for k in "
              "1, 3, 5, 7 with square stride and symmetric padding < k; depthwise 3×3 with padding 1 and stride 1 "
              "or 2; depthwise 3×3 with a constant one-hot float kernel in a shift pattern: "
              f"{', '.join(SHIFT_OFFSETS)}), BatchNormalization, Mul/Add/Sub/Div by a constant, Relu, Clip(0, c), "
@@ -355,20 +356,23 @@ def _quant(st: _State, node: Any, graph_input: str, onnx_shape: list[int], meta:
 def _emit_requant(st: _State, node: Any, p: _Pending, s_out: float, bits: int, signed: bool, narrow: bool,
                   mode: str, out: str) -> None:
     lo, hi = _int_range(signed, narrow, bits)
-    if lo < 0 and not p.relu:
-        raise _refuse(st, node, f"a signed {bits}-bit activation without a ReLU before it",
-                      "unsigned activations, or signed ones after a ReLU (the IR's feature maps are unsigned)")
+    out_signed = lo < 0 and not p.relu  # a linear layer's signed output (a signed tensor of the IR)
+    if out_signed and (narrow or p.clip_max is not None or not MIN_BITS <= bits <= MAX_BITS):
+        raise _refuse(st, node, f"a signed {bits}-bit activation{' (narrow range)' if narrow else ''}"
+                      f"{' under a Clip' if p.clip_max is not None else ''}",
+                      f"signed activations of {MIN_BITS}..{MAX_BITS} bits with the full range "
+                      "[−2^(b−1), 2^(b−1) − 1] (narrow=0; the requant clamps to it)")
     if p.clip_max is not None:
         hi = min(hi, int(_round(np.float32(p.clip_max) / np.float32(s_out), mode)))
-    a_bits = hi.bit_length()
-    if hi != (1 << a_bits) - 1 or not MIN_BITS <= a_bits <= MAX_BITS:
+    a_bits = bits if out_signed else hi.bit_length()
+    if (not out_signed and hi != (1 << a_bits) - 1) or not MIN_BITS <= a_bits <= MAX_BITS:
         raise _refuse(st, node, f"the output range 0..{hi} (after ReLU/Clip) is not 0..2^A−1 for A in "
                       f"{MIN_BITS}..{MAX_BITS}", "quantizer ranges the requant clamp can express")
     x = st.tensors[p.src]
     k = x.scale * p.s_w * p.a / s_out
     bq = p.b / s_out
     try:
-        m, b, shift = requant_constants(k, bq, accumulator_bound(p.weight, x.max_value))
+        m, b, shift = requant_constants(k, bq, accumulator_bound(p.weight, x.magnitude))
     except IRError as e:
         raise _refuse(st, node, str(e)) from None
     exact = bool(np.all(m * 2.0 ** -shift == k) and np.all(b * 2.0 ** -shift == bq))
@@ -378,7 +382,7 @@ def _emit_requant(st: _State, node: Any, p: _Pending, s_out: float, bits: int, s
     elif mode in _ROUND_HALF_EVEN and ties_reachable(m, b, shift):
         attrs["rounding"] = "half_even"
         st.half_even.append(p.node)
-    st.tensors[p.node] = TensorInfo(p.shape, a_bits, False, s_out)
+    st.tensors[p.node] = TensorInfo(p.shape, a_bits, out_signed, s_out)
     st.layers.append(Layer(p.node, p.op, [p.src, *p.extra], p.node, attrs,
                            {"weight": p.weight.astype(np.int8), "mult": m, "bias": b}))
     st.acts[out] = p.node

@@ -10,8 +10,9 @@ deformable neck, W4A8 (DESIGN.md §7, docs/codenet.md).
 - Heads (CenterNet): heatmap (num_classes), size (2), offset (2); each 1×1 64→64, depthwise 3×3,
   1×1 with bias whose output is not quantized.
 
-1.59 M parameters and 1.14 G MACs for config c (512², 20 classes). Every activation is an
-unsigned quantized tensor: we add a ReLU after ShuffleNetV2's linear depthwise convs.
+1.59 M parameters and 1.14 G MACs for config c (512², 20 classes). The backbone's depthwise convs
+are linear as published (BN, then a signed 8-bit quantizer; `dw_relu=True` adds the ReLU that the
+unsigned-only engine once required); every other activation is unsigned (after a ReLU).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..architectures import (CODENET_BACKBONE_CHANNELS as BACKBONE_CHANNELS,
                              CODENET_OUTPUT_STRIDE as OUTPUT_STRIDE,
                              CODENET_STAGE_BLOCKS as STAGE_BLOCKS)
 from .deform import MAX_DILATION, DeformConvBNAct, DWConvBNAct, Upsample2x, quant_conv
-from .layers import ConvBNAct, InputQuant, ModelConfigError, QuantSpec, channels, make_act
+from .layers import ConvBNAct, InputQuant, ModelConfigError, QuantSpec, channels, make_act, make_signed_act
 
 # name → input resolution, stem ("s4": 3×3 stride 4; "s2pool": 3×3 stride 2 + 2×2 max-pool),
 # backbone size (1× or 2× ShuffleNetV2). Paper AP50 on VOC07 test: 51.1 / 55.1 / 61.7 / 67.1 / 69.7.
@@ -63,11 +64,12 @@ class ShuffleBlock(nn.Module):
 
     `out_act` quantizes both halves (they are concatenated, so they share one scale); pass the
     stage's shared quantizer, since a stride-1 block's passed half is the previous block's output.
-    `dw_relu=False` keeps ShuffleNetV2's linear depthwise conv (float ablation only).
+    `dw_relu=False` (the default) keeps ShuffleNetV2's linear depthwise conv: BN, then a signed
+    activation quantizer; `dw_relu=True` adds a ReLU (the unsigned-only engine's old co-design choice).
     """
 
     def __init__(self, cin: int, cout: int, stride: int, spec: QuantSpec, out_act: nn.Module | None = None,
-                 dw_relu: bool = True):
+                 dw_relu: bool = False):
         super().__init__()
         if cout % 2 or (stride == 1 and cin != cout):
             raise ModelConfigError(f"ShuffleBlock {cin}→{cout} stride {stride}: a stride-1 block keeps its "
@@ -77,7 +79,7 @@ class ShuffleBlock(nn.Module):
         out_act = out_act if out_act is not None else make_act(spec)
 
         def dw(c: int) -> DWConvBNAct:
-            return DWConvBNAct(c, stride, spec, act=None if dw_relu else nn.Identity())
+            return DWConvBNAct(c, stride, spec, act=None if dw_relu else make_signed_act(spec))
 
         self.branch_proj = nn.Sequential(dw(cin), ConvBNAct(cin, half, spec, act=out_act)) if stride == 2 else None
         self.branch_main = nn.Sequential(ConvBNAct(cin if stride == 2 else half, half, spec), dw(half),
@@ -127,7 +129,7 @@ class CoDeNet(nn.Module):
     """
 
     def __init__(self, num_classes: int = 20, config: str = "c", width: float = 1.0, resolution: int | None = None,
-                 spec: QuantSpec | None = None, max_dilation: int = MAX_DILATION, dw_relu: bool = True):
+                 spec: QuantSpec | None = None, max_dilation: int = MAX_DILATION, dw_relu: bool = False):
         super().__init__()
         spec = spec or CODENET_QUANT
         if config not in CODENET_CONFIGS:
@@ -136,9 +138,6 @@ class CoDeNet(nn.Module):
             raise ModelConfigError(f"num_classes={num_classes!r} must be a positive integer")
         if not 0 < width <= 4:
             raise ModelConfigError(f"width={width!r} must be in (0, 4]")
-        if spec.quantize and not dw_relu:
-            raise ModelConfigError("dw_relu=False (linear depthwise convs) is a float-only ablation: the "
-                                   "engine's activations are unsigned")
         cfg = CODENET_CONFIGS[config]
         resolution = resolution or cfg["resolution"]
         if not isinstance(resolution, int) or resolution <= 0 or resolution % 32:

@@ -57,6 +57,18 @@ def make_act(spec: QuantSpec) -> nn.Module:
     return qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=spec.act_bits)
 
 
+def make_signed_act(spec: QuantSpec) -> nn.Module:
+    """No ReLU: a signed per-tensor activation quantizer (learned scale), integers in
+    [−2^(A−1), 2^(A−1) − 1] — the output of a linear layer (ShuffleNetV2's depthwise convs, a
+    MobileNetV2 linear bottleneck), stored two's complement by the engine (docs/integer-contract.md)."""
+    if not spec.quantize:
+        return nn.Identity()
+    import brevitas.nn as qnn
+    from brevitas.quant import Int8ActPerTensorFloat
+
+    return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloat, bit_width=spec.act_bits)
+
+
 class InputQuant(nn.Module):
     """Marks the input as uint8 pixels / 255: an 8-bit quantizer with the constant scale 1/255."""
 
@@ -159,4 +171,4 @@ def rotate_channels(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 __all__ = ["ConvBNAct", "GlobalAvgPool", "InputQuant", "ModelConfigError", "QuantFC", "QuantSpec", "Shift",
-           "channels", "dirac5_kernel", "make_act", "rotate_channels"]
+           "channels", "dirac5_kernel", "make_act", "make_signed_act", "rotate_channels"]

@@ -18,7 +18,7 @@ def requant_inputs(graph, layer, bounds: dict[str, int]) -> tuple[int, np.ndarra
     """The bound of a requantizing op's input (checked against its declared range: validate's 48-bit
     requant bound assumes it) and the op's requant constants (golden/ops.py requant_constants)."""
     x, x_bound = graph.tensors[layer.inputs[0]], bounds[layer.inputs[0]]
-    if x_bound > x.max_value:
+    if x_bound > x.magnitude:
         raise IRError(f"layer '{layer.name}' ({layer.op}): input '{layer.inputs[0]}' can reach {x_bound}, "
                       f"beyond its declared {x.bits}-bit range")
     mult_s, offset_s = kernels.requant_constants(layer.params["mult"], layer.params["bias"], layer.attrs["shift"])
@@ -39,15 +39,15 @@ class Conv1x1(OpDef):
         if out.shape[:2] != (h, w):
             fail(layer, f"output spatial size {out.shape[:2]} != input {(h, w)}")
         check_weight(layer, out.shape[2], c)
-        check_requant(graph, layer, accumulator_bound(layer.params["weight"], graph.tensors[layer.inputs[0]].max_value))
+        check_requant(graph, layer, accumulator_bound(layer.params["weight"], graph.tensors[layer.inputs[0]].magnitude))
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:
         x_bound, mult_s, offset_s = requant_inputs(graph, layer, bounds)
         gemm = kernels.exact_dtype(accumulator_bound(layer.params["weight"], x_bound))
-        out_max = graph.tensors[layer.output].max_value
+        out = graph.tensors[layer.output]
         fn = partial(kernels.conv1x1, weight_t=kernels.transposed(layer.params["weight"], gemm), mult_s=mult_s,
-                     offset_s=offset_s, out_max=out_max, half_even=half_even(layer))
-        return (lambda xs: fn(xs[0])), out_max
+                     offset_s=offset_s, out_max=out.max_value, half_even=half_even(layer), out_min=out.min_value)
+        return (lambda xs: fn(xs[0])), out.magnitude
 
 
 @register
@@ -77,17 +77,17 @@ class Conv2d(OpDef):
         if ho < 1 or wo < 1 or out.shape[:2] != (ho, wo):
             fail(layer, f"output spatial size {out.shape[:2]} != {(ho, wo)}")
         check_weight(layer, out.shape[2], c * k * k)
-        check_requant(graph, layer, accumulator_bound(layer.params["weight"], graph.tensors[layer.inputs[0]].max_value))
+        check_requant(graph, layer, accumulator_bound(layer.params["weight"], graph.tensors[layer.inputs[0]].magnitude))
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:
         x_bound, mult_s, offset_s = requant_inputs(graph, layer, bounds)
         a = layer.attrs
         gemm = kernels.exact_dtype(accumulator_bound(layer.params["weight"], x_bound))
-        out_max = graph.tensors[layer.output].max_value
+        out = graph.tensors[layer.output]
         fn = partial(kernels.conv2d, weight_t=kernels.transposed(layer.params["weight"], gemm), mult_s=mult_s,
-                     offset_s=offset_s, out_max=out_max, kernel=a["kernel"], stride=a["stride"], padding=a["padding"],
-                     half_even=half_even(layer))
-        return (lambda xs: fn(xs[0])), out_max
+                     offset_s=offset_s, out_max=out.max_value, kernel=a["kernel"], stride=a["stride"],
+                     padding=a["padding"], half_even=half_even(layer), out_min=out.min_value)
+        return (lambda xs: fn(xs[0])), out.magnitude
 
 
 def _biased_bound(layer, x_bound: int) -> tuple[int, int]:
@@ -119,8 +119,8 @@ class Conv1x1Head(OpDef):
             fail(layer, "'out_scale' must hold positive finite floats")
         if not out.signed or not 2 <= out.bits <= HEAD_BITS:
             fail(layer, f"output must be signed, at most {HEAD_BITS} bits")
-        if _biased_bound(layer, x.max_value)[1] > out.max_value:
-            fail(layer, f"output bound {_biased_bound(layer, x.max_value)[1]} does not fit its {out.bits}-bit "
+        if _biased_bound(layer, x.magnitude)[1] > out.max_value:
+            fail(layer, f"output bound {_biased_bound(layer, x.magnitude)[1]} does not fit its {out.bits}-bit "
                         "signed tensor")
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:

@@ -125,7 +125,6 @@ class Concat(OpDef):
     name = "concat"
     n_inputs = None
     attrs = ("rotate",)
-    unsigned_input = False
     stage = VIEW
     view = CONCATENATION
 
@@ -170,6 +169,9 @@ class GlobalSumPool(OpDef):
             fail(layer, f"output shape {graph.tensors[layer.output].shape} != (1, 1, {c})")
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:
-        h, w, _ = graph.tensors[layer.inputs[0]].shape
+        x = graph.tensors[layer.inputs[0]]
+        h, w, _ = x.shape
         bound = bounds[layer.inputs[0]] * h * w
-        return _same(partial(kernels.globalsumpool, dtype=np.min_scalar_type(bound))), bound
+        # a signed input's sums can be negative: a signed dtype that holds −bound..bound
+        dtype = np.min_scalar_type(-bound) if x.signed else np.min_scalar_type(bound)
+        return _same(partial(kernels.globalsumpool, dtype=dtype)), bound

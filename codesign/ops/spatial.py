@@ -32,14 +32,15 @@ class DWConv3x3(OpDef):
         if out.shape != want:
             fail(layer, f"output shape {out.shape} != {want}")
         check_weight(layer, c, 9)
-        check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
+        check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.magnitude))
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:
         _, mult_s, offset_s = requant_inputs(graph, layer, bounds)
-        out_max = graph.tensors[layer.output].max_value
+        out = graph.tensors[layer.output]
         fn = partial(kernels.dwconv3x3, weight=layer.params["weight"], mult_s=mult_s, offset_s=offset_s,
-                     out_max=out_max, stride=layer.attrs["stride"], half_even=half_even(layer))
-        return (lambda xs: fn(xs[0])), out_max
+                     out_max=out.max_value, stride=layer.attrs["stride"], half_even=half_even(layer),
+                     out_min=out.min_value)
+        return (lambda xs: fn(xs[0])), out.magnitude
 
     def engine_flags(self, layer) -> tuple[str, ...]:
         return ("DW", "STRIDE2") if layer.attrs["stride"] == 2 else ("DW",)
@@ -71,7 +72,7 @@ class Deform3x3(OpDef):
         if out.shape != x.shape:
             fail(layer, f"output shape {out.shape} != input {x.shape}")
         check_weight(layer, c, 9)
-        check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.max_value))
+        check_requant(graph, layer, accumulator_bound(layer.params["weight"], x.magnitude))
 
     def prepare(self, graph, layer, bounds) -> tuple[Step, int]:
         _, mult_s, offset_s = requant_inputs(graph, layer, bounds)
@@ -79,10 +80,10 @@ class Deform3x3(OpDef):
         if d_bound > layer.attrs["max_dilation"]:
             raise IRError(f"layer '{layer.name}' (deform3x3): dilation input '{layer.inputs[1]}' can reach "
                           f"{d_bound} > max_dilation {layer.attrs['max_dilation']}")
-        out_max = graph.tensors[layer.output].max_value
+        out = graph.tensors[layer.output]
         fn = partial(kernels.deform3x3, weight=layer.params["weight"], mult_s=mult_s, offset_s=offset_s,
-                     out_max=out_max, half_even=half_even(layer))
-        return (lambda xs: fn(xs[0], xs[1])), out_max
+                     out_max=out.max_value, half_even=half_even(layer), out_min=out.min_value)
+        return (lambda xs: fn(xs[0], xs[1])), out.magnitude
 
     def engine_flags(self, layer) -> tuple[str, ...]:
         return ("DEFORM",)

@@ -55,11 +55,35 @@ class _Builder:
 
 
 def _act_scale_bits(act: nn.Module, path: str) -> tuple[float, int]:
+    """(scale, bits) of a quantizer whose output must be unsigned (the input, a dilation, the stem)."""
+    scale, bits, signed = _act_quant(act, path)
+    if signed:
+        raise ExportError(f"module '{path}': a signed activation quantizer is not supported here (this "
+                          "output must be unsigned)")
+    return scale, bits
+
+
+def _act_quant(act: nn.Module, path: str) -> tuple[float, int, bool]:
+    """(scale, bits, signed) of an activation quantizer: a QuantReLU (unsigned), or a signed
+    QuantIdentity without a ReLU (a linear layer's output: `models.layers.make_signed_act`)."""
     quant = getattr(act, "act_quant", None)
     if quant is None or not callable(getattr(quant, "scale", None)):
         raise ExportError(f"module '{path}' is not quantized (got {type(act).__name__}); "
-                          "export needs a QAT model (Brevitas QuantReLU activations)")
-    return float(quant.scale().detach().reshape(-1)[0]), int(quant.bit_width().item())
+                          "export needs a QAT model (Brevitas QuantReLU / QuantIdentity activations)")
+    signed = bool(quant.is_signed)
+    if signed and not isinstance(act, _signed_act_types()):
+        raise ExportError(f"module '{path}' ({type(act).__name__}) has a signed quantizer after a ReLU; "
+                          "a signed activation needs a QuantIdentity (no ReLU)")
+    if signed and getattr(quant, "is_narrow_range", False):
+        raise ExportError(f"module '{path}': a signed activation quantizer must have the full range "
+                          "[−2^(b−1), 2^(b−1) − 1] (narrow_range=False), as the requant clamps to it")
+    return float(quant.scale().detach().reshape(-1)[0]), int(quant.bit_width().item()), signed
+
+
+def _signed_act_types() -> tuple[type, ...]:
+    import brevitas.nn as qnn
+
+    return (qnn.QuantIdentity,)
 
 
 def _quant_weight(module: nn.Module, path: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -98,7 +122,7 @@ def _requant(path: str, xin: TensorInfo, w_int: np.ndarray, s_w: np.ndarray, bn:
         b = conv_bias.detach().double().numpy() if conv_bias is not None else np.zeros(w_int.shape[0])
     k = xin.scale * s_w * a / s_out
     try:
-        return requant_constants(k, b / s_out, accumulator_bound(w_int, xin.max_value))
+        return requant_constants(k, b / s_out, accumulator_bound(w_int, xin.magnitude))
     except IRError as e:
         raise ExportError(f"module '{path}': {e}") from None
 
@@ -109,11 +133,11 @@ def _conv(mod: ConvBNAct, path: str, x: str, g: _Builder) -> str:
         raise ExportError(f"module '{path}.conv': only 1×1 stride-1 dense convolutions map to the engine "
                           f"(got kernel {conv.kernel_size}, stride {conv.stride}, groups {conv.groups})")
     w_int, s_w, w_bits = _quant_weight(conv, f"{path}.conv")
-    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    s_out, a_bits, signed = _act_quant(mod.act, f"{path}.act")
     xin = g.tensors[x]
     m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, conv.bias, s_out)
     h, w, _ = xin.shape
-    out = g.tensor(path, (h, w, w_int.shape[0]), a_bits, False, s_out)
+    out = g.tensor(path, (h, w, w_int.shape[0]), a_bits, signed, s_out)
     return g.add(path, "conv1x1", [x], out, {"shift": s, "weight_bits": w_bits},
                  {"weight": w_int, "mult": m, "bias": bias})
 
@@ -180,8 +204,9 @@ def _input(mod: InputQuant, path: str, x: str, g: _Builder) -> str:
 def _avgpool(mod: GlobalAvgPool, path: str, x: str, g: _Builder) -> str:
     t = g.tensors[x]
     h, w, c = t.shape
-    bits = max(1, int(t.max_value * h * w).bit_length())
-    out = g.tensor(path, (1, 1, c), bits, False, t.scale / (h * w))
+    # a signed input's sum is signed: one more bit for the sign
+    bits = max(1, int(t.magnitude * h * w).bit_length()) + int(t.signed)
+    out = g.tensor(path, (1, 1, c), bits, t.signed, t.scale / (h * w))
     return g.add(path, "globalsumpool", [x], out)
 
 
@@ -224,11 +249,11 @@ def _check_conv3x3(conv: nn.Module, path: str, depthwise: bool) -> int:
 def _dwconv(mod: DWConvBNAct, path: str, x: str, g: _Builder) -> str:
     stride = _check_conv3x3(mod.conv, f"{path}.conv", depthwise=True)
     w_int, s_w, w_bits = _quant_weight(mod.conv, f"{path}.conv")
-    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    s_out, a_bits, signed = _act_quant(mod.act, f"{path}.act")
     xin = g.tensors[x]
     m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, mod.conv.bias, s_out)
     h, w, c = xin.shape
-    out = g.tensor(path, ((h - 1) // stride + 1, (w - 1) // stride + 1, c), a_bits, False, s_out)
+    out = g.tensor(path, ((h - 1) // stride + 1, (w - 1) // stride + 1, c), a_bits, signed, s_out)
     return g.add(path, "dwconv3x3", [x], out, {"shift": s, "weight_bits": w_bits, "stride": stride},
                  {"weight": w_int, "mult": m, "bias": bias})
 
@@ -261,9 +286,9 @@ def _deform(mod: DeformConvBNAct, path: str, x: str, g: _Builder) -> str:
     if _pair(mod.dw.stride) != (1, 1):
         raise ExportError(f"module '{path}.dw': the deformable conv has stride 1")
     w_int, s_w, w_bits = _quant_weight(mod.dw, f"{path}.dw")
-    s_out, a_bits = _act_scale_bits(mod.act, f"{path}.act")
+    s_out, a_bits, signed = _act_quant(mod.act, f"{path}.act")
     m, bias, s = _requant(path, xin, w_int, s_w, mod.bn, mod.dw.bias, s_out)
-    out = g.tensor(path, (h, w, c), a_bits, False, s_out)
+    out = g.tensor(path, (h, w, c), a_bits, signed, s_out)
     return g.add(path, "deform3x3", [x, d], out, {"shift": s, "weight_bits": w_bits, "max_dilation": r},
                  {"weight": w_int, "mult": m, "bias": bias})
 

@@ -97,8 +97,15 @@ struct mac_depth {
 // product costs ~10 ns in g++ and the array makes PI x PO of them per cycle.
 #ifdef __SYNTHESIS__
 template <int MB> using slice_w_t = ap_int<MB + 1>;
+#if CODESIGN_SIGNED_ACTS
+// signed activations: a signed input's top slice is signed, so the activation operand is (MB+1)-bit
+// signed as the weight's (its lower slices, 0..2^MB - 1, fit it too)
+template <int MB> using slice_x_t = ap_int<MB + 1>;
+template <int MB> using slice_prod_t = ap_int<2 * MB + 2>;
+#else
 template <int MB> using slice_x_t = ap_uint<MB>;
 template <int MB> using slice_prod_t = ap_int<2 * MB + 1>;
+#endif
 #else
 template <int MB> using slice_w_t = int;
 template <int MB> using slice_x_t = int;
@@ -283,10 +290,18 @@ void load_weights(const ap_uint<BUS>* wmem, int w_addr, int cin, int cout, int w
 // The MAC process of a CONV call: npix pixels of cin channels (ceil(cin/PI) vectors of PI values
 // each, zero beyond cin) in; npix x ceil(cout/PO) accumulator vectors out. xbits: the width of
 // the input values (8: the image, else A); w_bits: the layer's weight width (0: WB).
+#if CODESIGN_SIGNED_ACTS
+// x_signed: the input values are two's complement in xbits (sign-extended, their top slice signed).
+template <int PI, int PO, int WB, int MB, int ACC_BITS, int IB, int MAXC, int MAXT, int MAXPIX>
+void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
+                   int npix, int cin, int cout, int xbits, int w_bits,
+                   const lanes64_t<PI, MB> wbuf[PO][MAXT], bool x_signed = false) {
+#else
 template <int PI, int PO, int WB, int MB, int ACC_BITS, int IB, int MAXC, int MAXT, int MAXPIX>
 void conv1x1_stage(hls::stream<vec_t<PI, IB> >& in, hls::stream<acc_vec_t<PO, ACC_BITS> >& out,
                    int npix, int cin, int cout, int xbits, int w_bits,
                    const lanes64_t<PI, MB> wbuf[PO][MAXT]) {
+#endif
   HLS_PRAGMA(INLINE off)
   constexpr int MAX_CI_T = ceil_div(MAXC, PI);
   constexpr int MAX_CO_T = ceil_div(MAXC, PO);
@@ -323,12 +338,26 @@ mac:
       xw = xbuf[it];
     }
     // this pass's activation slices, once for all output lanes
+#if CODESIGN_SIGNED_ACTS
+    // a signed value, sign-extended from xb bits, is cut like a weight: the top slice signed
+    const bool x_top = x_signed && sx == px - 1;
+    int xs[PI];
+    HLS_PRAGMA(ARRAY_PARTITION variable = xs complete)
+    for (int i = 0; i < PI; ++i) {
+      HLS_PRAGMA(UNROLL)
+      const unsigned u = xw.lane(i);
+      const int xv = x_signed && ((u >> (xb - 1)) & 1) ? int(u) - (1 << xb) : int(u);
+      const int sl = (xv >> (MB * sx)) & int(SMASK);
+      xs[i] = x_top && (sl >> (MB - 1)) ? sl - (1 << MB) : sl;
+    }
+#else
     unsigned xs[PI];
     HLS_PRAGMA(ARRAY_PARTITION variable = xs complete)
     for (int i = 0; i < PI; ++i) {
       HLS_PRAGMA(UNROLL)
       xs[i] = (xw.lane(i) >> (MB * sx)) & SMASK;
     }
+#endif
     const bool w_top = sw == pw - 1;  // the weight's top slice is signed
     const int shs = sx + sw;          // the partial sum is shifted by MB * shs
     acc_vec_t<PO, ACC_BITS> y;

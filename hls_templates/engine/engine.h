@@ -171,6 +171,11 @@ struct engine_t {
     c.kxk = flags & FLAG_KXK;
     c.half_even = flags & FLAG_HALF_EVEN;
     c.s_half_even = flags & FLAG_S_HALF_EVEN;
+#if CODESIGN_SIGNED_ACTS
+    c.in_signed = flags & FLAG_IN_SIGNED;
+    c.sgn = flags & FLAG_SIGNED;
+    c.s_sgn = flags & FLAG_S_SIGNED;
+#endif
     const unsigned win = dw[DESC_WINDOW].to_uint();
     c.kernel = c.kxk ? int(win & 0xFF) : 1;
     c.kstride = c.kxk ? int((win >> 8) & 0xFF) : 1;
@@ -229,6 +234,10 @@ struct engine_t {
     if (c.cout < 1 || c.cout > c.out_cbuf || c.cout > MAXC) return 5;
     if (c.in_addr < 0 || c.out_addr < 0 || c.w_addr < 0 || c.q_addr < 0) return 6;
     if ((c.half_even || c.s_half_even) && !HALF_EVEN) return 32;  // built without the tie logic
+#if CODESIGN_SIGNED_ACTS
+    // a signed output's -(act_max + 1) must fit A bits
+    if ((c.sgn && c.act_max > (1 << (A - 1)) - 1) || (c.s_sgn && c.s_act_max > (1 << (A - 1)) - 1)) return 33;
+#endif
     if (c.kxk) {  // the window unit: a k x k conv, any stride, padding < k, no PREPOOL / DEFORM
       if (KMAX == 0) return 28;  // built without the window unit
       if (!c.conv || c.prepool || c.deform || c.kernel < 1 || c.kernel > KMAX || c.kstride < 1 ||
@@ -285,8 +294,13 @@ struct engine_t {
     if (c.kxk)
       WIN::run(in, out, c);
     else
+#if CODESIGN_SIGNED_ACTS
+      maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
+          in, out, c.prepool, c.in_h, c.in_w, c.cin, c.in_signed);
+#else
       maxpool2x2_stage<STAGE_PREPOOL, PI, IN_BITS, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(
           in, out, c.prepool, c.in_h, c.in_w, c.cin);
+#endif
   }
 
   // Stage 2: the MAC array (CONV) or the copy; one dataflow process either way. Its accumulators
@@ -296,8 +310,13 @@ struct engine_t {
     HLS_PRAGMA(INLINE off)
     const int npix = c.h1 * c.w1;
     if (c.conv)
+#if CODESIGN_SIGNED_ACTS
+      conv1x1_stage<PI, PO, WB, MB, C::ACC_BITS, IN_BITS, MAXC, MAXT, MAX_PIX>(
+          in, out, npix, c.cin_mac, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf, c.in_signed);
+#else
       conv1x1_stage<PI, PO, WB, MB, C::ACC_BITS, IN_BITS, MAXC, MAXT, MAX_PIX>(
           in, out, npix, c.cin_mac, c.cout, c.in8 ? IN_BITS : A, c.w_bits, wbuf);
+#endif
     else
       copy(in, out, npix, c.cin);
   }
@@ -363,11 +382,21 @@ struct engine_t {
     IO::unpack_view(s_rd, s_un, c);
     before_mac(s_un, s_in, c);
     mac(s_in, s_acc, c, wbuf);
+#if CODESIGN_SIGNED_ACTS
+    // the values after the MAC array: the conv's requant output, or (a copy) the input's
+    const bool mac_sgn = c.conv ? c.sgn : c.in_signed;
+    requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX, HALF_EVEN>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
+                                                                    mult, bias, c.shift_s, c.act_max,
+                                                                    c.half_even, c.sgn);
+    maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
+                                                                                c.h1, c.w1, c.cout, mac_sgn);
+#else
     requant_stage<PO, C::ACC_BITS, A, MAX_CO_T, MAX_PIX, HALF_EVEN>(s_acc, s_mac, c.h1, c.w1, c.cout, c.conv,
                                                                     mult, bias, c.shift_s, c.act_max,
                                                                     c.half_even);
     maxpool2x2_stage<STAGE_POOL, PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_mac, s_pool, c.pool,
                                                                                 c.h1, c.w1, c.cout);
+#endif
     shift_dirac5_stage<PO, A, MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE>(s_pool, s_shift, c.shift,
                                                                      c.h2, c.w2, c.cout);
     SP::run(s_shift, s_sp, s_dil, c, wsp, smult, sbias);
@@ -458,9 +487,15 @@ struct spatial_unit_t<true, C, NR> {
   static void run(IN& in, OUT& out, DIL& dil, const call_t& c, const ap_int<E::WB> wsp[9][E::PO][E::SP_T],
                   const rq_mult_t smult[E::PO][E::SP_T], const rq_wide_t sbias[E::PO][E::SP_T]) {
     HLS_PRAGMA(INLINE)
+#if CODESIGN_SIGNED_ACTS
+    spatial_stage<E::PO, E::A, E::WB, C::ACC_BITS, E::MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR, E::HALF_EVEN>(
+        in, out, dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift, c.s_act_max, wsp,
+        smult, sbias, c.s_half_even, c.conv ? c.sgn : c.in_signed, c.s_sgn);
+#else
     spatial_stage<E::PO, E::A, E::WB, C::ACC_BITS, E::MAXC, C::MAX_H, C::MAX_W, C::MAX_LINE, NR, E::HALF_EVEN>(
         in, out, dil, c.dw, c.deform, c.stride2, c.h2, c.w2, c.cout, c.d_max, c.s_shift, c.s_act_max, wsp,
         smult, sbias, c.s_half_even);
+#endif
   }
   static void load(const ap_uint<E::BUS>* wmem, const call_t& c, ap_int<E::WB> wsp[9][E::PO][E::SP_T],
                    rq_mult_t smult[E::PO][E::SP_T], rq_wide_t sbias[E::PO][E::SP_T]) {

@@ -40,9 +40,16 @@ struct pool_line_words {
 
 // STAGE: the cycles.h stage this instance counts to (STAGE_POOL after the MAC array,
 // STAGE_PREPOOL before it). enable == false: a pass-through of h x w pixels.
+#if CODESIGN_SIGNED_ACTS
+// sgn: the values are two's complement (the maximum compares them signed).
+template <int STAGE, int P, int B, int MAXC, int MAX_H, int MAX_W, int MAX_LINE>
+void maxpool2x2_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out, bool enable,
+                      int h, int w, int c, bool sgn = false) {
+#else
 template <int STAGE, int P, int B, int MAXC, int MAX_H, int MAX_W, int MAX_LINE>
 void maxpool2x2_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out, bool enable,
                       int h, int w, int c) {
+#endif
   HLS_PRAGMA(INLINE off)
   typedef ap_uint<P * B> word_t;
   constexpr int LW = pool_line_words<P, MAXC, MAX_W, MAX_LINE>::value;
@@ -82,7 +89,11 @@ vectors:
     for (int i = 0; i < P; ++i) {
       HLS_PRAGMA(UNROLL)
       const ap_uint<B> o = old.range(i * B + B - 1, i * B);
+#if CODESIGN_SIGNED_ACTS
+      m.range(i * B + B - 1, i * B) = (first || act_value<B>(v.v[i], sgn) > act_value<B>(o, sgn)) ? v.v[i] : o;
+#else
       m.range(i * B + B - 1, i * B) = (first || v.v[i] > o) ? v.v[i] : o;
+#endif
     }
     if (inside) {
       line[a] = m;

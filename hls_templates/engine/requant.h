@@ -103,9 +103,17 @@ load:
 
 // One output value. act_max <= 2^A - 1 (the descriptor's saturation value). HE: the engine has
 // the tie logic (a constant: false compiles none of it); half_even: this call rounds ties to even.
+#if CODESIGN_SIGNED_ACTS
+// sgn: a signed output, clamped to [-(act_max + 1), act_max] and returned as its low A bits (two's
+// complement storage).
+template <int ACC_BITS, int A, bool HE = false>
+ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_wide_t& bias,
+                   int shift, const ap_uint<A>& act_max, bool half_even = false, bool sgn = false) {
+#else
 template <int ACC_BITS, int A, bool HE = false>
 ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_wide_t& bias,
                    int shift, const ap_uint<A>& act_max, bool half_even = false) {
+#endif
   HLS_PRAGMA(INLINE)
   const ap_int<ACC_BITS + RQ_MULT_BITS> p = acc * mult;  // accumulator x 24 bits
   rq_wide_t t = rq_wide_t(p);                            // |acc*M| < 2^47: exact
@@ -118,7 +126,12 @@ ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_
   if (HE) tie = half_even && (t & ((rq_wide_t(1) << shift) - 1)) == 0;
   t >>= shift;  // arithmetic: t is signed
   if (HE && tie) t[0] = 0;
+#if CODESIGN_SIGNED_ACTS
+  const rq_wide_t lo = sgn ? rq_wide_t(-rq_wide_t(act_max) - 1) : rq_wide_t(0);
+  if (t < lo) return ap_uint<A>(lo);
+#else
   if (t < 0) return 0;
+#endif
   if (t > act_max) return act_max;
   return ap_uint<A>(t);
 }
@@ -127,10 +140,19 @@ ap_uint<A> requant(const ap_int<ACC_BITS>& acc, const rq_mult_t& mult, const rq_
 // vectors in, as many PO-vectors of A bits out (zero beyond cout). Without CONV (a copy) the
 // values pass through (they already are A-bit values, zero beyond cout). One flat loop.
 // HE, half_even: as requant's.
+#if CODESIGN_SIGNED_ACTS
+// sgn: as requant's (a copy passes the stored bits, signed or not).
+template <int PO, int ACC_BITS, int A, int MAX_CO_T, int MAXPIX, bool HE = false>
+void requant_stage(hls::stream<acc_vec_t<PO, ACC_BITS> >& in, hls::stream<vec_t<PO, A> >& out,
+                   int h, int w, int cout, bool conv, const rq_mult_t mult[PO][MAX_CO_T],
+                   const rq_wide_t bias[PO][MAX_CO_T], int shift, int act_max, bool half_even = false,
+                   bool sgn = false) {
+#else
 template <int PO, int ACC_BITS, int A, int MAX_CO_T, int MAXPIX, bool HE = false>
 void requant_stage(hls::stream<acc_vec_t<PO, ACC_BITS> >& in, hls::stream<vec_t<PO, A> >& out,
                    int h, int w, int cout, bool conv, const rq_mult_t mult[PO][MAX_CO_T],
                    const rq_wide_t bias[PO][MAX_CO_T], int shift, int act_max, bool half_even = false) {
+#endif
   HLS_PRAGMA(INLINE off)
   const int npix = h * w;  // here, not in the caller's DATAFLOW region (which holds only processes)
   const int nco = ceil_div(cout, PO);
@@ -150,7 +172,11 @@ rq:
       if (!conv)
         y.v[o] = ap_uint<A>(a.v[o]);
       else if (o < left)
+#if CODESIGN_SIGNED_ACTS
+        y.v[o] = requant<ACC_BITS, A, HE>(a.v[o], mult[o][ct], bias[o][ct], shift, amax, half_even, sgn);
+#else
         y.v[o] = requant<ACC_BITS, A, HE>(a.v[o], mult[o][ct], bias[o][ct], shift, amax, half_even);
+#endif
       else
         y.v[o] = 0;
     }

@@ -132,6 +132,19 @@ words:
 // enable (dw || deform) == false: a pass-through of h x w pixels. h x w is the input grid;
 // the output grid is ((h-1)/s + 1) x ((w-1)/s + 1).
 // HE: the engine has the requant's tie logic; half_even: this call's requant rounds ties to even.
+#if CODESIGN_SIGNED_ACTS
+// in_sgn: the input values are two's complement (sign-extended at the taps' multipliers: one more
+// bit); out_sgn: the requant's output is signed (requant's sgn).
+template <int P, int B, int WB, int ACC_BITS, int MAXC, int MAX_H, int MAX_W, int MAX_LINE, int NR,
+          bool HE = false>
+void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out,
+                   hls::stream<ap_uint<8> >& dil_in, bool dw, bool deform, bool stride2, int h, int w,
+                   int c, int d_max, int shift, int act_max,
+                   const ap_int<WB> wsp[9][P][ceil_div(MAXC, P)],
+                   const rq_mult_t mult[P][ceil_div(MAXC, P)],
+                   const rq_wide_t bias[P][ceil_div(MAXC, P)], bool half_even = false, bool in_sgn = false,
+                   bool out_sgn = false) {
+#else
 template <int P, int B, int WB, int ACC_BITS, int MAXC, int MAX_H, int MAX_W, int MAX_LINE, int NR,
           bool HE = false>
 void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out,
@@ -140,6 +153,7 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
                    const ap_int<WB> wsp[9][P][ceil_div(MAXC, P)],
                    const rq_mult_t mult[P][ceil_div(MAXC, P)],
                    const rq_wide_t bias[P][ceil_div(MAXC, P)], bool half_even = false) {
+#endif
   HLS_PRAGMA(INLINE off)
   typedef ap_uint<P * B> word_t;     // one vector, all lanes
   typedef ap_uint<3 * P * B> col_t;  // one window column: rows y-1, y, y+1
@@ -246,10 +260,20 @@ void spatial_stage(hls::stream<vec_t<P, B> >& in, hls::stream<vec_t<P, B> >& out
             ap_int<ACC_BITS> acc = 0;
             for (int t = 0; t < 9; ++t) {
               HLS_PRAGMA(UNROLL)
+#if CODESIGN_SIGNED_ACTS
+              acc += wsp[t][i][k] * act_value<B>(tap[t][i], in_sgn);
+#else
               acc += wsp[t][i][k] * tap[t][i];
+#endif
             }
+#if CODESIGN_SIGNED_ACTS
+            y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc, mult[i][k], bias[i][k], shift, amax, half_even,
+                                                              out_sgn)
+                                   : ap_uint<B>(0);  // zero beyond c (stale constants there)
+#else
             y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc, mult[i][k], bias[i][k], shift, amax, half_even)
                                    : ap_uint<B>(0);  // zero beyond c (stale constants there)
+#endif
           }
           out.write(y);
         }
@@ -346,7 +370,11 @@ deform_vectors:
           HLS_PRAGMA(UNROLL)
           const ap_int<WB> wt = tc == 0 ? wsp[3 * ky][i][k] : tc == 1 ? wsp[3 * ky + 1][i][k] : wsp[3 * ky + 2][i][k];
           const ap_uint<B> x = row[ky].range(i * B + B - 1, i * B);
+#if CODESIGN_SIGNED_ACTS
+          sum += wt * act_value<B>(x, in_sgn);
+#else
           sum += wt * x;
+#endif
         }
         acc[i] = sum;
       }
@@ -355,8 +383,14 @@ deform_vectors:
       deform_requant:
         for (int i = 0; i < P; ++i) {
           HLS_PRAGMA(UNROLL)
+#if CODESIGN_SIGNED_ACTS
+          y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc[i], mult[i][k], bias[i][k], shift, amax, half_even,
+                                                            out_sgn)
+                                 : ap_uint<B>(0);  // zero beyond c (stale constants there)
+#else
           y.v[i] = k * P + i < c ? requant<ACC_BITS, B, HE>(acc[i], mult[i][k], bias[i][k], shift, amax, half_even)
                                  : ap_uint<B>(0);  // zero beyond c (stale constants there)
+#endif
         }
         out.write(y);
       }

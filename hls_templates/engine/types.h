@@ -62,6 +62,17 @@ struct vec_t {
   static constexpr int BITS = N * B;
   ap_uint<B> v[N];
 };
+#if CODESIGN_SIGNED_ACTS
+
+// A stored B-bit activation as the integer it stands for (docs/integer-contract.md, "Signed
+// activations"): the streams carry the stored bits; the units that compute sign-extend a signed
+// tensor's values here (one more bit: B-bit unsigned and B-bit two's complement in B + 1 signed).
+template <int B>
+ap_int<B + 1> act_value(const ap_uint<B>& v, bool sgn) {
+  HLS_PRAGMA(INLINE)
+  return sgn ? ap_int<B + 1>(ap_int<B>(v)) : ap_int<B + 1>(v);
+}
+#endif
 
 // One pipelined iteration's write of a memory, kept in registers so that the next iteration can
 // read it back (a read-after-write at distance 1, which the memory's write path cannot serve; the
@@ -89,6 +100,11 @@ struct call_t {
   bool dw, deform, stride2, upsample;  // the spatial unit (depthwise / deformable 3x3) and UPSAMPLE
   bool half_even, s_half_even;  // requant ties to even: the conv's, the spatial unit's (HE engines)
   bool kxk;  // the window unit: a k x k conv (kernel, kstride, pad from the window word)
+#if CODESIGN_SIGNED_ACTS
+  // two's complement activations (signed_acts engines): the input read (IN_SIGNED), the conv's
+  // requant output (SIGNED), the spatial unit's (S_SIGNED)
+  bool in_signed, sgn, s_sgn;
+#endif
   int kernel, kstride, pad;
   int in_addr, in_h, in_w, in_cbuf, in_rot, cin;
   int out_addr, out_cbuf, out_rot, cout;

@@ -55,6 +55,9 @@ constexpr unsigned FLAG_UPSAMPLE = 1u << 8;
 constexpr unsigned FLAG_KXK = 1u << 9;
 constexpr unsigned FLAG_HALF_EVEN = 1u << 10;
 constexpr unsigned FLAG_S_HALF_EVEN = 1u << 11;
+constexpr unsigned FLAG_IN_SIGNED = 1u << 12;
+constexpr unsigned FLAG_SIGNED = 1u << 13;
+constexpr unsigned FLAG_S_SIGNED = 1u << 14;
 
 }  // namespace codesign
 

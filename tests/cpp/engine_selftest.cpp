@@ -709,6 +709,39 @@ void requant_half_even_cases() {
   std::printf("%s: requant round half to even (%d ties, %d wrong)\n", bad || !ties ? "FAIL" : "ok", ties, bad);
 }
 
+#if CODESIGN_SIGNED_ACTS
+// The signed path (built with -DCODESIGN_SIGNED_ACTS=1): requant<...>(..., sgn) against the
+// contract's signed clamp [-(act_max + 1), act_max] stored as the low A bits, for every A; and
+// act_value's reading of stored bits (two's complement when signed, else unsigned).
+void requant_signed_cases() {
+  int bad = 0, n = 0;
+  const int64_t mults[] = {1, 3, -1, -7, 4096, -(1 << 22)};
+  for (int s = 1; s <= 30; s += 3)
+    for (int64_t m : mults)
+      for (int64_t b = -50; b <= 50; b += 7)
+        for (int64_t acc = -400; acc <= 400; acc += 3) {
+          const int64_t bias = b * (int64_t(1) << (s > 4 ? s - 4 : 0));
+          const int64_t r = floor_shift(acc * m + bias + (int64_t(1) << (s - 1)), s);
+          for (int sgn = 0; sgn < 2; ++sgn) {
+            const int64_t hi = sgn ? 31 : 63, lo = sgn ? -32 : 0;  // a 6-bit tensor in 8-bit lanes
+            const int64_t want = (r < lo ? lo : r > hi ? hi : r) & 0xFF;
+            const ap_uint<8> got = codesign::requant<32, 8, false>(ap_int<32>(acc), codesign::rq_mult_t(m),
+                                                                   codesign::rq_wide_t(bias), s, ap_uint<8>(hi),
+                                                                   false, sgn);
+            bad += int64_t(got.to_uint()) != want;
+            ++n;
+          }
+        }
+  for (int v = 0; v < 256; ++v) {
+    bad += int(codesign::act_value<8>(ap_uint<8>(v), true)) != (v < 128 ? v : v - 256);
+    bad += int(codesign::act_value<8>(ap_uint<8>(v), false)) != v;
+  }
+  ++g_cases;
+  if (bad) ++g_failures;
+  std::printf("%s: signed requant and act_value (%d values, %d wrong)\n", bad ? "FAIL" : "ok", n, bad);
+}
+#endif
+
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "--bench") return bench(argc >= 3 ? std::atoi(argv[2]) : 224);
   if (argc == 3 && std::string(argv[1]) == "--export") return export_vectors(argv[2]);
@@ -717,6 +750,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   requant_half_even_cases();
+#if CODESIGN_SIGNED_ACTS
+  requant_signed_cases();
+#endif
   explicit_cases<CfgA>("A(4x8,A4,W8,bus64)");
   explicit_cases<CfgB>("B(8x4,A3,W5,bus128)");
   explicit_cases<CfgC>("C(16x16,A8,W4,bus128)");

@@ -16,7 +16,7 @@ mkdir -p "$build"
 cxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$here -I$root/hls_templates/engine"
 gcxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$build/gen -I$root/hls_templates/engine"
 scxx="g++ -std=c++14 -O1 -Wall -Werror -isystem $ap -I$build/gen_small -I$root/hls_templates/engine"
-# The four builds are independent: run them side by side (one per core), each logged, and stop on
+# The five builds are independent: run them side by side (one per core), each logged, and stop on
 # the first that fails with its compiler output.
 build_bg() {  # build_bg NAME COMMAND...: in the background, log in $build/NAME.log
   name=$1; shift
@@ -25,16 +25,20 @@ build_bg() {  # build_bg NAME COMMAND...: in the background, log in $build/NAME.
 rm -f "$build"/*.rc
 echo "== build engine_selftest, testbench (rendered top.cpp + testbench.cpp), csim_api libraries"
 build_bg engine_selftest $cxx "$here/engine_selftest.cpp" -o "$build/engine_selftest"
+# the same self-test with the signed-activation path compiled in (hardware signed_acts): its own
+# signed cases, and every unsigned case unchanged on the signed engine
+build_bg engine_selftest_signed $cxx -DCODESIGN_SIGNED_ACTS=1 "$here/engine_selftest.cpp" -o "$build/engine_selftest_signed"
 build_bg testbench $gcxx "$build/gen/top.cpp" "$build/gen/testbench.cpp" -o "$build/testbench"
 build_bg csim_lib $gcxx -fPIC -shared "$build/gen/top.cpp" "$build/gen/csim_api.cpp" -o "$build/libcodesign_csim.so"
 build_bg csim_lib_small $scxx -fPIC -shared "$build/gen_small/top.cpp" "$build/gen_small/csim_api.cpp" \
   -o "$build/libcodesign_csim_small.so"
 wait
-for name in engine_selftest testbench csim_lib csim_lib_small; do
+for name in engine_selftest engine_selftest_signed testbench csim_lib csim_lib_small; do
   cat "$build/$name.log"
   if [ "$(cat "$build/$name.rc")" != 0 ]; then echo "FAIL: build of $name"; exit 1; fi
 done
 echo "== run engine_selftest"; "$build/engine_selftest"
+echo "== run engine_selftest (signed_acts)"; "$build/engine_selftest_signed"
 "$build/engine_selftest" --export "$build/vectors"
 echo "== testbench on good vectors (must PASS)"; "$build/testbench" "$build/vectors"
 echo "== testbench on corrupted vectors (must fail)"
