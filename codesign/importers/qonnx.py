@@ -27,6 +27,7 @@ from ..errors import CodesignError
 from ..graph import Graph, IRError, Layer, TensorInfo, accumulator_bound, validate
 from ..graph.ir import MAX_BITS, MIN_BITS, requant_constants
 from ..graph.opdef import CHANNEL_RANGE, CONCATENATION, op_def
+from ..ops.conv import Conv1x1
 from ..ops.movement import SHIFT_OFFSETS
 from ..readers import read_onnx
 from .qonnx_ops import DOMAIN as CODESIGN_DOMAIN, SQUARE_DEFORM
@@ -642,7 +643,7 @@ def _finish_head(st: _State, p: _Pending, where: str) -> str:
     """A detector head's output: a dense 1×1 conv with its bias and no quantizer after it, op `conv1x1_head`
     (run by the host): real value = (acc + bias) · out_scale[c], out_scale = s_in · s_w[c], as `codesign export`
     writes it."""
-    if p.op != "conv1x1" or p.relu or p.clip_max is not None or np.any(p.a != 1):
+    if p.op != Conv1x1.name or p.relu or p.clip_max is not None or np.any(p.a != 1):
         raise QonnxImportError(f"{st.path}: graph output '{where}' comes from '{p.node}' ({p.onnx_op}) without an "
                                "output quantizer; supported: outputs that are quantized activations, the "
                                "classifier's logits, or a dense 1×1 conv's (bias, no BN or activation: a head)")
